@@ -1,0 +1,62 @@
+# Makefile of pg_strata (PGXS).
+#
+#   make && make install    build and install strata.so and the SQL files
+#   make demo               set up a fresh Debian 12 machine, show it working
+#   make test               the same set-up, then every suite
+#   make bench              the benchmarks of bench/
+#
+# `make demo`, `make test` and `make bench` install what is missing with
+# apt-get (see scripts/deps.sh), so they need root or sudo.
+
+EXTENSION = strata
+MODULE_big = strata
+OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o
+DATA = $(wildcard sql/strata--*.sql)
+PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare
+
+# pg_regress reads test/<name>.sql and compares with expected/<name>.out
+# (test/expected links to ../expected).
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --outputdir=test/out
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
+
+EXTRA_CLEAN = test/out test/out_iso test/tmp_check
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# Nothing to build with yet: only the set-up targets below work.
+.DEFAULT_GOAL := deps-hint
+deps-hint:
+	@echo "pg_config not found: run 'make deps' (or 'make demo' / 'make test')"
+else
+include $(PGXS)
+endif
+
+.PHONY: deps demo test bench format deps-hint
+
+deps:
+	scripts/deps.sh
+
+demo:
+	scripts/deps.sh
+	scripts/build.sh
+	scripts/demo.sh
+
+test:
+	scripts/deps.sh
+	scripts/build.sh
+	scripts/test.sh
+
+bench:
+	scripts/deps.sh --bench
+	scripts/build.sh
+	bench/run.sh
+
+format:
+	clang-format -i src/*.c src/*.h

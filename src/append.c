@@ -1,0 +1,762 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *	  strata.append(): write events to a stream with an optimistic version
+ *	  check and idempotent event ids; and the trigger that keeps the
+ *	  events table immutable.
+ *
+ * Concurrency: the row of the stream in strata.streams is the stream's
+ * lock.  An append bumps that row's version first (an UPDATE, which waits
+ * for any other appender of the same stream and then sees its result), so
+ * appends to one stream serialize and appends to different streams never
+ * wait for each other.  Global positions come from registry.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "strata.h"
+#include "append.h"
+#include "registry.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(strata_append);
+PG_FUNCTION_INFO_V1(strata_forbid_change);
+
+/* One event of an append call, validated */
+typedef struct AppendEvent
+{
+	char	   *type;
+	Jsonb	   *data;
+	Jsonb	   *metadata;
+	pg_uuid_t	id;
+	bool		has_id;			/* the caller gave the id */
+} AppendEvent;
+
+/* Saved plans, prepared on first use in each backend */
+static SPIPlanPtr plan_bump = NULL;
+static SPIPlanPtr plan_create = NULL;
+static SPIPlanPtr plan_reset = NULL;
+static SPIPlanPtr plan_ids = NULL;
+static SPIPlanPtr plan_insert_one = NULL;
+static SPIPlanPtr plan_insert_many = NULL;
+
+/*
+ * Parse a UUID in its canonical 8-4-4-4-12 form or as 32 hex digits.
+ * Returns false when the text is not one.
+ */
+static bool
+append_parse_uuid(const char *s, int len, pg_uuid_t *out)
+{
+	int			nhex = 0;
+
+	for (int i = 0; i < len; i++)
+	{
+		int			v;
+		char		c = s[i];
+
+		if (c == '-' && nhex > 0 && nhex < 32 && nhex % 4 == 0 &&
+			(len == 36 ? (i == 8 || i == 13 || i == 18 || i == 23) : false))
+			continue;
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v = c - 'A' + 10;
+		else
+			return false;
+		if (nhex >= 32)
+			return false;
+		if (nhex % 2 == 0)
+			out->data[nhex / 2] = (unsigned char) (v << 4);
+		else
+			out->data[nhex / 2] |= (unsigned char) v;
+		nhex++;
+	}
+	return nhex == 32 && (len == 32 || len == 36);
+}
+
+/*
+ * Fill 'id' with a version 7 UUID: 48 bits of Unix time in milliseconds,
+ * then random bits.  Time-ordered ids keep the id index append-mostly.
+ */
+static void
+append_generate_uuid(pg_uuid_t *id)
+{
+	uint64		ms = (uint64) ((GetCurrentTimestamp() / 1000) +
+							   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+							   SECS_PER_DAY * 1000);
+
+	if (!pg_strong_random(id->data + 6, UUID_LEN - 6))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	for (int i = 0; i < 6; i++)
+		id->data[i] = (unsigned char) (ms >> (40 - 8 * i));
+	id->data[6] = (id->data[6] & 0x0f) | 0x70;	/* version 7 */
+	id->data[8] = (id->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+}
+
+static Jsonb *
+append_empty_object(void)
+{
+	JsonbValue	obj;
+
+	obj.type = jbvObject;
+	obj.val.object.nPairs = 0;
+	obj.val.object.pairs = NULL;
+	return JsonbValueToJsonb(&obj);
+}
+
+static JsonbValue *
+append_find_key(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+/* Name the first key of an event object that append does not know. */
+static void
+append_reject_unknown_key(JsonbContainer *obj, int index)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		if ((v.val.string.len == 4 &&
+			 (strncmp(v.val.string.val, "type", 4) == 0 ||
+			  strncmp(v.val.string.val, "data", 4) == 0)) ||
+			(v.val.string.len == 8 &&
+			 strncmp(v.val.string.val, "metadata", 8) == 0) ||
+			(v.val.string.len == 2 && strncmp(v.val.string.val, "id", 2) == 0))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown key \"%.*s\" in events[%d]",
+						v.val.string.len, v.val.string.val, index),
+				 errhint("An event object has the keys \"type\", \"data\", "
+						 "\"metadata\" and \"id\".")));
+	}
+}
+
+/* Validate one event object and fill 'ev'. */
+static void
+append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
+{
+	JsonbValue *v;
+	int			known = 0;
+	Size		size;
+
+	/* type: a non-empty string */
+	v = append_find_key(obj, "type");
+	if (v == NULL || v->type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events[%d] has no type", index),
+				 errhint("Give every event a \"type\", for example "
+						 "{\"type\": \"Deposited\", \"data\": {...}}.")));
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("type of events[%d] must be a string", index)));
+	ev->type = stream_validate_name(v->val.string.val, v->val.string.len,
+									"event type", EVENT_TYPE_MAX_BYTES);
+	known++;
+
+	/* data: any JSON value, {} when absent */
+	v = append_find_key(obj, "data");
+	if (v != NULL)
+	{
+		ev->data = JsonbValueToJsonb(v);
+		known++;
+	}
+	else
+		ev->data = append_empty_object();
+
+	/* metadata: an object, {} when absent or null */
+	v = append_find_key(obj, "metadata");
+	if (v != NULL)
+	{
+		known++;
+		if (v->type == jbvNull)
+			ev->metadata = append_empty_object();
+		else if (v->type == jbvBinary &&
+				 JsonContainerIsObject(v->val.binary.data))
+			ev->metadata = JsonbValueToJsonb(v);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("metadata of events[%d] must be a JSON object",
+							index)));
+	}
+	else
+		ev->metadata = append_empty_object();
+
+	/* id: a UUID string; generated when absent or null */
+	v = append_find_key(obj, "id");
+	ev->has_id = false;
+	if (v != NULL)
+	{
+		known++;
+		if (v->type == jbvString)
+		{
+			if (!append_parse_uuid(v->val.string.val, v->val.string.len,
+								   &ev->id))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("invalid id in events[%d]", index),
+						 errdetail("\"%.*s\" is not a UUID.",
+								   Min(v->val.string.len, 64),
+								   v->val.string.val),
+						 errhint("Give ids as UUID strings, for example "
+								 "\"0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b\".")));
+			ev->has_id = true;
+		}
+		else if (v->type != jbvNull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid id in events[%d]", index),
+					 errdetail("The id is not a string.")));
+	}
+	if (!ev->has_id)
+		append_generate_uuid(&ev->id);
+
+	if (JsonContainerSize(obj) > known)
+		append_reject_unknown_key(obj, index);
+
+	size = strlen(ev->type) + VARSIZE(ev->data) + VARSIZE(ev->metadata);
+	if (size > (Size) strata_max_event_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("events[%d] is too large", index),
+				 errdetail("The event takes %zu bytes; strata.max_event_size "
+						   "is %d bytes.", size, strata_max_event_size),
+				 errhint("Store large payloads elsewhere and reference them, "
+						 "or raise strata.max_event_size.")));
+}
+
+/*
+ * Turn the events argument (an array of event objects, or one object)
+ * into validated AppendEvents.  Returns their number.
+ */
+static int
+append_parse_events(Jsonb *events, AppendEvent **out)
+{
+	int			count;
+	AppendEvent *evs;
+
+	if (JB_ROOT_IS_SCALAR(events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array or object"),
+				 errhint("Pass an array of event objects, or one event "
+						 "object.")));
+
+	if (JB_ROOT_IS_OBJECT(events))
+	{
+		evs = palloc0(sizeof(AppendEvent));
+		append_parse_event(&events->root, 0, evs);
+		*out = evs;
+		return 1;
+	}
+
+	count = JB_ROOT_COUNT(events);
+	if (count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must not be an empty array")));
+
+	evs = palloc0(sizeof(AppendEvent) * count);
+	for (int i = 0; i < count; i++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(&events->root, i);
+
+		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("events[%d] must be a JSON object", i)));
+		append_parse_event(v->val.binary.data, i, &evs[i]);
+
+		for (int j = 0; j < i; j++)
+			if (evs[i].has_id && evs[j].has_id &&
+				memcmp(evs[i].id.data, evs[j].id.data, UUID_LEN) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("events[%d] repeats the id of events[%d]",
+								i, j),
+						 errdetail("Every event needs its own id.")));
+	}
+
+	*out = evs;
+	return count;
+}
+
+static int64
+append_expected_arg(FunctionCallInfo fcinfo)
+{
+	int64		expected;
+
+	if (PG_ARGISNULL(2))
+		return APPEND_EXPECT_ANY;
+	expected = PG_GETARG_INT64(2);
+	if (expected < APPEND_EXPECT_STREAM_EXISTS || expected == -3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid expected version %lld",
+						(long long) expected),
+				 errhint("Use NULL or -2 (any), -1 (no stream), "
+						 "-4 (stream exists) or a version >= 0.")));
+	return expected;
+}
+
+static bool
+append_expected_matches(int64 expected, int64 current)
+{
+	switch (expected)
+	{
+		case APPEND_EXPECT_ANY:
+			return true;
+		case APPEND_EXPECT_NO_STREAM:
+			return current == -1;
+		case APPEND_EXPECT_STREAM_EXISTS:
+			return current >= 0;
+		default:
+			return current == expected;
+	}
+}
+
+static const char *
+append_expected_text(int64 expected)
+{
+	switch (expected)
+	{
+		case APPEND_EXPECT_ANY:
+			return "-2 (any)";
+		case APPEND_EXPECT_NO_STREAM:
+			return "-1 (no stream)";
+		case APPEND_EXPECT_STREAM_EXISTS:
+			return "-4 (stream exists)";
+		default:
+			return psprintf(INT64_FORMAT, expected);
+	}
+}
+
+/*
+ * Lock the stream's row, raising its version by 'count' (or creating it),
+ * and return the version the stream had before.  *existed tells whether
+ * the row was there.  The UPDATE waits for a concurrent appender of the
+ * same stream and, in READ COMMITTED, then sees its committed version.
+ */
+static int64
+append_lock_stream(Datum stream, int count, bool *existed)
+{
+	Oid			bump_types[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+
+	args[0] = stream;
+
+	for (int attempt = 0;; attempt++)
+	{
+		int			ret;
+
+		args[1] = Int64GetDatum(count);
+		ret = SPI_execute_plan(strata_prepare(&plan_bump,
+											  "UPDATE strata.streams SET version = version OPERATOR(pg_catalog.+) $2 "
+											  "WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version",
+											  2, bump_types),
+							   args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "could not lock stream: %s",
+				 SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			int64		newv;
+
+			newv = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1,
+											   &isnull));
+			*existed = true;
+			return newv - count;
+		}
+
+		/* No row: create it with the version it will have */
+		args[1] = Int64GetDatum((int64) count - 1);
+		ret = SPI_execute_plan(strata_prepare(&plan_create,
+											  "INSERT INTO strata.streams (stream, version) VALUES ($1, $2) "
+											  "ON CONFLICT (stream) DO NOTHING",
+											  2, bump_types),
+							   args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not create stream: %s",
+				 SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			*existed = false;
+			return -1;
+		}
+
+		/*
+		 * A concurrent append created the stream and committed between our
+		 * UPDATE and INSERT; the next UPDATE will see it.  Under REPEATABLE
+		 * READ the INSERT raises a serialization failure instead, so this
+		 * cannot loop for long.
+		 */
+		if (attempt >= 100)
+			elog(ERROR, "could not lock stream after %d attempts", attempt);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * If some of the events' ids are already stored, decide between an
+ * idempotent retry (all of them stored, in order, at consecutive versions
+ * of this stream, where this call's expected version would have put them)
+ * and a conflict (ST002).  Returns true and sets *version to the version
+ * of the last stored event for a retry; false when no id is stored.
+ */
+static bool
+append_check_ids(const char *stream, AppendEvent *evs, int count,
+				 int64 expected, int64 *version)
+{
+	Oid			argtypes[1] = {UUIDARRAYOID};
+	Datum	   *ids = palloc(sizeof(Datum) * count);
+	int			nids = 0;
+	Datum		arg;
+	int			ret;
+	int64		first = -1;
+	int			matched = 0;
+
+	for (int i = 0; i < count; i++)
+		if (evs[i].has_id)
+			ids[nids++] = UUIDPGetDatum(&evs[i].id);
+	if (nids == 0)
+		return false;
+
+	arg = PointerGetDatum(construct_array(ids, nids, UUIDOID, UUID_LEN,
+										  false, TYPALIGN_CHAR));
+	ret = SPI_execute_plan(strata_prepare(&plan_ids,
+										  "SELECT id, stream, version FROM strata.events "
+										  "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+										  1, argtypes),
+						   &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look up event ids: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		pg_uuid_t  *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *s = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		int64		v = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		int			k;
+
+		for (k = 0; k < count; k++)
+			if (evs[k].has_id && memcmp(evs[k].id.data, id->data, UUID_LEN) == 0)
+				break;
+		Assert(k < count);
+
+		if (strcmp(s, stream) != 0 || (r > 0 && v - k != first) ||
+			(r == 0 && v - k < 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+					 errmsg("event id %s is already used by another event",
+							DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(id)))),
+					 errdetail("The id is stored in stream \"%s\" at version "
+							   INT64_FORMAT ".", s, v),
+					 errhint("Give each event a new id; reuse an id only to "
+							 "retry the very same append.")));
+		if (r == 0)
+			first = v - k;
+		matched++;
+	}
+
+	/* Some ids of the batch stored, others not: not a retry */
+	if (matched != count)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+				 errmsg("append to stream \"%s\" partly repeats stored events",
+						stream),
+				 errdetail("%d of the %d events are already stored at "
+						   "versions from " INT64_FORMAT "; the others are "
+						   "new or have no id.",
+						   matched, count, first),
+				 errhint("Retry an append with exactly the same events, or "
+						 "give the new events new ids.")));
+
+	/* The whole batch is stored: a retry, if the expected version fits */
+	if (!append_expected_matches(expected, first - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
+				 errmsg("wrong expected version for stream \"%s\"", stream),
+				 errdetail("Expected version %s; the events of this append "
+						   "are already stored after version " INT64_FORMAT
+						   ".",
+						   append_expected_text(expected), first - 1)));
+
+	*version = first + count - 1;
+	return true;
+}
+
+/* Put the stream's version back after an idempotent retry bumped it. */
+static void
+append_reset_stream(Datum stream, int64 version)
+{
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	Datum		args[2] = {stream, Int64GetDatum(version)};
+	int			ret;
+
+	ret = SPI_execute_plan(strata_prepare(&plan_reset,
+										  "UPDATE strata.streams SET version = $2 "
+										  "WHERE stream OPERATOR(pg_catalog.=) $1",
+										  2, argtypes),
+						   args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not reset stream version: %s",
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * Insert the events with their positions and versions.  A unique
+ * violation on the id index means an id was taken by a concurrent append
+ * to another stream: reported as ST002 like the ids found beforehand.
+ */
+static void
+append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
+			  int64 first_version)
+{
+	int64	   *positions = palloc(sizeof(int64) * count);
+	Datum		recorded = TimestampTzGetDatum(GetCurrentTimestamp());
+	MemoryContext oldcxt = CurrentMemoryContext;
+	int			ret;
+
+	registry_allocate_positions(strata_relid("_position_seq"), count,
+								positions);
+
+	PG_TRY();
+	{
+		if (count == 1)
+		{
+			Oid			types[9] = {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID,
+			JSONBOID, JSONBOID, TIMESTAMPTZOID, TEXTOID};
+			Datum		args[9];
+
+			args[0] = Int64GetDatum(positions[0]);
+			args[1] = stream;
+			args[2] = Int64GetDatum(first_version);
+			args[3] = UUIDPGetDatum(&evs[0].id);
+			args[4] = CStringGetTextDatum(evs[0].type);
+			args[5] = JsonbPGetDatum(evs[0].data);
+			args[6] = JsonbPGetDatum(evs[0].metadata);
+			args[7] = recorded;
+			args[8] = category;
+			ret = SPI_execute_plan(strata_prepare(&plan_insert_one,
+												  "INSERT INTO strata.events (position, stream, version, id, "
+												  "type, data, metadata, recorded_at, category) "
+												  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+												  9, types),
+								   args, NULL, false, 0);
+		}
+		else
+		{
+			Oid			types[9] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8ARRAYOID,
+			INT8ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+			Datum		args[9];
+			Datum	   *pos = palloc(sizeof(Datum) * count);
+			Datum	   *ver = palloc(sizeof(Datum) * count);
+			Datum	   *ids = palloc(sizeof(Datum) * count);
+			Datum	   *typ = palloc(sizeof(Datum) * count);
+			Datum	   *dat = palloc(sizeof(Datum) * count);
+			Datum	   *met = palloc(sizeof(Datum) * count);
+
+			for (int i = 0; i < count; i++)
+			{
+				pos[i] = Int64GetDatum(positions[i]);
+				ver[i] = Int64GetDatum(first_version + i);
+				ids[i] = UUIDPGetDatum(&evs[i].id);
+				typ[i] = CStringGetTextDatum(evs[i].type);
+				dat[i] = JsonbPGetDatum(evs[i].data);
+				met[i] = JsonbPGetDatum(evs[i].metadata);
+			}
+			args[0] = stream;
+			args[1] = recorded;
+			args[2] = category;
+			args[3] = PointerGetDatum(construct_array(pos, count, INT8OID, 8,
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[4] = PointerGetDatum(construct_array(ver, count, INT8OID, 8,
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[5] = PointerGetDatum(construct_array(ids, count, UUIDOID,
+													  UUID_LEN, false,
+													  TYPALIGN_CHAR));
+			args[6] = PointerGetDatum(construct_array(typ, count, TEXTOID, -1,
+													  false, TYPALIGN_INT));
+			args[7] = PointerGetDatum(construct_array(dat, count, JSONBOID, -1,
+													  false, TYPALIGN_INT));
+			args[8] = PointerGetDatum(construct_array(met, count, JSONBOID, -1,
+													  false, TYPALIGN_INT));
+			ret = SPI_execute_plan(strata_prepare(&plan_insert_many,
+												  "INSERT INTO strata.events (position, stream, version, id, "
+												  "type, data, metadata, recorded_at, category) "
+												  "SELECT u.p, $1, u.v, u.i, u.t, u.d, u.m, $2, $3 "
+												  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), "
+												  "pg_catalog.unnest($6), pg_catalog.unnest($7), "
+												  "pg_catalog.unnest($8), pg_catalog.unnest($9)) "
+												  "AS u(p, v, i, t, d, m)",
+												  9, types),
+								   args, NULL, false, 0);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION ||
+			edata->constraint_name == NULL ||
+			strcmp(edata->constraint_name, "events_id_key") != 0)
+			PG_RE_THROW();
+
+		/* We are about to throw: no work is done after catching. */
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+				 errmsg("event id is already used by another event"),
+				 errdetail("%s", edata->detail ? edata->detail :
+						   "A concurrent append stored the same id."),
+				 errhint("Give each event a new id; reuse an id only to "
+						 "retry the very same append.")));
+	}
+	PG_END_TRY();
+
+	if (ret != SPI_OK_INSERT || SPI_processed != (uint64) count)
+		elog(ERROR, "could not insert events: %s",
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * strata.append(stream text, events jsonb, expected_version bigint)
+ * RETURNS bigint: append events to a stream atomically and return the
+ * stream's new version.  See docs/api.md for the contract.
+ */
+Datum
+strata_append(PG_FUNCTION_ARGS)
+{
+	char	   *stream;
+	char	   *category;
+	Datum		stream_d;
+	int64		expected;
+	AppendEvent *evs;
+	int			count;
+	int64		current;
+	int64		version;
+	bool		existed;
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("events must not be null")));
+
+	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
+	expected = append_expected_arg(fcinfo);
+	count = append_parse_events(PG_GETARG_JSONB_P(1), &evs);
+
+	PreventCommandIfReadOnly("strata.append()");
+	PreventCommandIfParallelMode("strata.append()");
+
+	stream_d = CStringGetTextDatum(stream);
+
+	SPI_connect();
+
+	current = append_lock_stream(stream_d, count, &existed);
+
+	if (append_check_ids(stream, evs, count, expected, &version))
+	{
+		/* An idempotent retry: write nothing */
+		if (existed)
+			append_reset_stream(stream_d, current);
+		SPI_finish();
+		PG_RETURN_INT64(version);
+	}
+
+	if (!append_expected_matches(expected, current))
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
+				 errmsg("wrong expected version for stream \"%s\"", stream),
+				 errdetail("Expected version %s, actual version "
+						   INT64_FORMAT ".",
+						   append_expected_text(expected), current),
+				 errhint("Reload the stream and decide again, or append "
+						 "with expected version NULL (any).")));
+
+	append_insert(stream_d, CStringGetTextDatum(category), evs, count,
+				  current + 1);
+
+	SPI_finish();
+	PG_RETURN_INT64(current + count);
+}
+
+/*
+ * Statement trigger on strata.events: events are immutable, so UPDATE,
+ * DELETE and TRUNCATE are refused.
+ */
+Datum
+strata_forbid_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *op = "change";
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("strata._forbid_change() must be called as a trigger")));
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		op = "TRUNCATE";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_STRATA_IMMUTABLE_EVENTS),
+			 errmsg("%s of %s is not allowed", op,
+					RelationGetRelationName(trigdata->tg_relation)),
+			 errdetail("Events are immutable: the event log only grows."),
+			 errhint("Append a compensating event instead.")));
+	PG_RETURN_NULL();
+}

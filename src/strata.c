@@ -1,0 +1,139 @@
+/*-------------------------------------------------------------------------
+ *
+ * strata.c
+ *	  Entry point of pg_strata: _PG_init, the GUCs, and the check that the
+ *	  library was preloaded.
+ *
+ * The extension keeps a registry of in-flight appends in shared memory
+ * (see registry.c), so it must be loaded through shared_preload_libraries.
+ * Loaded any other way, every SQL function refuses to run with a hint
+ * that says what to set.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "strata.h"
+#include "registry.h"
+
+PG_MODULE_MAGIC;
+
+bool		strata_preloaded = false;
+int			strata_max_event_size = 1024 * 1024;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(strata_check_preload);
+
+/*
+ * Define the GUCs and, when preloaded, the shared memory and the hooks.
+ */
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	DefineCustomIntVariable("strata.max_event_size",
+							"Largest event accepted by strata.append.",
+							"The size of an event is the size of its type, "
+							"data and metadata.",
+							&strata_max_event_size,
+							1024 * 1024,
+							64,
+							256 * 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("strata");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	strata_preloaded = true;
+	registry_init();
+}
+
+/*
+ * Raise a clear error when the library was not preloaded: without the
+ * shared registry, reads could not keep their ordering promise.
+ */
+void
+strata_require_preload(void)
+{
+	if (likely(strata_preloaded))
+		return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("pg_strata must be loaded via shared_preload_libraries"),
+			 errdetail("The extension keeps its registry of in-flight appends "
+					   "in shared memory, which is only set up at server "
+					   "start."),
+			 errhint("Add 'strata' to shared_preload_libraries in "
+					 "postgresql.conf and restart the server.")));
+}
+
+/*
+ * strata._check_preload(): called by the install script so that CREATE
+ * EXTENSION fails early with the same hint.
+ */
+Datum
+strata_check_preload(PG_FUNCTION_ARGS)
+{
+	strata_require_preload();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Return the saved SPI plan in *cache, preparing and keeping it on first
+ * use.  Queries name every object with its schema and every operator with
+ * OPERATOR(pg_catalog.x), so a caller's search_path cannot change them.
+ * Must be called between SPI_connect and SPI_finish.
+ */
+SPIPlanPtr
+strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (*cache != NULL)
+		return *cache;
+
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	*cache = plan;
+	return plan;
+}
+
+/*
+ * OID of a relation of the extension's schema.  Looked up on each call
+ * (two syscache probes) so that DROP and CREATE EXTENSION in the same
+ * session never leave a stale OID behind.
+ */
+Oid
+strata_relid(const char *relname)
+{
+	Oid			nspid = get_namespace_oid(STRATA_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nspid);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("relation \"%s.%s\" does not exist",
+						STRATA_SCHEMA, relname),
+				 errhint("Reinstall the extension with DROP EXTENSION "
+						 "strata and CREATE EXTENSION strata.")));
+	return relid;
+}
