@@ -21,12 +21,17 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 
 # pg_regress reads test/<name>.sql and compares with expected/<name>.out
 # (test/expected links to ../expected).
-REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS = setup append expected_version idempotency bad_input reads \
+	immutability transactions privileges
 REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
 EXTRA_CLEAN = test/out test/out_iso test/tmp_check
+
+# TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
+# user: initdb refuses root.  scripts/test.sh does that.
+PROVE_TESTS = test/t/*.pl
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
@@ -38,7 +43,10 @@ else
 include $(PGXS)
 endif
 
-.PHONY: deps demo test bench format deps-hint
+.PHONY: deps demo test bench format deps-hint tap
+
+tap:
+	$(prove_installcheck)
 
 deps:
 	scripts/deps.sh

@@ -25,6 +25,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -183,7 +184,8 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("type of events[%d] must be a string", index)));
 	ev->type = stream_validate_name(v->val.string.val, v->val.string.len,
-									"event type", EVENT_TYPE_MAX_BYTES);
+									psprintf("type of events[%d]", index),
+									EVENT_TYPE_MAX_BYTES);
 	known++;
 
 	/* data: any JSON value, {} when absent */
@@ -754,7 +756,8 @@ strata_forbid_change(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_STRATA_IMMUTABLE_EVENTS),
-			 errmsg("%s of %s is not allowed", op,
+			 errmsg("%s of %s.%s is not allowed", op,
+					get_namespace_name(RelationGetNamespace(trigdata->tg_relation)),
 					RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("Events are immutable: the event log only grows."),
 			 errhint("Append a compensating event instead.")));

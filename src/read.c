@@ -3,6 +3,11 @@
  * read.c
  *	  Reads of the event log.
  *
+ * Each read is one forward scan of one index of strata.events, run here
+ * rather than through the planner, so it is a range scan whatever the
+ * statistics say (a generic plan once chose the primary key and a filter
+ * for read_category).
+ *
  * read_stream() reads one stream by version under the caller's snapshot:
  * versions of a stream are written in order (each append waits for the
  * previous one), so a stream never shows a gap.
@@ -17,13 +22,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xlog.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
@@ -35,10 +46,6 @@
 PG_FUNCTION_INFO_V1(strata_read_stream);
 PG_FUNCTION_INFO_V1(strata_read_all);
 PG_FUNCTION_INFO_V1(strata_read_category);
-
-static SPIPlanPtr plan_stream = NULL;
-static SPIPlanPtr plan_all = NULL;
-static SPIPlanPtr plan_category = NULL;
 
 static int32
 read_max_count_arg(FunctionCallInfo fcinfo, int argno)
@@ -81,35 +88,93 @@ read_refuse_in_recovery(const char *func)
 						 "strata.read_stream works on a standby.")));
 }
 
+/* Fill a btree scan key on column 'attno' of index 'index'. */
+static void
+read_key(ScanKey key, Relation index, AttrNumber attno,
+		 StrategyNumber strategy, RegProcedure proc, Datum arg)
+{
+	ScanKeyEntryInitialize(key, 0, attno, strategy, InvalidOid,
+						   index->rd_indcollation[attno - 1], proc, arg);
+}
+
 /*
- * Run 'plan' and return its rows as the function's result set.  With a
- * snapshot, the plan runs under it instead of the current one.
+ * Scan index 'indexname' of strata.events forward with 'nkeys' keys built
+ * by 'build' and return up to 'max_count' rows as the function's result
+ * set.  The caller's privileges are checked as a SELECT would check them.
  */
-static Datum
-read_run(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args,
-		 Snapshot snapshot)
+static void
+read_scan(FunctionCallInfo fcinfo, const char *indexname, int max_count,
+		  Snapshot snapshot,
+		  int (*build) (ScanKey keys, Relation index, Datum *args),
+		  Datum *args)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			ret;
+	Oid			relid = strata_relid("events");
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[3];
+	int			nkeys;
+	int			n = 0;
+	AclResult	aclresult;
+
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "events");
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("row-level security on strata.events is not supported")));
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	if (snapshot != InvalidSnapshot)
-		ret = SPI_execute_snapshot(plan, args, NULL, snapshot,
-								   InvalidSnapshot, true, false, 0);
-	else
-		ret = SPI_execute_plan(plan, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read events: %s", SPI_result_code_string(ret));
+	rel = table_open(relid, AccessShareLock);
+	index = index_open(strata_relid(indexname), AccessShareLock);
+	nkeys = build(keys, index, args);
 
-	if (SPI_tuptable->tupdesc->natts != rsinfo->setDesc->natts)
-		elog(ERROR, "strata.events has %d columns, its row type %d",
-			 SPI_tuptable->tupdesc->natts, rsinfo->setDesc->natts);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (n < max_count && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		n++;
+		CHECK_FOR_INTERRUPTS();
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
 
-	for (uint64 i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+/* stream = args[0] AND version >= args[1] on (stream, version) */
+static int
+read_stream_keys(ScanKey keys, Relation index, Datum *args)
+{
+	read_key(&keys[0], index, 1, BTEqualStrategyNumber, F_TEXTEQ, args[0]);
+	read_key(&keys[1], index, 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+			 args[1]);
+	return 2;
+}
 
-	return (Datum) 0;
+/* position > args[0] AND position < args[1] on (position) */
+static int
+read_all_keys(ScanKey keys, Relation index, Datum *args)
+{
+	read_key(&keys[0], index, 1, BTGreaterStrategyNumber, F_INT8GT, args[0]);
+	read_key(&keys[1], index, 1, BTLessStrategyNumber, F_INT8LT, args[1]);
+	return 2;
+}
+
+/* category = args[0] AND position > args[1] AND < args[2] */
+static int
+read_category_keys(ScanKey keys, Relation index, Datum *args)
+{
+	read_key(&keys[0], index, 1, BTEqualStrategyNumber, F_TEXTEQ, args[0]);
+	read_key(&keys[1], index, 2, BTGreaterStrategyNumber, F_INT8GT, args[1]);
+	read_key(&keys[2], index, 2, BTLessStrategyNumber, F_INT8LT, args[2]);
+	return 3;
 }
 
 /*
@@ -119,57 +184,38 @@ read_run(FunctionCallInfo fcinfo, SPIPlanPtr plan, Datum *args,
 Datum
 strata_read_stream(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {TEXTOID, INT8OID, INT4OID};
-	Datum		args[3];
-	char	   *stream;
+	Datum		args[2];
+	int32		max_count;
 
 	strata_require_preload();
-	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), NULL);
-	args[0] = CStringGetTextDatum(stream);
+	args[0] = CStringGetTextDatum(stream_name_arg(PG_GETARG_TEXT_PP(0), NULL));
 	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "from_version"));
-	args[2] = Int32GetDatum(read_max_count_arg(fcinfo, 2));
+	max_count = read_max_count_arg(fcinfo, 2);
 
-	SPI_connect();
-	read_run(fcinfo,
-			 strata_prepare(&plan_stream,
-							"SELECT * FROM strata.events "
-							"WHERE stream OPERATOR(pg_catalog.=) $1 "
-							"AND version OPERATOR(pg_catalog.>=) $2 "
-							"ORDER BY version LIMIT $3",
-							3, argtypes),
-			 args, InvalidSnapshot);
-	SPI_finish();
+	read_scan(fcinfo, "events_stream_version_key", max_count,
+			  GetActiveSnapshot(), read_stream_keys, args);
 	return (Datum) 0;
 }
 
 /*
  * strata.read_all(after_position bigint, max_count int): committed
- * events after a position, in position order, up to the horizon.
+ * events after a position, in position order, below the horizon.
  */
 Datum
 strata_read_all(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {INT8OID, INT8OID, INT4OID};
-	Datum		args[3];
+	Datum		args[2];
+	int32		max_count;
 	Snapshot	snapshot;
 
 	strata_require_preload();
 	args[0] = Int64GetDatum(read_nonnegative_arg(fcinfo, 0, "after_position"));
-	args[2] = Int32GetDatum(read_max_count_arg(fcinfo, 1));
+	max_count = read_max_count_arg(fcinfo, 1);
 	read_refuse_in_recovery("strata.read_all()");
 
-	SPI_connect();
 	args[1] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_run(fcinfo,
-			 strata_prepare(&plan_all,
-							"SELECT * FROM strata.events "
-							"WHERE position OPERATOR(pg_catalog.>) $1 "
-							"AND position OPERATOR(pg_catalog.<) $2 "
-							"ORDER BY position LIMIT $3",
-							3, argtypes),
-			 args, snapshot);
+	read_scan(fcinfo, "events_pkey", max_count, snapshot, read_all_keys, args);
 	UnregisterSnapshot(snapshot);
-	SPI_finish();
 	return (Datum) 0;
 }
 
@@ -180,8 +226,8 @@ strata_read_all(PG_FUNCTION_ARGS)
 Datum
 strata_read_category(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[4] = {TEXTOID, INT8OID, INT8OID, INT4OID};
-	Datum		args[4];
+	Datum		args[3];
+	int32		max_count;
 	Snapshot	snapshot;
 	text	   *arg = PG_GETARG_TEXT_PP(0);
 	char	   *category;
@@ -198,21 +244,12 @@ strata_read_category(PG_FUNCTION_ARGS)
 				 errhint("To read one stream, use strata.read_stream.")));
 	args[0] = CStringGetTextDatum(category);
 	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "after_position"));
-	args[3] = Int32GetDatum(read_max_count_arg(fcinfo, 2));
+	max_count = read_max_count_arg(fcinfo, 2);
 	read_refuse_in_recovery("strata.read_category()");
 
-	SPI_connect();
 	args[2] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_run(fcinfo,
-			 strata_prepare(&plan_category,
-							"SELECT * FROM strata.events "
-							"WHERE category OPERATOR(pg_catalog.=) $1 "
-							"AND position OPERATOR(pg_catalog.>) $2 "
-							"AND position OPERATOR(pg_catalog.<) $3 "
-							"ORDER BY position LIMIT $4",
-							4, argtypes),
-			 args, snapshot);
+	read_scan(fcinfo, "events_category_position_idx", max_count, snapshot,
+			  read_category_keys, args);
 	UnregisterSnapshot(snapshot);
-	SPI_finish();
 	return (Datum) 0;
 }
