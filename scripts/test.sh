@@ -27,12 +27,23 @@ count_regress() {
 # count "file .. ok" / "file .. <anything else>" lines of prove output
 count_prove() {
 	local p f
-	p=$(grep -cE '^[^ ]+\.(pl|sql) \.+ ok' "$1")
-	f=$(grep -E '^[^ ]+\.(pl|sql) \.+ ' "$1" | grep -cvE '\.+ ok')
+	p=$(grep -cE '^(\[[0-9:]+\] )?[^ ]+\.(pl|sql) \.+ ok' "$1")
+	f=$(grep -E '^(\[[0-9:]+\] )?[^ ]+\.(pl|sql) \.+ ' "$1" | grep -cvE '\.+ ok')
 	passed=$((passed + p))
 	failed=$((failed + f))
 	echo "$2: $p passed, $f failed"
 }
+
+# a runner that failed without a failing test line (it crashed, or could
+# not start) counts as one failure
+guard() {
+	if ! grep -q "$2" "$1" && [ "$failed" -eq "$failed_before" ]; then
+		echo "$3: the runner failed outside any test (see $1)"
+		failed=$((failed + 1))
+	fi
+	failed_before=$failed
+}
+failed_before=0
 
 echo "== pg_regress, isolation and pgTAP in a throwaway cluster"
 # shellcheck disable=SC2086
@@ -47,6 +58,7 @@ pg_virtualenv $PGV_OPTS bash -c '
 cat "$LOG/installcheck.log" 2>/dev/null | grep -E '\.\.\. |tests|exit' || true
 if [ -f "$LOG/installcheck.log" ]; then
 	count_regress "$LOG/installcheck.log" "pg_regress+isolation"
+	guard "$LOG/installcheck.log" "installcheck exit 0" "pg_regress+isolation"
 	grep -q "installcheck exit 0" "$LOG/installcheck.log" ||
 		{ [ -f test/out/regression.diffs ] && head -100 test/out/regression.diffs; \
 		  [ -f test/out_iso/regression.diffs ] && head -100 test/out_iso/regression.diffs; }
@@ -56,6 +68,7 @@ fi
 if [ -f "$LOG/pgtap.log" ]; then
 	cat "$LOG/pgtap.log"
 	count_prove "$LOG/pgtap.log" "pgTAP"
+	guard "$LOG/pgtap.log" "pg_prove exit 0" "pgTAP"
 else
 	echo "pgTAP did not run"; failed=$((failed + 1))
 fi
@@ -74,6 +87,7 @@ else
 fi
 cat "$LOG/tap.log"
 count_prove "$LOG/tap.log" "TAP"
+guard "$LOG/tap.log" "Result: PASS" "TAP"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
