@@ -41,11 +41,11 @@ PG_FUNCTION_INFO_V1(strata_forbid_change);
 /* One event of an append call, validated */
 typedef struct AppendEvent
 {
-	char	   *type;
-	Jsonb	   *data;
-	Jsonb	   *metadata;
-	pg_uuid_t	id;
-	bool		has_id;			/* the caller gave the id */
+	char	 *type;
+	Jsonb	 *data;
+	Jsonb	 *metadata;
+	pg_uuid_t id;
+	bool	  has_id; /* the caller gave the id */
 } AppendEvent;
 
 /* Saved plans, prepared on first use in each backend */
@@ -63,12 +63,12 @@ static SPIPlanPtr plan_insert_many = NULL;
 static bool
 append_parse_uuid(const char *s, int len, pg_uuid_t *out)
 {
-	int			nhex = 0;
+	int nhex = 0;
 
 	for (int i = 0; i < len; i++)
 	{
-		int			v;
-		char		c = s[i];
+		int	 v;
+		char c = s[i];
 
 		if (c == '-' && nhex > 0 && nhex < 32 && nhex % 4 == 0 &&
 			(len == 36 ? (i == 8 || i == 13 || i == 18 || i == 23) : false))
@@ -99,24 +99,23 @@ append_parse_uuid(const char *s, int len, pg_uuid_t *out)
 static void
 append_generate_uuid(pg_uuid_t *id)
 {
-	uint64		ms = (uint64) ((GetCurrentTimestamp() / 1000) +
-							   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
-							   SECS_PER_DAY * 1000);
+	uint64 ms = (uint64) ((GetCurrentTimestamp() / 1000) +
+						  (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+							  SECS_PER_DAY * 1000);
 
 	if (!pg_strong_random(id->data + 6, UUID_LEN - 6))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not generate random values")));
 	for (int i = 0; i < 6; i++)
 		id->data[i] = (unsigned char) (ms >> (40 - 8 * i));
-	id->data[6] = (id->data[6] & 0x0f) | 0x70;	/* version 7 */
-	id->data[8] = (id->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	id->data[6] = (id->data[6] & 0x0f) | 0x70; /* version 7 */
+	id->data[8] = (id->data[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 }
 
 static Jsonb *
 append_empty_object(void)
 {
-	JsonbValue	obj;
+	JsonbValue obj;
 
 	obj.type = jbvObject;
 	obj.val.object.nPairs = 0;
@@ -127,7 +126,7 @@ append_empty_object(void)
 static JsonbValue *
 append_find_key(JsonbContainer *obj, const char *key)
 {
-	JsonbValue	k;
+	JsonbValue k;
 
 	k.type = jbvString;
 	k.val.string.val = (char *) key;
@@ -139,8 +138,8 @@ append_find_key(JsonbContainer *obj, const char *key)
 static void
 append_reject_unknown_key(JsonbContainer *obj, int index)
 {
-	JsonbIterator *it = JsonbIteratorInit(obj);
-	JsonbValue	v;
+	JsonbIterator	  *it = JsonbIteratorInit(obj);
+	JsonbValue		   v;
 	JsonbIteratorToken tok;
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -156,8 +155,8 @@ append_reject_unknown_key(JsonbContainer *obj, int index)
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown key \"%.*s\" in events[%d]",
-						v.val.string.len, v.val.string.val, index),
+				 errmsg("unknown key \"%.*s\" in events[%d]", v.val.string.len,
+						v.val.string.val, index),
 				 errhint("An event object has the keys \"type\", \"data\", "
 						 "\"metadata\" and \"id\".")));
 	}
@@ -180,9 +179,8 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 				 errhint("Give every event a \"type\", for example "
 						 "{\"type\": \"Deposited\", \"data\": {...}}.")));
 	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("type of events[%d] must be a string", index)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("type of events[%d] must be a string", index)));
 	ev->type = stream_validate_name(v->val.string.val, v->val.string.len,
 									psprintf("type of events[%d]", index),
 									EVENT_TYPE_MAX_BYTES);
@@ -227,21 +225,20 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 		{
 			if (!append_parse_uuid(v->val.string.val, v->val.string.len,
 								   &ev->id))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-						 errmsg("invalid id in events[%d]", index),
-						 errdetail("\"%.*s\" is not a UUID.",
-								   Min(v->val.string.len, 64),
-								   v->val.string.val),
-						 errhint("Give ids as UUID strings, for example "
-								 "\"0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b\".")));
+				ereport(
+					ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid id in events[%d]", index),
+					 errdetail("\"%.*s\" is not a UUID.",
+							   Min(v->val.string.len, 64), v->val.string.val),
+					 errhint("Give ids as UUID strings, for example "
+							 "\"0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b\".")));
 			ev->has_id = true;
 		}
 		else if (v->type != jbvNull)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid id in events[%d]", index),
-					 errdetail("The id is not a string.")));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+							errmsg("invalid id in events[%d]", index),
+							errdetail("The id is not a string.")));
 	}
 	if (!ev->has_id)
 		append_generate_uuid(&ev->id);
@@ -255,7 +252,8 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("events[%d] is too large", index),
 				 errdetail("The event takes %zu bytes; strata.max_event_size "
-						   "is %d bytes.", size, strata_max_event_size),
+						   "is %d bytes.",
+						   size, strata_max_event_size),
 				 errhint("Store large payloads elsewhere and reference them, "
 						 "or raise strata.max_event_size.")));
 }
@@ -267,15 +265,14 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 static int
 append_parse_events(Jsonb *events, AppendEvent **out)
 {
-	int			count;
+	int			 count;
 	AppendEvent *evs;
 
 	if (JB_ROOT_IS_SCALAR(events))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("events must be a JSON array or object"),
-				 errhint("Pass an array of event objects, or one event "
-						 "object.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("events must be a JSON array or object"),
+						errhint("Pass an array of event objects, or one event "
+								"object.")));
 
 	if (JB_ROOT_IS_OBJECT(events))
 	{
@@ -287,9 +284,8 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 
 	count = JB_ROOT_COUNT(events);
 	if (count == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("events must not be an empty array")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("events must not be an empty array")));
 
 	evs = palloc0(sizeof(AppendEvent) * count);
 	for (int i = 0; i < count; i++)
@@ -297,19 +293,18 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 		JsonbValue *v = getIthJsonbValueFromContainer(&events->root, i);
 
 		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("events[%d] must be a JSON object", i)));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("events[%d] must be a JSON object", i)));
 		append_parse_event(v->val.binary.data, i, &evs[i]);
 
 		for (int j = 0; j < i; j++)
 			if (evs[i].has_id && evs[j].has_id &&
 				memcmp(evs[i].id.data, evs[j].id.data, UUID_LEN) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("events[%d] repeats the id of events[%d]",
-								i, j),
-						 errdetail("Every event needs its own id.")));
+				ereport(
+					ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("events[%d] repeats the id of events[%d]", i, j),
+					 errdetail("Every event needs its own id.")));
 	}
 
 	*out = evs;
@@ -319,7 +314,7 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 static int64
 append_expected_arg(FunctionCallInfo fcinfo)
 {
-	int64		expected;
+	int64 expected;
 
 	if (PG_ARGISNULL(2))
 		return APPEND_EXPECT_ANY;
@@ -327,8 +322,7 @@ append_expected_arg(FunctionCallInfo fcinfo)
 	if (expected < APPEND_EXPECT_STREAM_EXISTS || expected == -3)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid expected version %lld",
-						(long long) expected),
+				 errmsg("invalid expected version %lld", (long long) expected),
 				 errhint("Use NULL or -2 (any), -1 (no stream), "
 						 "-4 (stream exists) or a version >= 0.")));
 	return expected;
@@ -375,43 +369,47 @@ append_expected_text(int64 expected)
 static int64
 append_lock_stream(Datum stream, int count, bool *existed)
 {
-	Oid			bump_types[2] = {TEXTOID, INT8OID};
-	Datum		args[2];
+	Oid	  bump_types[2] = {TEXTOID, INT8OID};
+	Datum args[2];
 
 	args[0] = stream;
 
 	for (int attempt = 0;; attempt++)
 	{
-		int			ret;
+		int ret;
 
 		args[1] = Int64GetDatum(count);
-		ret = SPI_execute_plan(strata_prepare(&plan_bump,
-											  "UPDATE strata.streams SET version = version OPERATOR(pg_catalog.+) $2 "
-											  "WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version",
-											  2, bump_types),
-							   args, NULL, false, 0);
+		ret = SPI_execute_plan(
+			strata_prepare(
+				&plan_bump,
+				"UPDATE strata.streams SET version = version "
+				"OPERATOR(pg_catalog.+) $2 "
+				"WHERE stream OPERATOR(pg_catalog.=) $1 RETURNING version",
+				2, bump_types),
+			args, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not lock stream: %s",
 				 SPI_result_code_string(ret));
 		if (SPI_processed == 1)
 		{
-			bool		isnull;
-			int64		newv;
+			bool  isnull;
+			int64 newv;
 
-			newv = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1,
-											   &isnull));
+			newv = DatumGetInt64(SPI_getbinval(
+				SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			*existed = true;
 			return newv - count;
 		}
 
 		/* No row: create it with the version it will have */
 		args[1] = Int64GetDatum((int64) count - 1);
-		ret = SPI_execute_plan(strata_prepare(&plan_create,
-											  "INSERT INTO strata.streams (stream, version) VALUES ($1, $2) "
-											  "ON CONFLICT (stream) DO NOTHING",
-											  2, bump_types),
-							   args, NULL, false, 0);
+		ret = SPI_execute_plan(
+			strata_prepare(
+				&plan_create,
+				"INSERT INTO strata.streams (stream, version) VALUES ($1, $2) "
+				"ON CONFLICT (stream) DO NOTHING",
+				2, bump_types),
+			args, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not create stream: %s",
 				 SPI_result_code_string(ret));
@@ -444,13 +442,13 @@ static bool
 append_check_ids(const char *stream, AppendEvent *evs, int count,
 				 int64 expected, int64 *version)
 {
-	Oid			argtypes[1] = {UUIDARRAYOID};
-	Datum	   *ids = palloc(sizeof(Datum) * count);
-	int			nids = 0;
-	Datum		arg;
-	int			ret;
-	int64		first = -1;
-	int			matched = 0;
+	Oid	   argtypes[1] = {UUIDARRAYOID};
+	Datum *ids = palloc(sizeof(Datum) * count);
+	int	   nids = 0;
+	Datum  arg;
+	int	   ret;
+	int64  first = -1;
+	int	   matched = 0;
 
 	for (int i = 0; i < count; i++)
 		if (evs[i].has_id)
@@ -458,13 +456,14 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	if (nids == 0)
 		return false;
 
-	arg = PointerGetDatum(construct_array(ids, nids, UUIDOID, UUID_LEN,
-										  false, TYPALIGN_CHAR));
-	ret = SPI_execute_plan(strata_prepare(&plan_ids,
-										  "SELECT id, stream, version FROM strata.events "
-										  "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-										  1, argtypes),
-						   &arg, NULL, false, 0);
+	arg = PointerGetDatum(
+		construct_array(ids, nids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	ret = SPI_execute_plan(
+		strata_prepare(&plan_ids,
+					   "SELECT id, stream, version FROM strata.events "
+					   "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, argtypes),
+		&arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not look up event ids: %s",
 			 SPI_result_code_string(ret));
@@ -473,16 +472,17 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		pg_uuid_t  *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *s = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		int64		v = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		int			k;
+		HeapTuple  tup = SPI_tuptable->vals[r];
+		TupleDesc  desc = SPI_tuptable->tupdesc;
+		bool	   isnull;
+		pg_uuid_t *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+		char *s = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		int64 v = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		int	  k;
 
 		for (k = 0; k < count; k++)
-			if (evs[k].has_id && memcmp(evs[k].id.data, id->data, UUID_LEN) == 0)
+			if (evs[k].has_id &&
+				memcmp(evs[k].id.data, id->data, UUID_LEN) == 0)
 				break;
 		Assert(k < count);
 
@@ -491,10 +491,11 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 			ereport(ERROR,
 					(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
 					 errmsg("event id %s is already used by another event",
-							DatumGetCString(DirectFunctionCall1(uuid_out,
-																UUIDPGetDatum(id)))),
-					 errdetail("The id is stored in stream \"%s\" at version "
-							   INT64_FORMAT ".", s, v),
+							DatumGetCString(DirectFunctionCall1(
+								uuid_out, UUIDPGetDatum(id)))),
+					 errdetail("The id is stored in stream \"%s\" at "
+							   "version " INT64_FORMAT ".",
+							   s, v),
 					 errhint("Give each event a new id; reuse an id only to "
 							 "retry the very same append.")));
 		if (r == 0)
@@ -517,13 +518,13 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 
 	/* The whole batch is stored: a retry, if the expected version fits */
 	if (!append_expected_matches(expected, first - 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
-				 errmsg("wrong expected version for stream \"%s\"", stream),
-				 errdetail("Expected version %s; the events of this append "
-						   "are already stored after version " INT64_FORMAT
-						   ".",
-						   append_expected_text(expected), first - 1)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
+			 errmsg("wrong expected version for stream \"%s\"", stream),
+			 errdetail("Expected version %s; the events of this append "
+					   "are already stored after version " INT64_FORMAT ".",
+					   append_expected_text(expected), first - 1)));
 
 	*version = first + count - 1;
 	return true;
@@ -533,15 +534,16 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 static void
 append_reset_stream(Datum stream, int64 version)
 {
-	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	Datum		args[2] = {stream, Int64GetDatum(version)};
-	int			ret;
+	Oid	  argtypes[2] = {TEXTOID, INT8OID};
+	Datum args[2] = {stream, Int64GetDatum(version)};
+	int	  ret;
 
-	ret = SPI_execute_plan(strata_prepare(&plan_reset,
-										  "UPDATE strata.streams SET version = $2 "
-										  "WHERE stream OPERATOR(pg_catalog.=) $1",
-										  2, argtypes),
-						   args, NULL, false, 0);
+	ret = SPI_execute_plan(
+		strata_prepare(&plan_reset,
+					   "UPDATE strata.streams SET version = $2 "
+					   "WHERE stream OPERATOR(pg_catalog.=) $1",
+					   2, argtypes),
+		args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not reset stream version: %s",
 			 SPI_result_code_string(ret));
@@ -556,10 +558,10 @@ static void
 append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 			  int64 first_version)
 {
-	int64	   *positions = palloc(sizeof(int64) * count);
-	Datum		recorded = TimestampTzGetDatum(GetCurrentTimestamp());
+	int64		 *positions = palloc(sizeof(int64) * count);
+	Datum		  recorded = TimestampTzGetDatum(GetCurrentTimestamp());
 	MemoryContext oldcxt = CurrentMemoryContext;
-	int			ret;
+	int			  ret;
 
 	registry_allocate_positions(strata_relid("_position_seq"), count,
 								positions);
@@ -568,9 +570,10 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 	{
 		if (count == 1)
 		{
-			Oid			types[9] = {INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID,
-			JSONBOID, JSONBOID, TIMESTAMPTZOID, TEXTOID};
-			Datum		args[9];
+			Oid	  types[9] = {INT8OID,	TEXTOID,		INT8OID,
+							  UUIDOID,	TEXTOID,		JSONBOID,
+							  JSONBOID, TIMESTAMPTZOID, TEXTOID};
+			Datum args[9];
 
 			args[0] = Int64GetDatum(positions[0]);
 			args[1] = stream;
@@ -581,24 +584,27 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 			args[6] = JsonbPGetDatum(evs[0].metadata);
 			args[7] = recorded;
 			args[8] = category;
-			ret = SPI_execute_plan(strata_prepare(&plan_insert_one,
-												  "INSERT INTO strata.events (position, stream, version, id, "
-												  "type, data, metadata, recorded_at, category) "
-												  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-												  9, types),
-								   args, NULL, false, 0);
+			ret = SPI_execute_plan(
+				strata_prepare(&plan_insert_one,
+							   "INSERT INTO strata.events (position, stream, "
+							   "version, id, "
+							   "type, data, metadata, recorded_at, category) "
+							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							   9, types),
+				args, NULL, false, 0);
 		}
 		else
 		{
-			Oid			types[9] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8ARRAYOID,
-			INT8ARRAYOID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
-			Datum		args[9];
-			Datum	   *pos = palloc(sizeof(Datum) * count);
-			Datum	   *ver = palloc(sizeof(Datum) * count);
-			Datum	   *ids = palloc(sizeof(Datum) * count);
-			Datum	   *typ = palloc(sizeof(Datum) * count);
-			Datum	   *dat = palloc(sizeof(Datum) * count);
-			Datum	   *met = palloc(sizeof(Datum) * count);
+			Oid	   types[9] = {TEXTOID,		 TIMESTAMPTZOID, TEXTOID,
+							   INT8ARRAYOID, INT8ARRAYOID,	 UUIDARRAYOID,
+							   TEXTARRAYOID, JSONBARRAYOID,	 JSONBARRAYOID};
+			Datum  args[9];
+			Datum *pos = palloc(sizeof(Datum) * count);
+			Datum *ver = palloc(sizeof(Datum) * count);
+			Datum *ids = palloc(sizeof(Datum) * count);
+			Datum *typ = palloc(sizeof(Datum) * count);
+			Datum *dat = palloc(sizeof(Datum) * count);
+			Datum *met = palloc(sizeof(Datum) * count);
 
 			for (int i = 0; i < count; i++)
 			{
@@ -612,34 +618,37 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 			args[0] = stream;
 			args[1] = recorded;
 			args[2] = category;
-			args[3] = PointerGetDatum(construct_array(pos, count, INT8OID, 8,
-													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[4] = PointerGetDatum(construct_array(ver, count, INT8OID, 8,
-													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[5] = PointerGetDatum(construct_array(ids, count, UUIDOID,
-													  UUID_LEN, false,
-													  TYPALIGN_CHAR));
-			args[6] = PointerGetDatum(construct_array(typ, count, TEXTOID, -1,
-													  false, TYPALIGN_INT));
+			args[3] = PointerGetDatum(construct_array(
+				pos, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[4] = PointerGetDatum(construct_array(
+				ver, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[5] = PointerGetDatum(construct_array(
+				ids, count, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+			args[6] = PointerGetDatum(
+				construct_array(typ, count, TEXTOID, -1, false, TYPALIGN_INT));
 			args[7] = PointerGetDatum(construct_array(dat, count, JSONBOID, -1,
 													  false, TYPALIGN_INT));
 			args[8] = PointerGetDatum(construct_array(met, count, JSONBOID, -1,
 													  false, TYPALIGN_INT));
-			ret = SPI_execute_plan(strata_prepare(&plan_insert_many,
-												  "INSERT INTO strata.events (position, stream, version, id, "
-												  "type, data, metadata, recorded_at, category) "
-												  "SELECT u.p, $1, u.v, u.i, u.t, u.d, u.m, $2, $3 "
-												  "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), "
-												  "pg_catalog.unnest($6), pg_catalog.unnest($7), "
-												  "pg_catalog.unnest($8), pg_catalog.unnest($9)) "
-												  "AS u(p, v, i, t, d, m)",
-												  9, types),
-								   args, NULL, false, 0);
+			ret = SPI_execute_plan(
+				strata_prepare(
+					&plan_insert_many,
+					"INSERT INTO strata.events (position, stream, version, "
+					"id, "
+					"type, data, metadata, recorded_at, category) "
+					"SELECT u.p, $1, u.v, u.i, u.t, u.d, u.m, $2, $3 "
+					"FROM ROWS FROM (pg_catalog.unnest($4), "
+					"pg_catalog.unnest($5), "
+					"pg_catalog.unnest($6), pg_catalog.unnest($7), "
+					"pg_catalog.unnest($8), pg_catalog.unnest($9)) "
+					"AS u(p, v, i, t, d, m)",
+					9, types),
+				args, NULL, false, 0);
 		}
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
@@ -650,13 +659,15 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 
 		/* We are about to throw: no work is done after catching. */
 		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
-				 errmsg("event id is already used by another event"),
-				 errdetail("%s", edata->detail ? edata->detail :
-						   "A concurrent append stored the same id."),
-				 errhint("Give each event a new id; reuse an id only to "
-						 "retry the very same append.")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+			 errmsg("event id is already used by another event"),
+			 errdetail("%s", edata->detail
+								 ? edata->detail
+								 : "A concurrent append stored the same id."),
+			 errhint("Give each event a new id; reuse an id only to "
+					 "retry the very same append.")));
 	}
 	PG_END_TRY();
 
@@ -673,25 +684,23 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 Datum
 strata_append(PG_FUNCTION_ARGS)
 {
-	char	   *stream;
-	char	   *category;
-	Datum		stream_d;
-	int64		expected;
+	char		*stream;
+	char		*category;
+	Datum		 stream_d;
+	int64		 expected;
 	AppendEvent *evs;
-	int			count;
-	int64		current;
-	int64		version;
-	bool		existed;
+	int			 count;
+	int64		 current;
+	int64		 version;
+	bool		 existed;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("stream must not be null")));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stream must not be null")));
 	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("events must not be null")));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("events must not be null")));
 
 	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	expected = append_expected_arg(fcinfo);
@@ -716,14 +725,14 @@ strata_append(PG_FUNCTION_ARGS)
 	}
 
 	if (!append_expected_matches(expected, current))
-		ereport(ERROR,
-				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
-				 errmsg("wrong expected version for stream \"%s\"", stream),
-				 errdetail("Expected version %s, actual version "
-						   INT64_FORMAT ".",
-						   append_expected_text(expected), current),
-				 errhint("Reload the stream and decide again, or append "
-						 "with expected version NULL (any).")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
+			 errmsg("wrong expected version for stream \"%s\"", stream),
+			 errdetail("Expected version %s, actual version " INT64_FORMAT ".",
+					   append_expected_text(expected), current),
+			 errhint("Reload the stream and decide again, or append "
+					 "with expected version NULL (any).")));
 
 	append_insert(stream_d, CStringGetTextDatum(category), evs, count,
 				  current + 1);
@@ -740,12 +749,13 @@ Datum
 strata_forbid_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	const char *op = "change";
+	const char	*op = "change";
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("strata._forbid_change() must be called as a trigger")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+			 errmsg("strata._forbid_change() must be called as a trigger")));
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		op = "UPDATE";
@@ -757,7 +767,8 @@ strata_forbid_change(PG_FUNCTION_ARGS)
 	ereport(ERROR,
 			(errcode(ERRCODE_STRATA_IMMUTABLE_EVENTS),
 			 errmsg("%s of %s.%s is not allowed", op,
-					get_namespace_name(RelationGetNamespace(trigdata->tg_relation)),
+					get_namespace_name(
+						RelationGetNamespace(trigdata->tg_relation)),
 					RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("Events are immutable: the event log only grows."),
 			 errhint("Append a compensating event instead.")));

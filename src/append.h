@@ -14,6 +14,6 @@
 /* Expected-version modes, as EventStoreDB's */
 #define APPEND_EXPECT_ANY			(-2)
 #define APPEND_EXPECT_NO_STREAM		(-1)
-#define APPEND_EXPECT_STREAM_EXISTS	(-4)
+#define APPEND_EXPECT_STREAM_EXISTS (-4)
 
-#endif							/* STRATA_APPEND_H */
+#endif /* STRATA_APPEND_H */

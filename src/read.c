@@ -50,7 +50,7 @@ PG_FUNCTION_INFO_V1(strata_read_category);
 static int32
 read_max_count_arg(FunctionCallInfo fcinfo, int argno)
 {
-	int32		max_count = PG_GETARG_INT32(argno);
+	int32 max_count = PG_GETARG_INT32(argno);
 
 	if (max_count < 1 || max_count > READ_MAX_COUNT)
 		ereport(ERROR,
@@ -63,13 +63,12 @@ read_max_count_arg(FunctionCallInfo fcinfo, int argno)
 static int64
 read_nonnegative_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	int64		value = PG_GETARG_INT64(argno);
+	int64 value = PG_GETARG_INT64(argno);
 
 	if (value < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", name),
-				 errdetail("%s is " INT64_FORMAT ".", name, value)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must not be negative", name),
+						errdetail("%s is " INT64_FORMAT ".", name, value)));
 	return value;
 }
 
@@ -105,27 +104,27 @@ read_key(ScanKey key, Relation index, AttrNumber attno,
 static void
 read_scan(FunctionCallInfo fcinfo, const char *indexname, int max_count,
 		  Snapshot snapshot,
-		  int (*build) (ScanKey keys, Relation index, Datum *args),
-		  Datum *args)
+		  int (*build)(ScanKey keys, Relation index, Datum *args), Datum *args)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			relid = strata_relid("events");
-	Relation	rel;
-	Relation	index;
-	IndexScanDesc scan;
+	ReturnSetInfo  *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid				relid = strata_relid("events");
+	Relation		rel;
+	Relation		index;
+	IndexScanDesc	scan;
 	TupleTableSlot *slot;
-	ScanKeyData keys[3];
-	int			nkeys;
-	int			n = 0;
-	AclResult	aclresult;
+	ScanKeyData		keys[3];
+	int				nkeys;
+	int				n = 0;
+	AclResult		aclresult;
 
 	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, "events");
 	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("row-level security on strata.events is not supported")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("row-level security on strata.events is not supported")));
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -136,7 +135,8 @@ read_scan(FunctionCallInfo fcinfo, const char *indexname, int max_count,
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
-	while (n < max_count && index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (n < max_count &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		tuplestore_puttupleslot(rsinfo->setResult, slot);
 		n++;
@@ -184,8 +184,8 @@ read_category_keys(ScanKey keys, Relation index, Datum *args)
 Datum
 strata_read_stream(PG_FUNCTION_ARGS)
 {
-	Datum		args[2];
-	int32		max_count;
+	Datum args[2];
+	int32 max_count;
 
 	strata_require_preload();
 	args[0] = CStringGetTextDatum(stream_name_arg(PG_GETARG_TEXT_PP(0), NULL));
@@ -204,9 +204,9 @@ strata_read_stream(PG_FUNCTION_ARGS)
 Datum
 strata_read_all(PG_FUNCTION_ARGS)
 {
-	Datum		args[2];
-	int32		max_count;
-	Snapshot	snapshot;
+	Datum	 args[2];
+	int32	 max_count;
+	Snapshot snapshot;
 
 	strata_require_preload();
 	args[0] = Int64GetDatum(read_nonnegative_arg(fcinfo, 0, "after_position"));
@@ -226,11 +226,11 @@ strata_read_all(PG_FUNCTION_ARGS)
 Datum
 strata_read_category(PG_FUNCTION_ARGS)
 {
-	Datum		args[3];
-	int32		max_count;
-	Snapshot	snapshot;
-	text	   *arg = PG_GETARG_TEXT_PP(0);
-	char	   *category;
+	Datum	 args[3];
+	int32	 max_count;
+	Snapshot snapshot;
+	text	*arg = PG_GETARG_TEXT_PP(0);
+	char	*category;
 
 	strata_require_preload();
 	category = stream_validate_name(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),

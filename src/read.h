@@ -12,6 +12,6 @@
 #include "postgres.h"
 
 /* Largest max_count a read accepts */
-#define READ_MAX_COUNT	1000000
+#define READ_MAX_COUNT 1000000
 
-#endif							/* STRATA_READ_H */
+#endif /* STRATA_READ_H */

@@ -47,21 +47,21 @@
 
 typedef struct RegistrySlot
 {
-	pg_atomic_uint64 min_position;	/* lowest in-flight position, 0 = none */
-	Oid			dbid;			/* database of the owning backend */
+	pg_atomic_uint64 min_position; /* lowest in-flight position, 0 = none */
+	Oid				 dbid;		   /* database of the owning backend */
 } RegistrySlot;
 
 typedef struct RegistryShared
 {
-	LWLock	   *lock;
-	int			nslots;
+	LWLock		*lock;
+	int			 nslots;
 	RegistrySlot slots[FLEXIBLE_ARRAY_MEMBER];
 } RegistryShared;
 
 static RegistryShared *registry = NULL;
-static RegistrySlot *my_slot = NULL;
-static bool registered_in_xact = false;
-static bool exit_callback_set = false;
+static RegistrySlot	  *my_slot = NULL;
+static bool			   registered_in_xact = false;
+static bool			   exit_callback_set = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -92,14 +92,14 @@ registry_shmem_request(void)
 static void
 registry_shmem_startup(void)
 {
-	bool		found;
+	bool found;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	registry = ShmemInitStruct("strata registry", registry_shmem_size(),
-							   &found);
+	registry =
+		ShmemInitStruct("strata registry", registry_shmem_size(), &found);
 	if (!found)
 	{
 		registry->lock = &(GetNamedLWLockTranche("strata registry"))->lock;
@@ -144,13 +144,16 @@ registry_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (registered_in_xact)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot prepare a transaction that appended events"),
-						 errdetail("Events appended by a prepared transaction "
-								   "would hold back every reader of the "
-								   "global feed until it is committed."),
-						 errhint("Commit the append in an ordinary transaction.")));
+				ereport(
+					ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg(
+						 "cannot prepare a transaction that appended events"),
+					 errdetail("Events appended by a prepared transaction "
+							   "would hold back every reader of the "
+							   "global feed until it is committed."),
+					 errhint(
+						 "Commit the append in an ordinary transaction.")));
 			break;
 		default:
 			break;
@@ -181,7 +184,7 @@ registry_init(void)
 static RegistrySlot *
 registry_my_slot(void)
 {
-	int			procno;
+	int procno;
 
 	if (my_slot != NULL)
 		return my_slot;
@@ -216,7 +219,7 @@ void
 registry_allocate_positions(Oid seqoid, int count, int64 *positions)
 {
 	RegistrySlot *slot = registry_my_slot();
-	int			i = 0;
+	int			  i = 0;
 
 	Assert(count > 0);
 
@@ -253,7 +256,7 @@ registry_allocate_positions(Oid seqoid, int count, int64 *positions)
 int64
 registry_read_horizon(Snapshot *snapshot)
 {
-	int64		horizon = REGISTRY_NO_HORIZON;
+	int64 horizon = REGISTRY_NO_HORIZON;
 
 	if (registry == NULL)
 		elog(ERROR, "strata registry is not initialized");
@@ -262,7 +265,7 @@ registry_read_horizon(Snapshot *snapshot)
 	for (int i = 0; i < registry->nslots; i++)
 	{
 		RegistrySlot *slot = &registry->slots[i];
-		uint64		pos = pg_atomic_read_u64(&slot->min_position);
+		uint64		  pos = pg_atomic_read_u64(&slot->min_position);
 
 		if (pos != 0 && slot->dbid == MyDatabaseId && (int64) pos < horizon)
 			horizon = (int64) pos;

@@ -16,9 +16,9 @@
 /* A horizon meaning "nothing in flight": every committed event is safe */
 #define REGISTRY_NO_HORIZON PG_INT64_MAX
 
-extern void registry_init(void);
-extern void registry_allocate_positions(Oid seqoid, int count,
-										int64 *positions);
+extern void	 registry_init(void);
+extern void	 registry_allocate_positions(Oid seqoid, int count,
+										 int64 *positions);
 extern int64 registry_read_horizon(Snapshot *snapshot);
 
-#endif							/* STRATA_REGISTRY_H */
+#endif /* STRATA_REGISTRY_H */

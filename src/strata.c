@@ -25,10 +25,10 @@
 
 PG_MODULE_MAGIC;
 
-bool		strata_preloaded = false;
-int			strata_max_event_size = 1024 * 1024;
+bool strata_preloaded = false;
+int	 strata_max_event_size = 1024 * 1024;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 PG_FUNCTION_INFO_V1(strata_check_preload);
 
@@ -41,17 +41,12 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	DefineCustomIntVariable("strata.max_event_size",
-							"Largest event accepted by strata.append.",
-							"The size of an event is the size of its type, "
-							"data and metadata.",
-							&strata_max_event_size,
-							1024 * 1024,
-							64,
-							256 * 1024 * 1024,
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"strata.max_event_size", "Largest event accepted by strata.append.",
+		"The size of an event is the size of its type, "
+		"data and metadata.",
+		&strata_max_event_size, 1024 * 1024, 64, 256 * 1024 * 1024, PGC_SUSET,
+		GUC_UNIT_BYTE, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("strata");
 
@@ -102,7 +97,7 @@ strata_check_preload(PG_FUNCTION_ARGS)
 SPIPlanPtr
 strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan;
+	SPIPlanPtr plan;
 
 	if (*cache != NULL)
 		return *cache;
@@ -125,15 +120,14 @@ strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 Oid
 strata_relid(const char *relname)
 {
-	Oid			nspid = get_namespace_oid(STRATA_SCHEMA, false);
-	Oid			relid = get_relname_relid(relname, nspid);
+	Oid nspid = get_namespace_oid(STRATA_SCHEMA, false);
+	Oid relid = get_relname_relid(relname, nspid);
 
 	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("relation \"%s.%s\" does not exist",
-						STRATA_SCHEMA, relname),
-				 errhint("Reinstall the extension with DROP EXTENSION "
-						 "strata and CREATE EXTENSION strata.")));
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("relation \"%s.%s\" does not exist",
+							   STRATA_SCHEMA, relname),
+						errhint("Reinstall the extension with DROP EXTENSION "
+								"strata and CREATE EXTENSION strata.")));
 	return relid;
 }

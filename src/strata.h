@@ -18,9 +18,11 @@
 #endif
 
 /* SQLSTATEs of our own, class "ST" (implementation-defined classes) */
-#define ERRCODE_STRATA_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('S','T','0','0','1')
-#define ERRCODE_STRATA_DUPLICATE_EVENT_ID		MAKE_SQLSTATE('S','T','0','0','2')
-#define ERRCODE_STRATA_IMMUTABLE_EVENTS		MAKE_SQLSTATE('S','T','0','0','3')
+#define ERRCODE_STRATA_WRONG_EXPECTED_VERSION                                 \
+	MAKE_SQLSTATE('S', 'T', '0', '0', '1')
+#define ERRCODE_STRATA_DUPLICATE_EVENT_ID                                     \
+	MAKE_SQLSTATE('S', 'T', '0', '0', '2')
+#define ERRCODE_STRATA_IMMUTABLE_EVENTS MAKE_SQLSTATE('S', 'T', '0', '0', '3')
 
 /* Schema every SQL object of the extension lives in */
 #define STRATA_SCHEMA "strata"
@@ -29,11 +31,11 @@
 extern bool strata_preloaded;
 
 /* GUC strata.max_event_size, in bytes */
-extern int	strata_max_event_size;
+extern int strata_max_event_size;
 
-extern void strata_require_preload(void);
-extern SPIPlanPtr strata_prepare(SPIPlanPtr *cache, const char *sql,
-								 int nargs, Oid *argtypes);
-extern Oid	strata_relid(const char *relname);
+extern void		  strata_require_preload(void);
+extern SPIPlanPtr strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs,
+								 Oid *argtypes);
+extern Oid		  strata_relid(const char *relname);
 
-#endif							/* STRATA_H */
+#endif /* STRATA_H */

@@ -33,23 +33,22 @@ char *
 stream_validate_name(const char *name, int len, const char *what,
 					 int max_bytes)
 {
-	bool		utf8 = (GetDatabaseEncoding() == PG_UTF8);
+	bool utf8 = (GetDatabaseEncoding() == PG_UTF8);
 
 	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must not be empty", what)));
 	if (len > max_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is too long", what),
-				 errdetail("It is %d bytes long; the limit is %d bytes.",
-						   len, max_bytes)));
+				 errdetail("It is %d bytes long; the limit is %d bytes.", len,
+						   max_bytes)));
 
 	for (int i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) name[i];
-		bool		control = (c < 0x20 || c == 0x7f);
+		bool		  control = (c < 0x20 || c == 0x7f);
 
 		if (utf8 && c == 0xc2 && i + 1 < len &&
 			(unsigned char) name[i + 1] >= 0x80 &&
@@ -86,19 +85,16 @@ stream_category(const char *name)
 char *
 stream_name_arg(text *arg, char **category)
 {
-	char	   *name = stream_validate_name(VARDATA_ANY(arg),
-											VARSIZE_ANY_EXHDR(arg),
-											"stream name",
-											STREAM_NAME_MAX_BYTES);
+	char *name = stream_validate_name(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),
+									  "stream name", STREAM_NAME_MAX_BYTES);
 
 	if (name[0] == '-')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid stream name \"%s\"", name),
-				 errdetail("A stream name must not begin with '-': its "
-						   "category would be empty."),
-				 errhint("Name streams category-id, for example "
-						 "\"account-42\".")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid stream name \"%s\"", name),
+						errdetail("A stream name must not begin with '-': its "
+								  "category would be empty."),
+						errhint("Name streams category-id, for example "
+								"\"account-42\".")));
 	if (category != NULL)
 		*category = stream_category(name);
 	return name;
@@ -112,32 +108,32 @@ Datum
 strata_stream_version(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
-	char	   *name;
-	Datum		arg;
-	int64		version = -1;
-	int			ret;
+	Oid				  argtypes[1] = {TEXTOID};
+	char			 *name;
+	Datum			  arg;
+	int64			  version = -1;
+	int				  ret;
 
 	strata_require_preload();
 	name = stream_name_arg(PG_GETARG_TEXT_PP(0), NULL);
 	arg = CStringGetTextDatum(name);
 
 	SPI_connect();
-	ret = SPI_execute_plan(strata_prepare(&plan,
-										  "SELECT version FROM strata.streams "
-										  "WHERE stream OPERATOR(pg_catalog.=) $1",
-										  1, argtypes),
-						   &arg, NULL, true, 1);
+	ret = SPI_execute_plan(
+		strata_prepare(&plan,
+					   "SELECT version FROM strata.streams "
+					   "WHERE stream OPERATOR(pg_catalog.=) $1",
+					   1, argtypes),
+		&arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s",
 			 SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 	{
-		bool		isnull;
+		bool isnull;
 
-		version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1,
-											  &isnull));
+		version = DatumGetInt64(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
 
@@ -150,7 +146,7 @@ strata_stream_version(PG_FUNCTION_ARGS)
 Datum
 strata_category(PG_FUNCTION_ARGS)
 {
-	char	   *category;
+	char *category;
 
 	(void) stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	PG_RETURN_TEXT_P(cstring_to_text(category));
