@@ -4,10 +4,13 @@
 # Starts one throwaway cluster (pg_virtualenv with the options of
 # scripts/cluster.sh, so pg_virtualenv's own defaults apply: fsync=off),
 # loads bench/setup.sql, then:
-#   1. WAL bytes per event: pg_current_wal_lsn() before and after a fixed
-#      number of events written by one client, strata.append against the
-#      raw INSERT, single events and 100-event batches (autovacuum off
-#      during this phase so that only the measured writes make WAL);
+#   1. WAL bytes per event: pg_current_wal_insert_lsn() (exact, unlike the
+#      write position pg_current_wal_lsn()) before and after a fixed number
+#      of events written by one client, strata.append against the raw
+#      INSERT, single events and 100-event batches, two passes after a
+#      CHECKPOINT (autovacuum off during this phase so that only the
+#      measured writes make WAL; pg_waldump --stats splits the bytes by
+#      record type; the row counts are checked);
 #   2. throughput: BENCH_ROUNDS rounds, each running the raw INSERT (A) and
 #      strata.append (B) for BENCH_SECONDS with pgbench, alternating the
 #      order (AB, BA, AB, ...), a CHECKPOINT before every run; medians of
@@ -22,6 +25,8 @@
 #   BENCH_CLIENTS     pgbench clients (-c, -j)           (default 4)
 #   BENCH_WARMUP      seconds of unmeasured warm-up runs (default 5)
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
+#   BENCH_PGV_OPTS    more pg_virtualenv options, for example
+#                     "-o fsync=on"                       (default none)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
 #                     strata.append does) in the single-event rounds, to
@@ -38,7 +43,7 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	BENCH_STARTED_AT=$(date +%s)
 	export BENCH_IN_CLUSTER=1 BENCH_STARTED_AT
 	# shellcheck disable=SC2086
-	exec pg_virtualenv $PGV_OPTS "$0" "$@"
+	exec pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
 fi
 
 SECS=${BENCH_SECONDS:-10}
@@ -183,6 +188,14 @@ walfpi() {	# full-page-image bytes per event of method $1, pass $2 (pg_waldump)
 	awk -v n="$events" '/^Total / { gsub(/\[[^]]*\]/, ""); printf "%.1f", $4 / n }' \
 		"$OUT/waldump-$1-$2.txt"
 }
+roundratios() {	# B/A of comparison $1 per round (A = $2, B = $3), then their median
+	awk -F'\t' -v c="$1" -v a="$2" -v b="$3" '$1 == c && $3 == a { ta[$2] = $4 }
+		$1 == c && $3 == b { tb[$2] = $4 }
+		END { for (r = 1; r in ta; r++) { x[r] = tb[r] / ta[r]; printf "%s%.3f", (r > 1 ? ", " : ""), x[r] }
+			n = r - 1
+			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+			printf " (median %.3f)", (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2) }' "$RESULTS"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b / a }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t ? "PASS" : "MISS") }'; }
 
@@ -231,6 +244,8 @@ walrec() {
 	echo "| append single, tps | $(rounds single append_single 1) |"
 	echo "| raw batch, rows/s | $(rounds batch raw_batch $BATCH) |"
 	echo "| append batch, rows/s | $(rounds batch append_batch $BATCH) |"
+	echo "| single B/A per round | $(roundratios single raw_single append_single) |"
+	echo "| batch B/A per round | $(roundratios batch raw_batch append_batch) |"
 	if [ "$DIAG" = 1 ]; then
 		rd=$(median single raw_single_stream)
 		echo "| raw single + stream UPDATE, tps | $(rounds single raw_single_stream 1) |"
@@ -255,6 +270,14 @@ walrec() {
 				"| $(walfpi append_$k $pass) | $(ratio "$a" "$b") |"
 		done
 	done
+	echo
+	tps1() {	# tps of method $1 in WAL pass 2, times $2
+		awk -v k="$2" '/^tps = / { printf "%.0f", $3 * k; exit }' "$OUT/wal-$1-2.log"
+	}
+	echo "For scale, one client (WAL pass 2, no concurrency): raw single" \
+		"$(tps1 raw_single 1) tps, append single $(tps1 append_single 1) tps;" \
+		"raw batch $(tps1 raw_batch $BATCH) rows/s, append batch" \
+		"$(tps1 append_batch $BATCH) rows/s."
 	echo
 	echo "WAL bytes per event by record type, pass 2 (pg_waldump --stats=record;" \
 		"all of bench/out/waldump-*.txt):"
