@@ -34,7 +34,7 @@ EXTRA_CLEAN = test/out test/out_iso test/tmp_check
 PROVE_TESTS = test/t/*.pl
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
-ifeq ($(PGXS),)
+ifeq ($(wildcard $(PGXS)),)
 # Nothing to build with yet: only the set-up targets below work.
 .DEFAULT_GOAL := deps-hint
 deps-hint:
