@@ -243,7 +243,7 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 	if (!ev->has_id)
 		append_generate_uuid(&ev->id);
 
-	if (JsonContainerSize(obj) > known)
+	if (JsonContainerSize(obj) > (uint32) known)
 		append_reject_unknown_key(obj, index);
 
 	size = strlen(ev->type) + VARSIZE(ev->data) + VARSIZE(ev->metadata);
