@@ -10,7 +10,8 @@
 
 EXTENSION = strata
 MODULE_big = strata
-OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o
+OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
+	src/define.o src/aggregate.o src/command.o src/projection.o
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 

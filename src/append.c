@@ -33,6 +33,7 @@
 #include "strata.h"
 #include "append.h"
 #include "registry.h"
+#include "projection.h"
 #include "stream.h"
 
 PG_FUNCTION_INFO_V1(strata_append);
@@ -60,7 +61,7 @@ static SPIPlanPtr plan_insert_many = NULL;
  * Parse a UUID in its canonical 8-4-4-4-12 form or as 32 hex digits.
  * Returns false when the text is not one.
  */
-static bool
+bool
 append_parse_uuid(const char *s, int len, pg_uuid_t *out)
 {
 	int nhex = 0;
@@ -555,11 +556,12 @@ append_reset_stream(Datum stream, int64 version)
  * to another stream: reported as ST002 like the ids found beforehand.
  */
 static void
-append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
-			  int64 first_version)
+append_insert(Datum stream, const char *category_s, AppendEvent *evs,
+			  int count, int64 first_version)
 {
 	int64		 *positions = palloc(sizeof(int64) * count);
 	Datum		  recorded = TimestampTzGetDatum(GetCurrentTimestamp());
+	Datum		  category = CStringGetTextDatum(category_s);
 	MemoryContext oldcxt = CurrentMemoryContext;
 	int			  ret;
 
@@ -674,37 +676,46 @@ append_insert(Datum stream, Datum category, AppendEvent *evs, int count,
 	if (ret != SPI_OK_INSERT || SPI_processed != (uint64) count)
 		elog(ERROR, "could not insert events: %s",
 			 SPI_result_code_string(ret));
+
+	/* Inline projections run now, inside the appending transaction */
+	if (projection_inline_wanted(category_s))
+	{
+		for (int i = 0; i < count; i++)
+		{
+			Datum row[EVENTS_NATTS];
+
+			row[EVENTS_POSITION] = Int64GetDatum(positions[i]);
+			row[EVENTS_STREAM] = stream;
+			row[EVENTS_VERSION] = Int64GetDatum(first_version + i);
+			row[EVENTS_ID] = UUIDPGetDatum(&evs[i].id);
+			row[EVENTS_TYPE] = CStringGetTextDatum(evs[i].type);
+			row[EVENTS_DATA] = JsonbPGetDatum(evs[i].data);
+			row[EVENTS_METADATA] = JsonbPGetDatum(evs[i].metadata);
+			row[EVENTS_RECORDED_AT] = recorded;
+			row[EVENTS_CATEGORY] = category;
+			projection_apply_inline(row, category_s, evs[i].type);
+		}
+	}
 }
 
 /*
- * strata.append(stream text, events jsonb, expected_version bigint)
- * RETURNS bigint: append events to a stream atomically and return the
- * stream's new version.  See docs/api.md for the contract.
+ * Append 'events' (an array of event objects, or one) to 'stream' with an
+ * expected version, and return the stream's new version.  The body of
+ * strata.append(), also used by strata.execute().  'stream' must have
+ * been validated by stream_name_arg().
  */
-Datum
-strata_append(PG_FUNCTION_ARGS)
+int64
+append_events(const char *stream, const char *category, Jsonb *events,
+			  int64 expected)
 {
-	char		*stream;
-	char		*category;
 	Datum		 stream_d;
-	int64		 expected;
 	AppendEvent *evs;
 	int			 count;
 	int64		 current;
 	int64		 version;
 	bool		 existed;
 
-	strata_require_preload();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("stream must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("events must not be null")));
-
-	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
-	expected = append_expected_arg(fcinfo);
-	count = append_parse_events(PG_GETARG_JSONB_P(1), &evs);
+	count = append_parse_events(events, &evs);
 
 	PreventCommandIfReadOnly("strata.append()");
 	PreventCommandIfParallelMode("strata.append()");
@@ -721,7 +732,7 @@ strata_append(PG_FUNCTION_ARGS)
 		if (existed)
 			append_reset_stream(stream_d, current);
 		SPI_finish();
-		PG_RETURN_INT64(version);
+		return version;
 	}
 
 	if (!append_expected_matches(expected, current))
@@ -734,11 +745,34 @@ strata_append(PG_FUNCTION_ARGS)
 			 errhint("Reload the stream and decide again, or append "
 					 "with expected version NULL (any).")));
 
-	append_insert(stream_d, CStringGetTextDatum(category), evs, count,
-				  current + 1);
+	append_insert(stream_d, category, evs, count, current + 1);
 
 	SPI_finish();
-	PG_RETURN_INT64(current + count);
+	return current + count;
+}
+
+/*
+ * strata.append(stream text, events jsonb, expected_version bigint)
+ * RETURNS bigint: append events to a stream atomically and return the
+ * stream's new version.  See docs/api.md for the contract.
+ */
+Datum
+strata_append(PG_FUNCTION_ARGS)
+{
+	char *stream;
+	char *category;
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stream must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("events must not be null")));
+
+	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
+	PG_RETURN_INT64(append_events(stream, category, PG_GETARG_JSONB_P(1),
+								  append_expected_arg(fcinfo)));
 }
 
 /*

@@ -27,6 +27,7 @@ PG_MODULE_MAGIC;
 
 bool strata_preloaded = false;
 int	 strata_max_event_size = 1024 * 1024;
+int	 strata_command_retries = 3;
 
 void _PG_init(void);
 
@@ -47,6 +48,13 @@ _PG_init(void)
 		"data and metadata.",
 		&strata_max_event_size, 1024 * 1024, 64, 256 * 1024 * 1024, PGC_SUSET,
 		GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable(
+		"strata.command_retries",
+		"How many times strata.execute reloads and retries "
+		"a command after a version conflict.",
+		"After the last retry it raises ST001.", &strata_command_retries, 3, 0,
+		1000, PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("strata");
 

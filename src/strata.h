@@ -23,6 +23,7 @@
 #define ERRCODE_STRATA_DUPLICATE_EVENT_ID                                     \
 	MAKE_SQLSTATE('S', 'T', '0', '0', '2')
 #define ERRCODE_STRATA_IMMUTABLE_EVENTS MAKE_SQLSTATE('S', 'T', '0', '0', '3')
+#define ERRCODE_STRATA_INVALID_RESULT	MAKE_SQLSTATE('S', 'T', '0', '0', '4')
 
 /* Schema every SQL object of the extension lives in */
 #define STRATA_SCHEMA "strata"
@@ -32,6 +33,9 @@ extern bool strata_preloaded;
 
 /* GUC strata.max_event_size, in bytes */
 extern int strata_max_event_size;
+
+/* GUC strata.command_retries: reloads of strata.execute after a conflict */
+extern int strata_command_retries;
 
 extern void		  strata_require_preload(void);
 extern SPIPlanPtr strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs,

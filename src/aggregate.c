@@ -1,0 +1,559 @@
+/*-------------------------------------------------------------------------
+ *
+ * aggregate.c
+ *	  Aggregates: strata.define_aggregate(), drop_aggregate() and load().
+ *
+ * An aggregate's state is the fold of its stream with a reducer
+ * (state jsonb, event strata.events) RETURNS jsonb, from an initial state.
+ * The fold runs here, in C: the reducer is called through the function
+ * manager once per event, with the events read by one index range scan.
+ *
+ * Snapshots are written by load(), when it folded at least snapshot_every
+ * events past the snapshot it started from.  Writing them at load costs
+ * the writers nothing (append never runs a reducer), needs no background
+ * process, and happens exactly where the state is already in hand; a
+ * stream that is never loaded never gets snapshots it does not need.  In
+ * a read-only transaction, on a hot standby, or without INSERT privilege
+ * on strata.snapshots, load just does not write them.
+ *
+ * A snapshot records the definition that produced it (definition_id, new
+ * at every define_aggregate) and a fingerprint of the reducer's source; a
+ * redefined aggregate or a reducer replaced with CREATE OR REPLACE never
+ * resumes from an old snapshot.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "strata.h"
+#include "aggregate.h"
+#include "define.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(strata_define_aggregate);
+PG_FUNCTION_INFO_V1(strata_drop_aggregate);
+PG_FUNCTION_INFO_V1(strata_load);
+
+/* An aggregate definition, as read for one load */
+typedef struct AggregateDef
+{
+	Oid	   reducer;
+	Jsonb *initial_state;
+	int32  snapshot_every;
+	int64  definition_id;
+	int64  fingerprint;
+} AggregateDef;
+
+/* For the error context of a reducer call */
+typedef struct AggregateCallbackArg
+{
+	const char *stream;
+	int64		version;
+	Oid			reducer;
+} AggregateCallbackArg;
+
+/*
+ * A fingerprint of a function's definition (its source, its binary, its
+ * language), so that CREATE OR REPLACE of a reducer is noticed.
+ */
+static int64
+aggregate_fingerprint(Oid funcid)
+{
+	HeapTuple	 tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Datum		 d;
+	bool		 isnull;
+	uint64		 h;
+	Form_pg_proc proc;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+						errmsg("reducer function with OID %u does not exist",
+							   funcid)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	h = hash_bytes_uint32_extended(proc->prolang, 0);
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+	if (!isnull)
+	{
+		text *t = DatumGetTextPP(d);
+
+		h = hash_bytes_extended((unsigned char *) VARDATA_ANY(t),
+								VARSIZE_ANY_EXHDR(t), h);
+	}
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
+	if (!isnull)
+	{
+		text *t = DatumGetTextPP(d);
+
+		h = hash_bytes_extended((unsigned char *) VARDATA_ANY(t),
+								VARSIZE_ANY_EXHDR(t), h);
+	}
+	ReleaseSysCache(tup);
+	return (int64) h;
+}
+
+/* Read the definition of the aggregate of 'category'; 42704 if none. */
+static void
+aggregate_lookup(const char *category, AggregateDef *def)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[1] = {TEXTOID};
+	Datum			  arg = CStringGetTextDatum(category);
+	HeapTuple		  tup;
+	TupleDesc		  desc;
+	bool			  isnull;
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"SELECT reducer::oid, initial_state, snapshot_every, "
+				"definition_id, reducer_fingerprint FROM strata.aggregates "
+				"WHERE category OPERATOR(pg_catalog.=) $1",
+				1, argtypes),
+			&arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the aggregate definition");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("no aggregate is defined for category \"%s\"",
+							   category),
+						errhint("Define one with strata.define_aggregate.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	def->reducer = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	def->initial_state = DatumGetJsonbPCopy(
+		SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1));
+	def->snapshot_every = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	def->definition_id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	def->fingerprint = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	SPI_finish();
+}
+
+static void
+aggregate_error_callback(void *arg)
+{
+	AggregateCallbackArg *cb = (AggregateCallbackArg *) arg;
+
+	errcontext("reducer %s folding event version " INT64_FORMAT
+			   " of stream \"%s\"",
+			   format_procedure(cb->reducer), cb->version, cb->stream);
+}
+
+/*
+ * Find the newest usable snapshot of 'stream' at or below 'at_version':
+ * returns its state (NULL when there is none) and sets *version.
+ */
+static Jsonb *
+aggregate_find_snapshot(const char *stream, AggregateDef *def,
+						int64 at_version, int64 *version)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum			  args[3];
+	Jsonb			 *state = NULL;
+
+	args[0] = CStringGetTextDatum(stream);
+	args[1] = Int64GetDatum(def->definition_id);
+	args[2] = Int64GetDatum(at_version);
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT version, state FROM strata.snapshots "
+						   "WHERE stream OPERATOR(pg_catalog.=) $1 "
+						   "AND definition_id OPERATOR(pg_catalog.=) $2 "
+						   "AND version OPERATOR(pg_catalog.<=) $3 "
+						   "ORDER BY version DESC LIMIT 1",
+						   3, argtypes),
+			args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read snapshots");
+	if (SPI_processed == 1)
+	{
+		bool isnull;
+
+		*version = DatumGetInt64(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		state = DatumGetJsonbP(
+			SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 2, &isnull),
+							  false, -1));
+	}
+	SPI_finish();
+	return state;
+}
+
+/* Save a snapshot, unless this transaction or role cannot write it. */
+static void
+aggregate_save_snapshot(const char *stream, const char *category,
+						AggregateDef *def, int64 version, Jsonb *state)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid	  argtypes[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID};
+	Datum args[5];
+
+	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode() ||
+		pg_class_aclcheck(strata_relid("snapshots"), GetUserId(),
+						  ACL_INSERT) != ACLCHECK_OK)
+		return;
+
+	args[0] = CStringGetTextDatum(stream);
+	args[1] = CStringGetTextDatum(category);
+	args[2] = Int64GetDatum(def->definition_id);
+	args[3] = Int64GetDatum(version);
+	args[4] = JsonbPGetDatum(state);
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"INSERT INTO strata.snapshots (stream, category, "
+				"definition_id, version, state) VALUES ($1, $2, $3, "
+				"$4, $5) ON CONFLICT DO NOTHING",
+				5, argtypes),
+			args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not save a snapshot");
+	SPI_finish();
+}
+
+/*
+ * Fold the events of 'stream' with versions in [from, to] into 'state'
+ * with the reducer of 'def'.  Returns the new state, allocated in the
+ * caller's memory context, and sets *last to the last version folded
+ * (unchanged when there was none).
+ */
+static Jsonb *
+aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
+			   int64 to, int64 *last)
+{
+	MemoryContext		 caller = CurrentMemoryContext;
+	MemoryContext		 statecxt[2];
+	MemoryContext		 eventcxt;
+	int					 cur = 0;
+	Relation			 rel;
+	Relation			 index;
+	IndexScanDesc		 scan;
+	TupleTableSlot		*slot;
+	ScanKeyData			 keys[3];
+	FmgrInfo			 flinfo;
+	AggregateCallbackArg cbarg;
+	ErrorContextCallback errcb;
+	Datum				 st;
+
+	LOCAL_FCINFO(fcinfo, 2);
+
+	define_check_execute(def->reducer, "reducer");
+	fmgr_info(def->reducer, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+
+	statecxt[0] = AllocSetContextCreate(caller, "strata fold state A",
+										ALLOCSET_DEFAULT_SIZES);
+	statecxt[1] = AllocSetContextCreate(caller, "strata fold state B",
+										ALLOCSET_DEFAULT_SIZES);
+	eventcxt = AllocSetContextCreate(caller, "strata fold event",
+									 ALLOCSET_DEFAULT_SIZES);
+	st = PointerGetDatum(state);
+
+	rel = table_open(strata_relid("events"), AccessShareLock);
+	index =
+		index_open(strata_relid("events_stream_version_key"), AccessShareLock);
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(stream));
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTGreaterEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8GE,
+						   Int64GetDatum(from));
+	ScanKeyEntryInitialize(&keys[2], 0, 2, BTLessEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8LE,
+						   Int64GetDatum(to));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+
+	cbarg.stream = stream;
+	cbarg.reducer = def->reducer;
+	cbarg.version = from;
+	errcb.callback = aggregate_error_callback;
+	errcb.arg = &cbarg;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool  isnull;
+		Datum result;
+
+		CHECK_FOR_INTERRUPTS();
+		cbarg.version =
+			DatumGetInt64(slot_getattr(slot, 3 /* version */, &isnull));
+
+		MemoryContextSwitchTo(eventcxt);
+		fcinfo->args[0].value = st;
+		fcinfo->args[0].isnull = false;
+		fcinfo->args[1].value = ExecFetchSlotHeapTupleDatum(slot);
+		fcinfo->args[1].isnull = false;
+		fcinfo->isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+		if (fcinfo->isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRATA_INVALID_RESULT),
+					 errmsg("reducer %s returned NULL",
+							format_procedure(def->reducer)),
+					 errhint("A reducer returns the new state, a jsonb value; "
+							 "return the state unchanged to ignore an "
+							 "event.")));
+
+		/* keep the new state, free the old one and the call's garbage */
+		MemoryContextSwitchTo(statecxt[1 - cur]);
+		st = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+		MemoryContextReset(statecxt[cur]);
+		cur = 1 - cur;
+		MemoryContextReset(eventcxt);
+		*last = cbarg.version;
+	}
+	error_context_stack = errcb.previous;
+	MemoryContextSwitchTo(caller);
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	state = DatumGetJsonbPCopy(st);
+	MemoryContextDelete(statecxt[0]);
+	MemoryContextDelete(statecxt[1]);
+	MemoryContextDelete(eventcxt);
+	return state;
+}
+
+/*
+ * Load the state of 'stream' (of 'category') as of 'at_version'
+ * (AGGREGATE_HEAD for the latest): start from the newest usable
+ * snapshot, fold the events after it, save a snapshot when due.  Returns
+ * the state and sets *version to the version it reflects (-1: no event).
+ * Reads under a fresh snapshot, so that a retry sees what committed.
+ */
+Jsonb *
+aggregate_load(const char *stream, const char *category, int64 at_version,
+			   int64 *version)
+{
+	AggregateDef def;
+	Jsonb		*state = NULL;
+	int64		 start = -1;
+	int64		 last;
+	bool		 snapshots;
+
+	aggregate_lookup(category, &def);
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	snapshots = def.snapshot_every > 0;
+	if (snapshots && aggregate_fingerprint(def.reducer) != def.fingerprint)
+	{
+		ereport(WARNING,
+				(errmsg("reducer %s changed since the aggregate of category "
+						"\"%s\" was defined",
+						format_procedure(def.reducer), category),
+				 errdetail("Snapshots are neither used nor written."),
+				 errhint("Call strata.define_aggregate again to start new "
+						 "snapshots with the new reducer.")));
+		snapshots = false;
+	}
+
+	if (snapshots)
+		state = aggregate_find_snapshot(stream, &def, at_version, &start);
+	if (state == NULL)
+	{
+		state = def.initial_state;
+		start = -1;
+	}
+
+	last = start;
+	if (at_version > start)
+		state =
+			aggregate_fold(stream, &def, state, start + 1, at_version, &last);
+
+	if (snapshots && last - start >= def.snapshot_every && last >= 0)
+		aggregate_save_snapshot(stream, category, &def, last, state);
+
+	PopActiveSnapshot();
+	*version = last;
+	return state;
+}
+
+/*
+ * strata.load(stream text, at_version bigint, OUT state jsonb, OUT version
+ * bigint): the aggregate's state and the version it reflects.
+ */
+Datum
+strata_load(PG_FUNCTION_ARGS)
+{
+	char	 *category;
+	char	 *stream;
+	int64	  at_version = AGGREGATE_HEAD;
+	int64	  version;
+	Jsonb	 *state;
+	TupleDesc desc;
+	Datum	  values[2];
+	bool	  nulls[2] = {false, false};
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stream must not be null")));
+	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
+	if (!PG_ARGISNULL(1))
+	{
+		at_version = PG_GETARG_INT64(1);
+		if (at_version < -1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("at_version must be -1 or more"),
+					 errdetail("at_version is " INT64_FORMAT ".", at_version),
+					 errhint("Pass NULL for the latest state.")));
+	}
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "strata.load must return a composite type");
+	desc = BlessTupleDesc(desc);
+
+	state = aggregate_load(stream, category, at_version, &version);
+	values[0] = JsonbPGetDatum(state);
+	values[1] = Int64GetDatum(version);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * strata.define_aggregate(category text, reducer regprocedure,
+ * initial_state jsonb, snapshot_every int): create or replace the
+ * aggregate of a category.  Every call starts a new definition, whose
+ * snapshots start afresh.
+ */
+Datum
+strata_define_aggregate(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_clean = NULL;
+	Oid	  argtypes[5] = {TEXTOID, OIDOID, JSONBOID, INT4OID, INT8OID};
+	Datum args[5];
+	Oid	  reducer_args[2];
+	text *cat;
+	char *category;
+
+	strata_require_preload();
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the arguments of strata.define_aggregate must "
+							"not be null")));
+	cat = PG_GETARG_TEXT_PP(0);
+	category = stream_validate_name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat),
+									"category", STREAM_NAME_MAX_BYTES);
+	if (strchr(category, '-') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid category \"%s\"", category),
+				 errdetail("A category is the part of a stream name before "
+						   "the first '-', so it never contains '-'.")));
+
+	reducer_args[0] = JSONBOID;
+	reducer_args[1] = define_events_type();
+	define_check_function(PG_GETARG_OID(1), "reducer", 2, reducer_args,
+						  JSONBOID,
+						  "(state jsonb, event strata.events) RETURNS jsonb");
+	if (PG_GETARG_INT32(3) < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("snapshot_every must not be negative"),
+						errhint("Pass 0 to turn snapshots off.")));
+
+	args[0] = CStringGetTextDatum(category);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_GETARG_DATUM(2);
+	args[3] = PG_GETARG_DATUM(3);
+	args[4] = Int64GetDatum(aggregate_fingerprint(PG_GETARG_OID(1)));
+
+	PreventCommandIfReadOnly("strata.define_aggregate()");
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"INSERT INTO strata.aggregates (category, reducer, "
+				"initial_state, snapshot_every, reducer_fingerprint) "
+				"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (category) DO UPDATE "
+				"SET reducer = EXCLUDED.reducer, initial_state = "
+				"EXCLUDED.initial_state, snapshot_every = "
+				"EXCLUDED.snapshot_every, reducer_fingerprint = "
+				"EXCLUDED.reducer_fingerprint, definition_id = "
+				"pg_catalog.nextval('strata._definition_seq'), defined_at = "
+				"pg_catalog.now()",
+				5, argtypes),
+			args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the aggregate");
+	/* The old definition's snapshots can never be used again */
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan_clean,
+				"DELETE FROM strata.snapshots s USING strata.aggregates a "
+				"WHERE s.category OPERATOR(pg_catalog.=) $1 "
+				"AND a.category OPERATOR(pg_catalog.=) $1 "
+				"AND s.definition_id OPERATOR(pg_catalog.<>) a.definition_id",
+				1, argtypes),
+			args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete old snapshots");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* strata.drop_aggregate(category text): forget an aggregate. */
+Datum
+strata_drop_aggregate(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_clean = NULL;
+	Oid				  argtypes[1] = {TEXTOID};
+	Datum			  arg = PG_GETARG_DATUM(0);
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.drop_aggregate()");
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "DELETE FROM strata.aggregates "
+						   "WHERE category OPERATOR(pg_catalog.=) $1",
+						   1, argtypes),
+			&arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the aggregate");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("no aggregate is defined for category \"%s\"",
+							   TextDatumGetCString(arg))));
+	if (SPI_execute_plan(
+			strata_prepare(&plan_clean,
+						   "DELETE FROM strata.snapshots "
+						   "WHERE category OPERATOR(pg_catalog.=) $1",
+						   1, argtypes),
+			&arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete snapshots");
+	SPI_finish();
+	PG_RETURN_VOID();
+}

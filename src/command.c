@@ -1,0 +1,522 @@
+/*-------------------------------------------------------------------------
+ *
+ * command.c
+ *	  Command handlers: strata.define_command(), drop_command() and
+ *	  execute().
+ *
+ * execute() loads the aggregate, calls the handler of the command's type
+ * with (state, command), and appends the one event it returns with the
+ * loaded version as expected version.  Each attempt runs in a
+ * subtransaction: when another writer got there first (ST001), the
+ * attempt is rolled back and the command is reloaded and retried, up to
+ * strata.command_retries times.  An error raised by the handler denies
+ * the command: it propagates, or, for commands defined with
+ * record_rejections, a CommandRejected event is appended instead.
+ *
+ * A command may carry an id; the event it produces takes that id, so the
+ * idempotency of strata.append makes a repeated command append once.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/uuid.h"
+
+#include "strata.h"
+#include "aggregate.h"
+#include "append.h"
+#include "command.h"
+#include "define.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(strata_define_command);
+PG_FUNCTION_INFO_V1(strata_drop_command);
+PG_FUNCTION_INFO_V1(strata_execute);
+
+/* A command definition */
+typedef struct CommandDef
+{
+	char *category;
+	Oid	  handler;
+	bool  record_rejections;
+} CommandDef;
+
+/* What an attempt was doing when it failed */
+typedef enum CommandPhase
+{
+	COMMAND_PHASE_OTHER,
+	COMMAND_PHASE_HANDLER
+} CommandPhase;
+
+static void
+command_lookup(const char *type, CommandDef *def)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[1] = {TEXTOID};
+	Datum			  arg = CStringGetTextDatum(type);
+	bool			  isnull;
+	MemoryContext	  caller = CurrentMemoryContext;
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT category, handler::oid, record_rejections "
+						   "FROM strata.commands "
+						   "WHERE command_type OPERATOR(pg_catalog.=) $1",
+						   1, argtypes),
+			&arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the command definition");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("command type \"%s\" is not defined", type),
+						errhint("Define it with strata.define_command.")));
+	def->category = MemoryContextStrdup(
+		caller,
+		TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull)));
+	def->handler = DatumGetObjectId(SPI_getbinval(
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	def->record_rejections = DatumGetBool(SPI_getbinval(
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	SPI_finish();
+}
+
+/* The command's type and id (*has_id false when it has none). */
+static char *
+command_parse(Jsonb *command, pg_uuid_t *id, bool *has_id)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+	char	   *type;
+
+	if (!JB_ROOT_IS_OBJECT(command))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("a command must be a JSON object"),
+						errhint("Pass {\"type\": \"...\", ...}.")));
+	k.type = jbvString;
+	k.val.string.val = "type";
+	k.val.string.len = 4;
+	v = findJsonbValueFromContainer(&command->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("a command must have a \"type\" string"),
+						errhint("Pass {\"type\": \"...\", ...}.")));
+	type = stream_validate_name(v->val.string.val, v->val.string.len,
+								"command type", EVENT_TYPE_MAX_BYTES);
+
+	k.val.string.val = "id";
+	k.val.string.len = 2;
+	v = findJsonbValueFromContainer(&command->root, JB_FOBJECT, &k);
+	*has_id = false;
+	if (v != NULL && v->type != jbvNull)
+	{
+		if (v->type != jbvString ||
+			!append_parse_uuid(v->val.string.val, v->val.string.len, id))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+							errmsg("invalid command id"),
+							errdetail("The \"id\" of a command must be a UUID "
+									  "string.")));
+		*has_id = true;
+	}
+	return type;
+}
+
+/*
+ * If an event with the command's id exists, the command was executed:
+ * return true and its version.  An id stored in another stream is ST002.
+ */
+static bool
+command_done(const char *stream, pg_uuid_t *id, int64 *version)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[1] = {UUIDOID};
+	Datum			  arg = UUIDPGetDatum(id);
+	bool			  found = false;
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT stream, version FROM strata.events "
+						   "WHERE id OPERATOR(pg_catalog.=) $1",
+						   1, argtypes),
+			&arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the command id");
+	if (SPI_processed == 1)
+	{
+		bool  isnull;
+		char *s = TextDatumGetCString(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (strcmp(s, stream) != 0)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+				 errmsg("command id %s was already used on stream \"%s\"",
+						DatumGetCString(DirectFunctionCall1(uuid_out, arg)),
+						s),
+				 errhint("Give each command a new id; reuse an id only "
+						 "to retry the very same command.")));
+		*version = DatumGetInt64(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Turn the handler's result into the event to append: check that it is
+ * one event object, give it the command's id, and add command_type (and
+ * command_id) to its metadata unless the handler set them.
+ */
+static Jsonb *
+command_event(Jsonb *result, const char *type, Datum command_id, bool has_id,
+			  Oid handler)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[3] = {JSONBOID, TEXTOID, UUIDOID};
+	Datum			  args[3];
+	char			  nulls[3] = {' ', ' ', has_id ? ' ' : 'n'};
+	JsonbValue		  k;
+	JsonbValue		 *v;
+	Jsonb			 *event;
+
+	if (!JB_ROOT_IS_OBJECT(result))
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_INVALID_RESULT),
+				 errmsg("command handler %s must return one event object",
+						format_procedure(handler)),
+				 errdetail("It returned a JSON %s.",
+						   JB_ROOT_IS_SCALAR(result) ? "scalar" : "array"),
+				 errhint("Return {\"type\": \"...\", \"data\": ...}, or "
+						 "raise an error to deny the command.")));
+	k.type = jbvString;
+	k.val.string.val = "type";
+	k.val.string.len = 4;
+	v = findJsonbValueFromContainer(&result->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_INVALID_RESULT),
+				 errmsg("command handler %s returned an event without a type",
+						format_procedure(handler)),
+				 errhint("Return {\"type\": \"...\", \"data\": ...}.")));
+
+	args[0] = JsonbPGetDatum(result);
+	args[1] = CStringGetTextDatum(type);
+	args[2] = command_id;
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"SELECT $1 OPERATOR(pg_catalog.||) "
+				"pg_catalog.jsonb_strip_nulls("
+				"pg_catalog.jsonb_build_object('id', $3::text)) "
+				"OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
+				"'metadata', pg_catalog.jsonb_strip_nulls("
+				"pg_catalog.jsonb_build_object('command_type', $2, "
+				"'command_id', $3::text)) OPERATOR(pg_catalog.||) "
+				"COALESCE($1 -> 'metadata', '{}'::pg_catalog.jsonb))",
+				3, argtypes),
+			args, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not build the event");
+	{
+		bool isnull;
+
+		event = DatumGetJsonbP(
+			SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull),
+							  false, -1));
+	}
+	SPI_finish();
+	return event;
+}
+
+/* The CommandRejected event recording a denied command. */
+static Jsonb *
+command_rejection(Jsonb *command, const char *type, Datum command_id,
+				  bool has_id, ErrorData *edata)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid	   argtypes[5] = {JSONBOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID};
+	Datum  args[5];
+	char   nulls[5] = {' ', ' ', ' ', ' ', has_id ? ' ' : 'n'};
+	Jsonb *event;
+	bool   isnull;
+
+	args[0] = JsonbPGetDatum(command);
+	args[1] = CStringGetTextDatum(edata->message ? edata->message : "");
+	args[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[3] = CStringGetTextDatum(type);
+	args[4] = command_id;
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"SELECT "
+				"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+				"'type', '" COMMAND_REJECTED_TYPE "', 'id', $5::text, "
+				"'metadata', pg_catalog.jsonb_build_object('command_type', "
+				"$4, "
+				"'command_id', $5::text))) OPERATOR(pg_catalog.||) "
+				"pg_catalog.jsonb_build_object('data', "
+				"pg_catalog.jsonb_build_object("
+				"'command', $1, 'error', $2, 'sqlstate', $3))",
+				5, argtypes),
+			args, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not build the rejection event");
+	event = DatumGetJsonbP(
+		SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull),
+						  false, -1));
+	SPI_finish();
+	return event;
+}
+
+/*
+ * Run 'attempt' (one load-handle-append, or one rejection append) in a
+ * subtransaction.  Returns true with *version set when it succeeded;
+ * false with *edata set when it failed (the subtransaction rolled back),
+ * *phase telling whether the handler raised the error.
+ */
+typedef struct CommandAttempt
+{
+	const char *stream;
+	const char *category;
+	const char *type;
+	Jsonb	   *command;
+	Datum		command_id;
+	bool		has_id;
+	CommandDef *def;
+	Jsonb	   *rejection; /* non-NULL: append this, no handler */
+	int64		rejection_expected;
+	/* set by the attempt */
+	int64				  loaded_version;
+	volatile CommandPhase phase;
+} CommandAttempt;
+
+static int64
+command_attempt_body(CommandAttempt *a)
+{
+	Jsonb *state;
+	Jsonb *result;
+	Datum  d;
+
+	if (a->rejection != NULL)
+		return append_events(a->stream, a->category, a->rejection,
+							 a->rejection_expected);
+
+	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
+						   &a->loaded_version);
+
+	define_check_execute(a->def->handler, "command handler");
+	a->phase = COMMAND_PHASE_HANDLER;
+	d = OidFunctionCall2(a->def->handler, JsonbPGetDatum(state),
+						 JsonbPGetDatum(a->command));
+	a->phase = COMMAND_PHASE_OTHER;
+	result = DatumGetJsonbP(d);
+
+	return append_events(a->stream, a->category,
+						 command_event(result, a->type, a->command_id,
+									   a->has_id, a->def->handler),
+						 a->loaded_version);
+}
+
+static bool
+command_attempt(CommandAttempt *a, int64 *version, ErrorData **edata)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	a->phase = COMMAND_PHASE_OTHER;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		*version = command_attempt_body(a);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * strata.execute(stream text, command jsonb) RETURNS bigint: execute a
+ * command against the aggregate of the stream and return the stream's
+ * new version.
+ */
+Datum
+strata_execute(PG_FUNCTION_ARGS)
+{
+	CommandAttempt a;
+	CommandDef	   def;
+	pg_uuid_t	   id;
+	char		  *category;
+	int64		   version;
+	ErrorData	  *edata = NULL;
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stream and command must not be null")));
+	PreventCommandIfReadOnly("strata.execute()");
+
+	memset(&a, 0, sizeof(a));
+	a.stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
+	a.category = category;
+	a.command = PG_GETARG_JSONB_P(1);
+	a.type = command_parse(a.command, &id, &a.has_id);
+	a.command_id = a.has_id ? UUIDPGetDatum(&id) : (Datum) 0;
+
+	command_lookup(a.type, &def);
+	a.def = &def;
+	if (strcmp(def.category, category) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("command type \"%s\" applies to category \"%s\", not "
+						"to stream \"%s\"",
+						a.type, def.category, a.stream)));
+
+	/* A command executed before: its event is there, nothing to do */
+	if (a.has_id && command_done(a.stream, &id, &version))
+		PG_RETURN_INT64(version);
+
+	for (int attempt = 0;; attempt++)
+	{
+		if (command_attempt(&a, &version, &edata))
+			PG_RETURN_INT64(version);
+
+		if (a.phase == COMMAND_PHASE_HANDLER && def.record_rejections &&
+			a.rejection == NULL)
+		{
+			/* Denied: record the rejection where the state was loaded */
+			a.rejection = command_rejection(a.command, a.type, a.command_id,
+											a.has_id, edata);
+			a.rejection_expected = a.loaded_version;
+			if (command_attempt(&a, &version, &edata))
+				PG_RETURN_INT64(version);
+			a.rejection = NULL;
+		}
+
+		if (edata->sqlerrcode != ERRCODE_STRATA_WRONG_EXPECTED_VERSION)
+			ReThrowError(edata);
+		if (attempt >= strata_command_retries)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
+				 errmsg("command \"%s\" on stream \"%s\" conflicted with "
+						"other writers %d times",
+						a.type, a.stream, attempt + 1),
+				 errdetail("%s", edata->detail ? edata->detail : ""),
+				 errhint("Retry later, or raise strata.command_retries.")));
+		FreeErrorData(edata);
+		edata = NULL;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * strata.define_command(command_type text, category text, handler
+ * regprocedure, record_rejections boolean): create or replace a command.
+ */
+Datum
+strata_define_command(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[4] = {TEXTOID, TEXTOID, OIDOID, BOOLOID};
+	Datum			  args[4];
+	Oid				  handler_args[2] = {JSONBOID, JSONBOID};
+	text			 *cat;
+	char			 *category;
+
+	strata_require_preload();
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the arguments of strata.define_command must "
+							"not be null")));
+	args[0] = CStringGetTextDatum(
+		define_name_arg(PG_GETARG_TEXT_PP(0), "command type"));
+	cat = PG_GETARG_TEXT_PP(1);
+	category = stream_validate_name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat),
+									"category", STREAM_NAME_MAX_BYTES);
+	if (strchr(category, '-') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid category \"%s\"", category),
+				 errdetail("A category is the part of a stream name before "
+						   "the first '-', so it never contains '-'.")));
+	args[1] = CStringGetTextDatum(category);
+	define_check_function(PG_GETARG_OID(2), "command handler", 2, handler_args,
+						  JSONBOID,
+						  "(state jsonb, command jsonb) RETURNS jsonb");
+	args[2] = PG_GETARG_DATUM(2);
+	args[3] = PG_GETARG_DATUM(3);
+
+	PreventCommandIfReadOnly("strata.define_command()");
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"INSERT INTO strata.commands (command_type, category, "
+				"handler, record_rejections) VALUES ($1, $2, $3, $4) "
+				"ON CONFLICT (command_type) DO UPDATE SET category = "
+				"EXCLUDED.category, handler = EXCLUDED.handler, "
+				"record_rejections = EXCLUDED.record_rejections, "
+				"defined_at = pg_catalog.now()",
+				4, argtypes),
+			args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the command");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* strata.drop_command(command_type text): forget a command. */
+Datum
+strata_drop_command(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[1] = {TEXTOID};
+	Datum			  arg = PG_GETARG_DATUM(0);
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.drop_command()");
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "DELETE FROM strata.commands WHERE "
+						   "command_type OPERATOR(pg_catalog.=) $1",
+						   1, argtypes),
+			&arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the command");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("command type \"%s\" is not defined",
+							   TextDatumGetCString(arg))));
+	SPI_finish();
+	PG_RETURN_VOID();
+}

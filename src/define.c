@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ *
+ * define.c
+ *	  Checks shared by the define_* functions: the signature and the
+ *	  EXECUTE privilege of user functions (reducers, command handlers,
+ *	  projection handlers), definition names and category lists.
+ *
+ * User functions are called through the function manager, not through
+ * the executor, so the EXECUTE privilege the executor would check is
+ * checked here, at definition time and again at each use.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "strata.h"
+#include "define.h"
+#include "stream.h"
+
+/* Longest name of a projection */
+#define DEFINE_NAME_MAX_BYTES 128
+
+/* The row type of strata.events, the type of every event argument */
+Oid
+define_events_type(void)
+{
+	return get_rel_type_id(strata_relid("events"));
+}
+
+/*
+ * Check that 'funcid' is a plain function with the given argument and
+ * result types; 'role' names it in messages ("reducer") and 'signature'
+ * spells the expected signature.
+ */
+void
+define_check_function(Oid funcid, const char *role, int nargs,
+					  const Oid *argtypes, Oid rettype, const char *signature)
+{
+	HeapTuple	 tup;
+	Form_pg_proc proc;
+	bool		 ok;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+						errmsg("%s function with OID %u does not exist", role,
+							   funcid)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+
+	ok = proc->prokind == PROKIND_FUNCTION && !proc->proretset &&
+		 proc->pronargs == nargs && proc->prorettype == rettype;
+	for (int i = 0; ok && i < nargs; i++)
+		ok = proc->proargtypes.values[i] == argtypes[i];
+	ReleaseSysCache(tup);
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("%s %s has the wrong signature", role,
+						format_procedure(funcid)),
+				 errdetail("A %s must be a function %s.", role, signature),
+				 errhint("Create a function with that signature and pass it "
+						 "as 'name(argument types)'::regprocedure.")));
+
+	define_check_execute(funcid, role);
+}
+
+/* The current user must be allowed to execute 'funcid'. */
+void
+define_check_execute(Oid funcid, const char *role)
+{
+	AclResult aclresult = pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE);
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(funcid));
+}
+
+/* Validate a definition name (projection name, command type). */
+char *
+define_name_arg(text *arg, const char *what)
+{
+	return stream_validate_name(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), what,
+								DEFINE_NAME_MAX_BYTES);
+}
+
+/*
+ * Validate a list of categories (or of event types): NULL means all; an
+ * empty list or a NULL element is refused, and categories must be valid.
+ */
+void
+define_check_categories(ArrayType *arr)
+{
+	Datum *elems;
+	bool  *nulls;
+	int	   n;
+
+	if (arr == NULL)
+		return;
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("categories must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &n);
+	if (n == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("categories must not be an empty array"),
+						errhint("Pass NULL for all categories.")));
+	for (int i = 0; i < n; i++)
+	{
+		text *t;
+		char *c;
+
+		if (nulls[i])
+			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							errmsg("categories must not contain NULL")));
+		t = DatumGetTextPP(elems[i]);
+		c = stream_validate_name(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+								 "category", STREAM_NAME_MAX_BYTES);
+		if (strchr(c, '-') != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid category \"%s\"", c),
+					 errdetail("A category is the part of a stream name "
+							   "before the first '-', so it never contains "
+							   "'-'.")));
+	}
+}
+
+/*
+ * Tell every backend (at commit) that the definitions kept in relation
+ * 'relname' changed, through a relcache invalidation of that relation.
+ */
+void
+define_invalidate(const char *relname)
+{
+	CacheInvalidateRelcacheByRelid(strata_relid(relname));
+}
+
+/*
+ * Call a function returning void with 'nargs' (at most 2) non-null
+ * arguments.  Unlike FunctionCallN, accept a NULL result: SQL functions
+ * returning void return one.
+ */
+void
+define_call_void(FmgrInfo *flinfo, int nargs, Datum *args)
+{
+	LOCAL_FCINFO(fcinfo, 2);
+
+	Assert(nargs <= 2);
+	InitFunctionCallInfoData(*fcinfo, flinfo, nargs, InvalidOid, NULL, NULL);
+	for (int i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	(void) FunctionCallInvoke(fcinfo);
+}

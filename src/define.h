@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * define.h
+ *	  Checks shared by the define_* functions of aggregates, commands and
+ *	  projections: function signatures, privileges, names.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STRATA_DEFINE_H
+#define STRATA_DEFINE_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+extern Oid	 define_events_type(void);
+extern void	 define_check_function(Oid funcid, const char *role, int nargs,
+								   const Oid *argtypes, Oid rettype,
+								   const char *signature);
+extern void	 define_check_execute(Oid funcid, const char *role);
+extern char *define_name_arg(text *arg, const char *what);
+extern void	 define_check_categories(ArrayType *arr);
+extern void	 define_invalidate(const char *relname);
+extern void	 define_call_void(FmgrInfo *flinfo, int nargs, Datum *args);
+
+#endif /* STRATA_DEFINE_H */

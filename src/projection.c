@@ -1,0 +1,485 @@
+/*-------------------------------------------------------------------------
+ *
+ * projection.c
+ *	  Inline projections: strata.define_projection(), drop_projection(),
+ *	  rebuild_projection(), and the hook strata.append() calls after it
+ *	  wrote its events.
+ *
+ * An inline projection's handler runs inside the appending transaction,
+ * right after the events are written, once per matching event in version
+ * order: a rolled-back append leaves no trace in the read model, and an
+ * error in a handler aborts the append.
+ *
+ * The definitions are cached per backend and the cache is dropped on a
+ * relcache invalidation of strata.projections, which define and drop
+ * send, so an append costs no query when nothing changed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "strata.h"
+#include "append.h"
+#include "define.h"
+#include "projection.h"
+#include "stream.h"
+
+PG_FUNCTION_INFO_V1(strata_define_projection);
+PG_FUNCTION_INFO_V1(strata_drop_projection);
+PG_FUNCTION_INFO_V1(strata_rebuild_projection);
+
+/* Seconds between two progress notices of rebuild_projection */
+#define PROJECTION_PROGRESS_SECS 5
+
+/* One cached projection definition */
+typedef struct ProjectionDef
+{
+	char	*name;
+	Oid		 handler;
+	FmgrInfo flinfo;
+	int		 ncategories; /* 0: all */
+	char   **categories;
+	int		 ntypes; /* 0: all */
+	char   **types;
+} ProjectionDef;
+
+static MemoryContext  projection_cxt = NULL;
+static ProjectionDef *projection_defs = NULL;
+static int			  projection_ndefs = 0;
+static bool			  projection_valid = false;
+static bool			  projection_callback_set = false;
+
+/* For the error context of a handler call */
+typedef struct ProjectionCallbackArg
+{
+	const char *name;
+	Datum	   *row;
+} ProjectionCallbackArg;
+
+static void
+projection_relcache_callback(Datum arg, Oid relid)
+{
+	projection_valid = false;
+}
+
+/* Copy a text[] datum into a palloc'd array of C strings. */
+static int
+projection_strings(Datum d, char ***out)
+{
+	ArrayType *arr = DatumGetArrayTypeP(d);
+	Datum	  *elems;
+	bool	  *nulls;
+	int		   n;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &n);
+	*out = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*out)[i] = TextDatumGetCString(elems[i]);
+	return n;
+}
+
+/* (Re)load the cached definitions if an invalidation dropped them. */
+static void
+projection_load_cache(void)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext	  old;
+	int				  ret;
+
+	if (projection_valid)
+		return;
+
+	if (!projection_callback_set)
+	{
+		CacheRegisterRelcacheCallback(projection_relcache_callback, (Datum) 0);
+		projection_callback_set = true;
+	}
+	if (projection_cxt == NULL)
+		projection_cxt = AllocSetContextCreate(
+			TopMemoryContext, "strata projections", ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(projection_cxt);
+	projection_defs = NULL;
+	projection_ndefs = 0;
+
+	/* Set valid first: an invalidation during the query clears it again */
+	projection_valid = true;
+
+	SPI_connect();
+	ret = SPI_execute_plan(
+		strata_prepare(&plan,
+					   "SELECT name, handler::oid, categories, types "
+					   "FROM strata.projections ORDER BY name",
+					   0, NULL),
+		NULL, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read projections: %s",
+			 SPI_result_code_string(ret));
+
+	old = MemoryContextSwitchTo(projection_cxt);
+	projection_defs = palloc0(sizeof(ProjectionDef) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	   tup = SPI_tuptable->vals[i];
+		TupleDesc	   desc = SPI_tuptable->tupdesc;
+		ProjectionDef *def = &projection_defs[i];
+		bool		   isnull;
+		Datum		   d;
+
+		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		fmgr_info_cxt(def->handler, &def->flinfo, projection_cxt);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (!isnull)
+			def->ncategories = projection_strings(d, &def->categories);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+			def->ntypes = projection_strings(d, &def->types);
+	}
+	projection_ndefs = (int) SPI_processed;
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+}
+
+static bool
+projection_in_list(char **list, int n, const char *s)
+{
+	if (n == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Does any inline projection take events of 'category'?  Called by every
+ * append; costs no query while the cached definitions are valid.
+ */
+bool
+projection_inline_wanted(const char *category)
+{
+	projection_load_cache();
+	for (int i = 0; i < projection_ndefs; i++)
+		if (projection_in_list(projection_defs[i].categories,
+							   projection_defs[i].ncategories, category))
+			return true;
+	return false;
+}
+
+static void
+projection_error_callback(void *arg)
+{
+	ProjectionCallbackArg *cb = (ProjectionCallbackArg *) arg;
+
+	errcontext("projection \"%s\" on event version " INT64_FORMAT
+			   " of stream \"%s\"",
+			   cb->name, DatumGetInt64(cb->row[EVENTS_VERSION]),
+			   TextDatumGetCString(cb->row[EVENTS_STREAM]));
+}
+
+/* Call the handler of 'def' with the event row 'event'. */
+static void
+projection_call(ProjectionDef *def, Datum event, Datum *row)
+{
+	ErrorContextCallback  errcb;
+	ProjectionCallbackArg cbarg = {def->name, row};
+
+	define_check_execute(def->handler, "projection handler");
+
+	errcb.callback = projection_error_callback;
+	errcb.arg = &cbarg;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	define_call_void(&def->flinfo, 1, &event);
+
+	error_context_stack = errcb.previous;
+}
+
+/*
+ * Run every inline projection that matches the event 'row' (the columns
+ * of strata.events, in table order) of 'category' and 'type'.
+ */
+void
+projection_apply_inline(Datum *row, const char *category, const char *type)
+{
+	TupleDesc desc = NULL;
+	Datum	  event = (Datum) 0;
+
+	projection_load_cache();
+	for (int i = 0; i < projection_ndefs; i++)
+	{
+		ProjectionDef *def = &projection_defs[i];
+
+		if (!projection_in_list(def->categories, def->ncategories, category) ||
+			!projection_in_list(def->types, def->ntypes, type))
+			continue;
+
+		if (desc == NULL)
+		{
+			bool nulls[EVENTS_NATTS] = {false};
+
+			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+			if (desc->natts != EVENTS_NATTS)
+				elog(ERROR, "strata.events has %d columns, expected %d",
+					 desc->natts, EVENTS_NATTS);
+			event = HeapTupleGetDatum(heap_form_tuple(desc, row, nulls));
+		}
+		projection_call(def, event, row);
+	}
+	if (desc != NULL)
+		ReleaseTupleDesc(desc);
+}
+
+/*
+ * strata.define_projection(name text, handler regprocedure, categories
+ * text[], types text[]): create or replace an inline projection.
+ */
+Datum
+strata_define_projection(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid	  argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum args[4];
+	char  nulls[4] = {' ', ' ', ' ', ' '};
+	Oid	  evtype;
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("name and handler must not be null")));
+
+	args[0] = CStringGetTextDatum(
+		define_name_arg(PG_GETARG_TEXT_PP(0), "projection name"));
+	args[1] = PG_GETARG_DATUM(1);
+	evtype = define_events_type();
+	define_check_function(DatumGetObjectId(args[1]), "projection handler", 1,
+						  &evtype, VOIDOID,
+						  "(event strata.events) RETURNS void");
+	for (int i = 2; i < 4; i++)
+	{
+		if (PG_ARGISNULL(i))
+		{
+			nulls[i] = 'n';
+			args[i] = (Datum) 0;
+			continue;
+		}
+		define_check_categories(PG_GETARG_ARRAYTYPE_P(i));
+		args[i] = PG_GETARG_DATUM(i);
+	}
+
+	PreventCommandIfReadOnly("strata.define_projection()");
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"INSERT INTO strata.projections (name, handler, categories, "
+				"types) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE "
+				"SET handler = EXCLUDED.handler, categories = "
+				"EXCLUDED.categories, types = EXCLUDED.types, "
+				"defined_at = pg_catalog.now()",
+				4, argtypes),
+			args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the projection");
+	SPI_finish();
+	define_invalidate("projections");
+	PG_RETURN_VOID();
+}
+
+/* strata.drop_projection(name text): forget a projection. */
+Datum
+strata_drop_projection(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[1] = {TEXTOID};
+	Datum			  arg = PG_GETARG_DATUM(0);
+	char			 *name = TextDatumGetCString(arg);
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.drop_projection()");
+	SPI_connect();
+	if (SPI_execute_plan(strata_prepare(&plan,
+										"DELETE FROM strata.projections "
+										"WHERE name OPERATOR(pg_catalog.=) $1",
+										1, argtypes),
+						 &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the projection");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("projection \"%s\" does not exist", name)));
+	SPI_finish();
+	define_invalidate("projections");
+	PG_RETURN_VOID();
+}
+
+/*
+ * strata.rebuild_projection(name text, reset regprocedure) RETURNS bigint:
+ * call the reset function, then replay every matching event in position
+ * order through the projection's handler; returns the number replayed.
+ */
+Datum
+strata_rebuild_projection(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_def = NULL;
+	static SPIPlanPtr plan_count = NULL;
+	static SPIPlanPtr plan_scan = NULL;
+	Oid				  argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum			  name_d = PG_GETARG_DATUM(0);
+	char			 *name = TextDatumGetCString(name_d);
+	Oid				  texttype = TEXTOID;
+	Datum			  args[2];
+	char			  nulls[2];
+	ProjectionDef	  def;
+	int64			  total;
+	int64			  done = 0;
+	Portal			  portal;
+	TimestampTz		  last_notice;
+	MemoryContext	  eventcxt;
+	MemoryContext	  old;
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.rebuild_projection()");
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan_def,
+				"SELECT handler::oid, categories, types FROM "
+				"strata.projections WHERE name OPERATOR(pg_catalog.=) $1",
+				1, &texttype),
+			&name_d, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the projection");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("projection \"%s\" does not exist", name)));
+	{
+		bool isnull;
+
+		memset(&def, 0, sizeof(def));
+		def.name = name;
+		def.handler = DatumGetObjectId(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		for (int i = 0; i < 2; i++)
+		{
+			args[i] = SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, i + 2, &isnull);
+			nulls[i] = isnull ? 'n' : ' ';
+			if (!isnull)
+				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
+		}
+	}
+	fmgr_info(def.handler, &def.flinfo);
+	define_check_execute(def.handler, "projection handler");
+
+	/* The reset function, then a snapshot that sees what it did */
+	if (!PG_ARGISNULL(1))
+	{
+		Oid		 reset = PG_GETARG_OID(1);
+		FmgrInfo flinfo;
+
+		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
+							  "() RETURNS void");
+		fmgr_info(reset, &flinfo);
+		define_call_void(&flinfo, 0, NULL);
+		CommandCounterIncrement();
+	}
+
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan_count,
+				"SELECT pg_catalog.count(*) FROM strata.events WHERE "
+				"($1 IS NULL OR category OPERATOR(pg_catalog.=) ANY ($1)) AND "
+				"($2 IS NULL OR type OPERATOR(pg_catalog.=) ANY ($2))",
+				2, argtypes),
+			args, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the events");
+	{
+		bool isnull;
+
+		total = DatumGetInt64(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	portal = SPI_cursor_open(
+		NULL,
+		strata_prepare(
+			&plan_scan,
+			"SELECT e FROM strata.events e WHERE "
+			"($1 IS NULL OR category OPERATOR(pg_catalog.=) ANY ($1)) AND "
+			"($2 IS NULL OR type OPERATOR(pg_catalog.=) ANY ($2)) "
+			"ORDER BY position",
+			2, argtypes),
+		args, nulls, false);
+
+	eventcxt = AllocSetContextCreate(
+		CurrentMemoryContext, "strata rebuild event", ALLOCSET_DEFAULT_SIZES);
+	last_notice = GetCurrentTimestamp();
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		  isnull;
+			Datum		  event = SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull);
+			Datum		  row[EVENTS_NATTS];
+			bool		  rownulls[EVENTS_NATTS];
+			HeapTupleData tmp;
+			TupleDesc	  desc;
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(eventcxt);
+
+			/* the columns, for the error context */
+			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+			tmp.t_len =
+				HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(event));
+			tmp.t_data = DatumGetHeapTupleHeader(event);
+			heap_deform_tuple(&tmp, desc, row, rownulls);
+			ReleaseTupleDesc(desc);
+
+			projection_call(&def, event, row);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(eventcxt);
+			done++;
+
+			if (TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(),
+										   PROJECTION_PROGRESS_SECS * 1000))
+			{
+				ereport(NOTICE,
+						(errmsg("rebuilding projection \"%s\": " INT64_FORMAT
+								" of " INT64_FORMAT " events",
+								name, done, total)));
+				last_notice = GetCurrentTimestamp();
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(eventcxt);
+	SPI_finish();
+
+	ereport(NOTICE,
+			(errmsg("projection \"%s\" rebuilt from " INT64_FORMAT " events",
+					name, done)));
+	PG_RETURN_INT64(done);
+}
