@@ -24,7 +24,8 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 # pg_regress reads test/<name>.sql and compares with expected/<name>.out
 # (test/expected links to ../expected).
 REGRESS = setup append expected_version idempotency bad_input reads \
-	immutability transactions privileges
+	immutability transactions privileges aggregates commands \
+	projections upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata

@@ -180,3 +180,5 @@ COMMENT ON FUNCTION strata.rebuild_projection(text, regprocedure) IS
 REVOKE ALL ON strata.aggregates, strata.snapshots, strata.commands,
 	strata.projections, strata._definition_seq, strata.definitions FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION strata.execute(text, jsonb) FROM PUBLIC;
+-- Every append reads the projection definitions, whoever appends.
+GRANT SELECT ON strata.projections TO PUBLIC;

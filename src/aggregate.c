@@ -261,7 +261,6 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 
 	LOCAL_FCINFO(fcinfo, 2);
 
-	define_check_execute(def->reducer, "reducer");
 	fmgr_info(def->reducer, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
 
@@ -363,6 +362,9 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	bool		 snapshots;
 
 	aggregate_lookup(category, &def);
+	define_check_execute(
+		def.reducer, "reducer",
+		psprintf("the aggregate of category \"%s\"", category));
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 

@@ -308,9 +308,12 @@ typedef struct CommandAttempt
 static int64
 command_attempt_body(CommandAttempt *a)
 {
-	Jsonb *state;
-	Jsonb *result;
-	Datum  d;
+	Jsonb	*state;
+	Jsonb	*result;
+	Datum	 d;
+	FmgrInfo flinfo;
+
+	LOCAL_FCINFO(fcinfo, 2);
 
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,
@@ -319,11 +322,24 @@ command_attempt_body(CommandAttempt *a)
 	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
 						   &a->loaded_version);
 
-	define_check_execute(a->def->handler, "command handler");
+	define_check_execute(a->def->handler, "handler",
+						 psprintf("command type \"%s\"", a->type));
+	fmgr_info(a->def->handler, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = JsonbPGetDatum(state);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = JsonbPGetDatum(a->command);
+	fcinfo->args[1].isnull = false;
 	a->phase = COMMAND_PHASE_HANDLER;
-	d = OidFunctionCall2(a->def->handler, JsonbPGetDatum(state),
-						 JsonbPGetDatum(a->command));
+	d = FunctionCallInvoke(fcinfo);
 	a->phase = COMMAND_PHASE_OTHER;
+	if (fcinfo->isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_INVALID_RESULT),
+				 errmsg("command handler %s returned NULL",
+						format_procedure(a->def->handler)),
+				 errhint("Return one event object, or raise an error to deny "
+						 "the command.")));
 	result = DatumGetJsonbP(d);
 
 	return append_events(a->stream, a->category,
@@ -427,9 +443,9 @@ strata_execute(PG_FUNCTION_ARGS)
 			ereport(
 				ERROR,
 				(errcode(ERRCODE_STRATA_WRONG_EXPECTED_VERSION),
-				 errmsg("command \"%s\" on stream \"%s\" conflicted with "
-						"other writers %d times",
-						a.type, a.stream, attempt + 1),
+				 errmsg("command \"%s\" on stream \"%s\" still conflicted "
+						"after %d retries",
+						a.type, a.stream, attempt),
 				 errdetail("%s", edata->detail ? edata->detail : ""),
 				 errhint("Retry later, or raise strata.command_retries.")));
 		FreeErrorData(edata);

@@ -75,14 +75,26 @@ define_check_function(Oid funcid, const char *role, int nargs,
 				 errhint("Create a function with that signature and pass it "
 						 "as 'name(argument types)'::regprocedure.")));
 
-	define_check_execute(funcid, role);
+	define_check_execute(funcid, role, NULL);
 }
 
-/* The current user must be allowed to execute 'funcid'. */
+/*
+ * The function 'funcid' must still exist and the current user must be
+ * allowed to execute it.  'owner' names the definition that uses it, for
+ * the message when it was dropped.
+ */
 void
-define_check_execute(Oid funcid, const char *role)
+define_check_execute(Oid funcid, const char *role, const char *owner)
 {
-	AclResult aclresult = pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE);
+	AclResult aclresult;
+
+	if (owner != NULL &&
+		!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the %s of %s no longer exists", role, owner),
+				 errhint("Define it again with an existing function.")));
+	aclresult = pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE);
 
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(funcid));
@@ -97,11 +109,12 @@ define_name_arg(text *arg, const char *what)
 }
 
 /*
- * Validate a list of categories (or of event types): NULL means all; an
- * empty list or a NULL element is refused, and categories must be valid.
+ * Validate a list of categories (is_category) or of event types, named
+ * 'what' in messages: NULL means all; an empty list or a NULL element is
+ * refused; each must be a valid category or event type.
  */
 void
-define_check_categories(ArrayType *arr)
+define_check_list(ArrayType *arr, const char *what, bool is_category)
 {
 	Datum *elems;
 	bool  *nulls;
@@ -111,13 +124,13 @@ define_check_categories(ArrayType *arr)
 		return;
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("categories must be a one-dimensional array")));
+						errmsg("%s must be a one-dimensional array", what)));
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
 					  &n);
 	if (n == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("categories must not be an empty array"),
-						errhint("Pass NULL for all categories.")));
+						errmsg("%s must not be an empty array", what),
+						errhint("Pass NULL for all %s.", what)));
 	for (int i = 0; i < n; i++)
 	{
 		text *t;
@@ -125,11 +138,13 @@ define_check_categories(ArrayType *arr)
 
 		if (nulls[i])
 			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-							errmsg("categories must not contain NULL")));
+							errmsg("%s must not contain NULL", what)));
 		t = DatumGetTextPP(elems[i]);
 		c = stream_validate_name(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
-								 "category", STREAM_NAME_MAX_BYTES);
-		if (strchr(c, '-') != NULL)
+								 is_category ? "category" : "event type",
+								 is_category ? STREAM_NAME_MAX_BYTES
+											 : EVENT_TYPE_MAX_BYTES);
+		if (is_category && strchr(c, '-') != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid category \"%s\"", c),

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -53,7 +54,8 @@ typedef struct ProjectionDef
 	char	*name;
 	Oid		 handler;
 	FmgrInfo flinfo;
-	int		 ncategories; /* 0: all */
+	bool	 flinfo_ready; /* flinfo looked up (lazily, at first call) */
+	int		 ncategories;  /* 0: all */
 	char   **categories;
 	int		 ntypes; /* 0: all */
 	char   **types;
@@ -65,6 +67,13 @@ static int			  projection_ndefs = 0;
 static bool			  projection_valid = false;
 static bool			  projection_callback_set = false;
 
+/*
+ * Calls of projection_apply_inline() under way in this backend.  While
+ * one iterates over the cached definitions, a handler that appends must
+ * not reload (and free) them: nested appends use the list as it is.
+ */
+static int projection_busy = 0;
+
 /* For the error context of a handler call */
 typedef struct ProjectionCallbackArg
 {
@@ -72,10 +81,13 @@ typedef struct ProjectionCallbackArg
 	Datum	   *row;
 } ProjectionCallbackArg;
 
+static Oid projection_relid = InvalidOid;
+
 static void
 projection_relcache_callback(Datum arg, Oid relid)
 {
-	projection_valid = false;
+	if (relid == InvalidOid || relid == projection_relid)
+		projection_valid = false;
 }
 
 /* Copy a text[] datum into a palloc'd array of C strings. */
@@ -103,7 +115,7 @@ projection_load_cache(void)
 	MemoryContext	  old;
 	int				  ret;
 
-	if (projection_valid)
+	if (projection_valid || (projection_busy > 0 && projection_defs != NULL))
 		return;
 
 	if (!projection_callback_set)
@@ -117,6 +129,16 @@ projection_load_cache(void)
 	MemoryContextReset(projection_cxt);
 	projection_defs = NULL;
 	projection_ndefs = 0;
+
+	/*
+	 * Under a library newer than the installed SQL version (before ALTER
+	 * EXTENSION strata UPDATE) the table is missing: no projections, and
+	 * look again next time.
+	 */
+	projection_relid = get_relname_relid(
+		"projections", get_namespace_oid(STRATA_SCHEMA, false));
+	if (!OidIsValid(projection_relid))
+		return;
 
 	/* Set valid first: an invalidation during the query clears it again */
 	projection_valid = true;
@@ -144,7 +166,6 @@ projection_load_cache(void)
 
 		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
 		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		fmgr_info_cxt(def->handler, &def->flinfo, projection_cxt);
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		if (!isnull)
 			def->ncategories = projection_strings(d, &def->categories);
@@ -201,7 +222,14 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	ErrorContextCallback  errcb;
 	ProjectionCallbackArg cbarg = {def->name, row};
 
-	define_check_execute(def->handler, "projection handler");
+	define_check_execute(def->handler, "handler",
+						 psprintf("projection \"%s\"", def->name));
+	if (!def->flinfo_ready)
+	{
+		fmgr_info_cxt(def->handler, &def->flinfo,
+					  projection_cxt ? projection_cxt : CurrentMemoryContext);
+		def->flinfo_ready = true;
+	}
 
 	errcb.callback = projection_error_callback;
 	errcb.arg = &cbarg;
@@ -220,30 +248,40 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 void
 projection_apply_inline(Datum *row, const char *category, const char *type)
 {
-	TupleDesc desc = NULL;
-	Datum	  event = (Datum) 0;
+	TupleDesc volatile desc = NULL;
+	volatile Datum event = (Datum) 0;
 
 	projection_load_cache();
-	for (int i = 0; i < projection_ndefs; i++)
+	projection_busy++;
+	PG_TRY();
 	{
-		ProjectionDef *def = &projection_defs[i];
-
-		if (!projection_in_list(def->categories, def->ncategories, category) ||
-			!projection_in_list(def->types, def->ntypes, type))
-			continue;
-
-		if (desc == NULL)
+		for (int i = 0; i < projection_ndefs; i++)
 		{
-			bool nulls[EVENTS_NATTS] = {false};
+			ProjectionDef *def = &projection_defs[i];
 
-			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
-			if (desc->natts != EVENTS_NATTS)
-				elog(ERROR, "strata.events has %d columns, expected %d",
-					 desc->natts, EVENTS_NATTS);
-			event = HeapTupleGetDatum(heap_form_tuple(desc, row, nulls));
+			if (!projection_in_list(def->categories, def->ncategories,
+									category) ||
+				!projection_in_list(def->types, def->ntypes, type))
+				continue;
+
+			if (desc == NULL)
+			{
+				bool nulls[EVENTS_NATTS] = {false};
+
+				desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+				if (desc->natts != EVENTS_NATTS)
+					elog(ERROR, "strata.events has %d columns, expected %d",
+						 desc->natts, EVENTS_NATTS);
+				event = HeapTupleGetDatum(heap_form_tuple(desc, row, nulls));
+			}
+			projection_call(def, event, row);
 		}
-		projection_call(def, event, row);
 	}
+	PG_FINALLY();
+	{
+		projection_busy--;
+	}
+	PG_END_TRY();
 	if (desc != NULL)
 		ReleaseTupleDesc(desc);
 }
@@ -281,7 +319,8 @@ strata_define_projection(PG_FUNCTION_ARGS)
 			args[i] = (Datum) 0;
 			continue;
 		}
-		define_check_categories(PG_GETARG_ARRAYTYPE_P(i));
+		define_check_list(PG_GETARG_ARRAYTYPE_P(i),
+						  i == 2 ? "categories" : "types", i == 2);
 		args[i] = PG_GETARG_DATUM(i);
 	}
 
@@ -385,8 +424,10 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
 		}
 	}
+	define_check_execute(def.handler, "handler",
+						 psprintf("projection \"%s\"", name));
 	fmgr_info(def.handler, &def.flinfo);
-	define_check_execute(def.handler, "projection handler");
+	def.flinfo_ready = true;
 
 	/* The reset function, then a snapshot that sees what it did */
 	if (!PG_ARGISNULL(1))
