@@ -42,12 +42,29 @@ like($err, qr/ERROR:  0A000: strata.read_category\(\) cannot run on a hot standb
 like($err, qr/ERROR:  25006: cannot execute strata.append\(\) in a read-only transaction/,
 	'append is refused on the standby with 25006');
 
+# aggregates: load works on the standby, from the primary's snapshots, and
+# writes none there
+$primary->safe_psql('postgres', q{
+	CREATE FUNCTION acct_reduce(state jsonb, e strata.events) RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1) $$;
+	SELECT strata.define_aggregate('acct', 'acct_reduce(jsonb, strata.events)', '{}', 2);
+	SELECT strata.load('acct-1');
+	SELECT strata.append('acct-1', '[{"type": "X"}, {"type": "Y"}, {"type": "Z"}]');
+});
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM strata.snapshots}), '1',
+	'the primary wrote one snapshot');
+is($standby->safe_psql('postgres', q{SELECT state->>'n', version FROM strata.load('acct-1')}),
+	'5|4', 'load works on the standby');
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM strata.snapshots}), '1',
+	'load on the standby wrote no snapshot');
+
 # promoted, the standby becomes a primary with a working registry
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
-is($standby->safe_psql('postgres', q{SELECT strata.append('acct-1', '{"type": "Closed"}', 1)}), '2',
+is($standby->safe_psql('postgres', q{SELECT strata.append('acct-1', '{"type": "Closed"}', 4)}), '5',
 	'after promotion, appends continue the stream');
-is($standby->safe_psql('postgres', q{SELECT count(*) FROM strata.read_all()}), '3',
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM strata.read_all()}), '6',
 	'after promotion, read_all works');
 
 $standby->stop;
