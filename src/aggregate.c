@@ -469,14 +469,8 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 					 errmsg("the arguments of strata.define_aggregate must "
 							"not be null")));
 	cat = PG_GETARG_TEXT_PP(0);
-	category = stream_validate_name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat),
-									"category", STREAM_NAME_MAX_BYTES);
-	if (strchr(category, '-') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid category \"%s\"", category),
-				 errdetail("A category is the part of a stream name before "
-						   "the first '-', so it never contains '-'.")));
+	category =
+		stream_validate_category(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat));
 
 	reducer_args[0] = JSONBOID;
 	reducer_args[1] = define_events_type();

@@ -478,14 +478,8 @@ strata_define_command(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(
 		define_name_arg(PG_GETARG_TEXT_PP(0), "command type"));
 	cat = PG_GETARG_TEXT_PP(1);
-	category = stream_validate_name(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat),
-									"category", STREAM_NAME_MAX_BYTES);
-	if (strchr(category, '-') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid category \"%s\"", category),
-				 errdetail("A category is the part of a stream name before "
-						   "the first '-', so it never contains '-'.")));
+	category =
+		stream_validate_category(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat));
 	args[1] = CStringGetTextDatum(category);
 	define_check_function(PG_GETARG_OID(2), "command handler", 2, handler_args,
 						  JSONBOID,

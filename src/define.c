@@ -134,23 +134,17 @@ define_check_list(ArrayType *arr, const char *what, bool is_category)
 	for (int i = 0; i < n; i++)
 	{
 		text *t;
-		char *c;
 
 		if (nulls[i])
 			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 							errmsg("%s must not contain NULL", what)));
 		t = DatumGetTextPP(elems[i]);
-		c = stream_validate_name(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
-								 is_category ? "category" : "event type",
-								 is_category ? STREAM_NAME_MAX_BYTES
-											 : EVENT_TYPE_MAX_BYTES);
-		if (is_category && strchr(c, '-') != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid category \"%s\"", c),
-					 errdetail("A category is the part of a stream name "
-							   "before the first '-', so it never contains "
-							   "'-'.")));
+		if (is_category)
+			(void) stream_validate_category(VARDATA_ANY(t),
+											VARSIZE_ANY_EXHDR(t));
+		else
+			(void) stream_validate_name(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+										"event type", EVENT_TYPE_MAX_BYTES);
 	}
 }
 

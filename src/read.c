@@ -233,15 +233,8 @@ strata_read_category(PG_FUNCTION_ARGS)
 	char	*category;
 
 	strata_require_preload();
-	category = stream_validate_name(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg),
-									"category", STREAM_NAME_MAX_BYTES);
-	if (strchr(category, '-') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid category \"%s\"", category),
-				 errdetail("A category is the part of a stream name before "
-						   "the first '-', so it never contains '-'."),
-				 errhint("To read one stream, use strata.read_stream.")));
+	category =
+		stream_validate_category(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg));
 	args[0] = CStringGetTextDatum(category);
 	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "after_position"));
 	max_count = read_max_count_arg(fcinfo, 2);

@@ -101,6 +101,25 @@ stream_name_arg(text *arg, char **category)
 }
 
 /*
+ * Validate a category given as text of 'len' bytes (a valid name without
+ * '-'); return it as a C string.
+ */
+char *
+stream_validate_category(const char *name, int len)
+{
+	char *category =
+		stream_validate_name(name, len, "category", STREAM_NAME_MAX_BYTES);
+
+	if (strchr(category, '-') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid category \"%s\"", category),
+				 errdetail("A category is the part of a stream name before "
+						   "the first '-', so it never contains '-'.")));
+	return category;
+}
+
+/*
  * strata.stream_version(stream text) RETURNS bigint: the version of the
  * last event of the stream, -1 when the stream has no event.
  */

@@ -18,5 +18,6 @@ extern char *stream_validate_name(const char *name, int len, const char *what,
 								  int max_bytes);
 extern char *stream_category(const char *name);
 extern char *stream_name_arg(text *arg, char **category);
+extern char *stream_validate_category(const char *name, int len);
 
 #endif /* STRATA_STREAM_H */
