@@ -118,6 +118,7 @@ aggregate_fingerprint(Oid funcid)
 static void
 aggregate_lookup(const char *category, AggregateDef *def)
 {
+	MemoryContext	  caller = CurrentMemoryContext;
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[1] = {TEXTOID};
 	Datum			  arg = CStringGetTextDatum(category);
@@ -143,8 +144,7 @@ aggregate_lookup(const char *category, AggregateDef *def)
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	def->reducer = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-	def->initial_state = DatumGetJsonbPCopy(
-		SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1));
+	def->initial_state = strata_spi_jsonb(0, 2, caller);
 	def->snapshot_every = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	def->definition_id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 	def->fingerprint = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
@@ -169,6 +169,7 @@ static Jsonb *
 aggregate_find_snapshot(const char *stream, AggregateDef *def,
 						int64 at_version, int64 *version)
 {
+	MemoryContext	  caller = CurrentMemoryContext;
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[3] = {TEXTOID, INT8OID, INT8OID};
 	Datum			  args[3];
@@ -194,10 +195,7 @@ aggregate_find_snapshot(const char *stream, AggregateDef *def,
 
 		*version = DatumGetInt64(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		state = DatumGetJsonbP(
-			SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2, &isnull),
-							  false, -1));
+		state = strata_spi_jsonb(0, 2, caller);
 	}
 	SPI_finish();
 	return state;

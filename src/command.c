@@ -184,6 +184,7 @@ static Jsonb *
 command_event(Jsonb *result, const char *type, Datum command_id, bool has_id,
 			  Oid handler)
 {
+	MemoryContext	  caller = CurrentMemoryContext;
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[3] = {JSONBOID, TEXTOID, UUIDOID};
 	Datum			  args[3];
@@ -230,14 +231,7 @@ command_event(Jsonb *result, const char *type, Datum command_id, bool has_id,
 				3, argtypes),
 			args, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not build the event");
-	{
-		bool isnull;
-
-		event = DatumGetJsonbP(
-			SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull),
-							  false, -1));
-	}
+	event = strata_spi_jsonb(0, 1, caller);
 	SPI_finish();
 	return event;
 }
@@ -247,12 +241,12 @@ static Jsonb *
 command_rejection(Jsonb *command, const char *type, Datum command_id,
 				  bool has_id, ErrorData *edata)
 {
+	MemoryContext	  caller = CurrentMemoryContext;
 	static SPIPlanPtr plan = NULL;
 	Oid	   argtypes[5] = {JSONBOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID};
 	Datum  args[5];
 	char   nulls[5] = {' ', ' ', ' ', ' ', has_id ? ' ' : 'n'};
 	Jsonb *event;
-	bool   isnull;
 
 	args[0] = JsonbPGetDatum(command);
 	args[1] = CStringGetTextDatum(edata->message ? edata->message : "");
@@ -275,10 +269,7 @@ command_rejection(Jsonb *command, const char *type, Datum command_id,
 				5, argtypes),
 			args, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not build the rejection event");
-	event = DatumGetJsonbP(
-		SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull),
-						  false, -1));
+	event = strata_spi_jsonb(0, 1, caller);
 	SPI_finish();
 	return event;
 }

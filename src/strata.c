@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
 #include "strata.h"
@@ -138,4 +139,27 @@ strata_relid(const char *relname)
 						errhint("Reinstall the extension with DROP EXTENSION "
 								"strata and CREATE EXTENSION strata.")));
 	return relid;
+}
+
+/*
+ * Copy jsonb column 'col' of row 'row' of the last SPI result into
+ * 'cxt', detoasted, so that it outlives SPI_finish (which frees the SPI
+ * procedure context, where a plain DatumGetJsonbP may have put it).
+ * Returns NULL for a NULL value.
+ */
+Jsonb *
+strata_spi_jsonb(uint64 row, int col, MemoryContext cxt)
+{
+	bool  isnull;
+	Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+							col, &isnull);
+	MemoryContext old;
+	Jsonb		 *copy;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(cxt);
+	copy = DatumGetJsonbPCopy(d);
+	MemoryContextSwitchTo(old);
+	return copy;
 }

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/jsonb.h"
 
 #if PG_VERSION_NUM < 150000
 #error "pg_strata requires PostgreSQL 15 or later"
@@ -41,5 +42,6 @@ extern void		  strata_require_preload(void);
 extern SPIPlanPtr strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs,
 								 Oid *argtypes);
 extern Oid		  strata_relid(const char *relname);
+extern Jsonb	 *strata_spi_jsonb(uint64 row, int col, MemoryContext cxt);
 
 #endif /* STRATA_H */

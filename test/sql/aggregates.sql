@@ -142,3 +142,23 @@ SELECT strata.drop_aggregate('acct');
 SELECT count(*) FROM strata.snapshots WHERE category = 'acct';
 SELECT * FROM strata.load('acct-1');
 SELECT kind, name FROM strata.definitions ORDER BY 1, 2;
+
+-- the first load of a new session: the initial state and the snapshot
+-- state read by SPI must outlive the lookup (a use-after-free once made
+-- this fail with "unknown type of jsonb container")
+CREATE FUNCTION fresh_reduce(state jsonb, e strata.events) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN jsonb_set(state, '{balance}',
+		to_jsonb((state->>'balance')::numeric + (e.data->>'amount')::numeric));
+END $$;
+SELECT strata.define_aggregate('fresh', 'fresh_reduce(jsonb, strata.events)', '{"balance": 0}', 0);
+SELECT strata.define_aggregate('freshsnap', 'fresh_reduce(jsonb, strata.events)', '{"balance": 0}', 10);
+SELECT strata.append('fresh-1', (SELECT jsonb_agg(jsonb_build_object('type', 'D', 'data', jsonb_build_object('amount', i))) FROM generate_series(1, 1000) i));
+SELECT strata.append('freshsnap-1', (SELECT jsonb_agg(jsonb_build_object('type', 'D', 'data', jsonb_build_object('amount', i))) FROM generate_series(1, 1000) i));
+SELECT version FROM strata.load('freshsnap-1');
+SELECT strata.append('freshsnap-1', '{"type": "D", "data": {"amount": 1}}');
+\c -
+SELECT * FROM strata.load('fresh-1');
+\c -
+SELECT * FROM strata.load('freshsnap-1');
