@@ -8,6 +8,10 @@
 -- public.load_loop() is the baseline of the first comparison: the fold
 -- written by hand in PL/pgSQL over strata.read_stream, with the same
 -- reducer and initial state.
+-- For the diagnostic comparison (BENCH_DIAG=1): the aggregate noop
+-- (snapshot_every 0) with a PL/pgSQL reducer that returns the state
+-- unchanged, its baseline public.load_loop_noop(), and a stream noop-1 of
+-- the same 10,000 events: the cost of the fold without the reducer's work.
 \set ON_ERROR_STOP on
 
 CREATE EXTENSION IF NOT EXISTS strata;
@@ -52,6 +56,28 @@ BEGIN
 END
 $$;
 
+-- The diagnostic reducer and its loop: the same, minus the reducer's work.
+CREATE FUNCTION public.noop_reducer(state jsonb, e strata.events)
+	RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN state;
+END
+$$;
+
+CREATE FUNCTION public.load_loop_noop(s text, OUT state jsonb, OUT version bigint)
+	LANGUAGE plpgsql AS $$
+DECLARE
+	e strata.events;
+BEGIN
+	state := '{"balance": 0, "deposits": 0, "withdrawals": 0}';
+	version := -1;
+	FOR e IN SELECT * FROM strata.read_stream(s, 0, 1000000) LOOP
+		state := public.noop_reducer(state, e);
+		version := e.version;
+	END LOOP;
+END
+$$;
+
 -- Milliseconds of one strata.load (for the one-off timings).
 CREATE FUNCTION public.timed_load(s text) RETURNS double precision
 	LANGUAGE plpgsql AS $$
@@ -91,12 +117,15 @@ $$;
 
 SELECT strata.define_aggregate('acct', 'public.account_reducer(jsonb, strata.events)',
 	'{"balance": 0, "deposits": 0, "withdrawals": 0}', snapshot_every => 0);
+SELECT strata.define_aggregate('noop', 'public.noop_reducer(jsonb, strata.events)',
+	'{"balance": 0, "deposits": 0, "withdrawals": 0}', snapshot_every => 0);
 SELECT strata.define_aggregate('big', 'public.account_reducer(jsonb, strata.events)',
 	'{"balance": 0, "deposits": 0, "withdrawals": 0}', snapshot_every => 100);
 SELECT strata.define_aggregate('small', 'public.account_reducer(jsonb, strata.events)',
 	'{"balance": 0, "deposits": 0, "withdrawals": 0}', snapshot_every => 100);
 
 CALL public.account_fill('acct-1', 10000);
+CALL public.account_fill('noop-1', 10000);
 CALL public.account_fill('big-1', 100000);
 CALL public.account_fill('small-1', 1000);
 

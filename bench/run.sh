@@ -36,6 +36,9 @@ set -eu
 cd "$(dirname "$0")/.."
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
+# BENCH_ONLY=load: only the aggregate-load benchmarks (bench/load.sh).
+if [ "${BENCH_ONLY:-}" = load ]; then exec bench/load.sh; fi
+
 # Re-run this script inside a throwaway cluster.
 if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	# shellcheck disable=SC1091
@@ -295,3 +298,6 @@ walrec() {
 
 echo
 cat "$OUT/summary.md"
+
+# The aggregate-load benchmarks, in this cluster; they append to summary.md.
+BENCH_IN_CLUSTER=1 bench/load.sh
