@@ -10,7 +10,8 @@
 
 EXTENSION = strata
 MODULE_big = strata
-OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o
+OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
+	src/decoder.o
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 
@@ -23,7 +24,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 # pg_regress reads test/<name>.sql and compares with expected/<name>.out
 # (test/expected links to ../expected).
 REGRESS = setup append expected_version idempotency bad_input reads \
-	immutability transactions privileges
+	immutability transactions privileges decoder
 REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
