@@ -336,9 +336,26 @@ start_replication(Lsn start)
 	}
 	snprintf(sql + n, sizeof(sql) - n, ")");
 
-	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_BOTH)
-		die("could not start replication: %s", PQerrorMessage(conn));
+	/*
+	 * After a crash, the server may not yet have noticed that the previous
+	 * connection is gone and still hold the slot (55006): retry a while.
+	 */
+	for (int attempt = 1;; attempt++)
+	{
+		const char *state;
+
+		res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_COPY_BOTH)
+			break;
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (attempt >= 30 || state == NULL || strcmp(state, "55006") != 0)
+			die("could not start replication: %s", PQerrorMessage(conn));
+		PQclear(res);
+		if (verbose)
+			fprintf(stderr, "strata_consumer: slot \"%s\" is busy, retrying\n",
+					slot);
+		sleep(1);
+	}
 	PQclear(res);
 	if (verbose)
 		fprintf(stderr, "strata_consumer: streaming from slot \"%s\"\n", slot);
