@@ -399,6 +399,9 @@ main(int argc, char **argv)
 			case 'P':
 				if (n_plugin_options == MAX_OPTIONS)
 					die("too many -P options");
+				/* the consumer finds the ends of transactions with it */
+				if (strncmp(optarg, "include-transaction", 19) == 0)
+					die("-P include-transaction: the consumer sets it itself");
 				plugin_options[n_plugin_options++] = optarg;
 				break;
 			case 's':

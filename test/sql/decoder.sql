@@ -27,10 +27,10 @@ $$;
 SELECT count(*) FROM feed();
 
 -- 2. Two appends: three events, in order, with every field.
-SELECT strata.append('account-1', '[
+SELECT strata.append('dacct-1', '[
 	{"type": "Opened", "data": {"owner": "Ada \"the\" first\n"}},
 	{"type": "Deposited", "data": {"amount": 100}, "metadata": {"by": "teller-7"}}]', -1);
-SELECT strata.append('order-7', '{"type": "Placed", "data": [1, "two", null, 3.5, true]}');
+SELECT strata.append('dorder-7', '{"type": "Placed", "data": [1, "two", null, 3.5, true]}');
 CREATE TEMP TABLE got AS SELECT * FROM feed();
 SELECT n, ev(e) FROM got ORDER BY n;
 -- the keys of an event object, in the order written; one line each
@@ -57,19 +57,19 @@ CREATE TABLE public.other (k int PRIMARY KEY, v text);
 INSERT INTO public.other VALUES (1, 'a'), (2, 'b');
 UPDATE public.other SET v = 'c';
 DELETE FROM public.other WHERE k = 1;
-UPDATE strata.streams SET version = version WHERE stream = 'order-7';
+UPDATE strata.streams SET version = version WHERE stream = 'dorder-7';
 SELECT count(*) FROM feed();
 
 -- 4. Rolled back: never decoded.  A rolled-back savepoint drops only its part.
 BEGIN;
-SELECT strata.append('account-1', '{"type": "Withdrawn"}');
+SELECT strata.append('dacct-1', '{"type": "Withdrawn"}');
 ROLLBACK;
 BEGIN;
-SELECT strata.append('account-2', '{"type": "Opened"}');
+SELECT strata.append('dacct-2', '{"type": "Opened"}');
 SAVEPOINT s;
-SELECT strata.append('account-2', '{"type": "Lost"}');
+SELECT strata.append('dacct-2', '{"type": "Lost"}');
 ROLLBACK TO SAVEPOINT s;
-SELECT strata.append('account-2', '{"type": "Kept"}');
+SELECT strata.append('dacct-2', '{"type": "Kept"}');
 INSERT INTO public.other VALUES (3, 'in the same transaction');
 COMMIT;
 SELECT n, ev(e) FROM feed() ORDER BY n;
@@ -81,18 +81,18 @@ INSERT INTO public.other VALUES (4, 'no event');
 SELECT count(*) FROM feed('include-transaction', 'true');
 
 -- 6. Filters.
-SELECT strata.append('account-3', '[{"type": "Opened"}, {"type": "Deposited", "data": {"amount": 5}}]');
-SELECT strata.append('order-8', '[{"type": "Placed"}, {"type": "Deposited"}]');
-SELECT strata.append('audit-1', '{"type": "LoginSeen"}');
+SELECT strata.append('dacct-3', '[{"type": "Opened"}, {"type": "Deposited", "data": {"amount": 5}}]');
+SELECT strata.append('dorder-8', '[{"type": "Placed"}, {"type": "Deposited"}]');
+SELECT strata.append('daudit-1', '{"type": "LoginSeen"}');
 SELECT strata.append('Mixed_Case-1', '{"type": "Opened"}');
 SELECT n, ev(e) FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
-	'categories', 'account') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
+	'categories', 'dacct') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
 SELECT n, ev(e) FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
-	'categories', ' order ,audit,	Mixed_Case ') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
+	'categories', ' dorder ,daudit,	Mixed_Case ') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
 SELECT n, ev(e) FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
 	'types', 'Opened,LoginSeen') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
 SELECT n, ev(e) FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
-	'types', 'Deposited', 'categories', 'order') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
+	'types', 'Deposited', 'categories', 'dorder') WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
 -- case matters, and a filter matching nothing gives nothing
 SELECT count(*) FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'categories', 'mixed_case');
 -- include-data, include-metadata
@@ -106,7 +106,7 @@ SELECT count(*) FILTER (WHERE data::jsonb ? 'data') AS with_data,
 -- with events, and only around those that pass the filters
 SELECT n, CASE WHEN e ? 'kind' THEN concat_ws(' ', e->>'kind', e->>'events') ELSE ev(e) END
 	FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
-		'include-transaction', 'on', 'categories', 'account,audit')
+		'include-transaction', 'on', 'categories', 'dacct,daudit')
 	WITH ORDINALITY AS f(lsn, xid, d, n), LATERAL (SELECT d::jsonb e) j ORDER BY n;
 SELECT bool_and(b.e->>'xid' = c.e->>'xid' AND b.e->>'commit_lsn' = c.e->>'commit_lsn'
 		AND b.e->>'commit_time' = c.e->>'commit_time'
@@ -121,18 +121,18 @@ SELECT bool_and(b.e->>'xid' = c.e->>'xid' AND b.e->>'commit_lsn' = c.e->>'commit
 -- format text, for people
 SELECT regexp_replace(data, '^(BEGIN|COMMIT|event) [0-9]+', '\1 <n>')
 	FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL,
-		'format', 'text', 'include-transaction', 'yes', 'categories', 'account');
+		'format', 'text', 'include-transaction', 'yes', 'categories', 'dacct');
 SELECT count(*) FROM feed();
 
 -- 7. Bad options: clear errors, and the slot is left as it was.
-SELECT strata.append('account-4', '{"type": "Opened"}');
+SELECT strata.append('dacct-4', '{"type": "Opened"}');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'include_data', 'false');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'include-data', 'maybe');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'include-transaction', '');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'format', 'xml');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'format', 'JSON');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'categories', '');
-SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'categories', 'account,,order');
+SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'categories', 'dacct,,dorder');
 SELECT data FROM pg_logical_slot_peek_changes('regress_strata', NULL, NULL, 'types', ' , ');
 SELECT data FROM pg_logical_slot_get_changes('regress_strata', NULL, NULL, 'include-data', 'true', 'x', 'y');
 SELECT n, ev(e) FROM feed() ORDER BY n;
@@ -148,7 +148,7 @@ SELECT count(*), bool_and(x.data = e->'data') AS same_data,
 -- logical_decoding_work_mem, come out whole and in order.
 SET logical_decoding_work_mem = '64kB';
 BEGIN;
-SELECT count(strata.append('bulk-' || (g % 100),
+SELECT count(strata.append('dbulk-' || (g % 100),
 	(SELECT jsonb_agg(jsonb_build_object('type', 'Bulk', 'data', jsonb_build_object('i', i)))
 	 FROM generate_series(1, 100) i)))
 	FROM generate_series(1, 1000) g;

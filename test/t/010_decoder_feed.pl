@@ -281,5 +281,24 @@ note(sprintf('walsender RssAnon %d kB before, at most %d kB while sending %.0f M
 cmp_ok($max_rss - $rss_before, '<', 32 * 1024,
 	'walsender memory grew by less than 32 MB for a ' . int($size_mb) . ' MB transaction');
 
+# ---- the consumer refuses bad input clearly -----------------------------
+sub run_consumer
+{
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ $consumer, @_ ], '>', \$out, '2>', \$err,
+		IPC::Run::timeout(60));
+	return ($ok, $err);
+}
+my ($ok, $err) = run_consumer('-d', $connstr, '-S', 'cons', '-P', 'bogus=1');
+ok(!$ok, 'consumer: an unknown plugin option fails');
+like($err, qr/unrecognized option "bogus" of the strata output plugin/,
+	'consumer: and says why (the server\'s error)');
+($ok, $err) = run_consumer('-d', $connstr, '-S', 'no_such_slot');
+like($err, qr/replication slot "no_such_slot" does not exist/,
+	'consumer: a missing slot is reported');
+PostgreSQL::Test::Utils::append_to_file("$dir/bad.ndjson.lsn", "garbage\n");
+($ok, $err) = run_consumer('-d', $connstr, '-S', 'cons', '-o', "$dir/bad.ndjson");
+like($err, qr/invalid state file/, 'consumer: a corrupt state file is refused');
+
 $node->stop;
 done_testing();
