@@ -300,5 +300,26 @@ PostgreSQL::Test::Utils::append_to_file("$dir/bad.ndjson.lsn", "garbage\n");
 ($ok, $err) = run_consumer('-d', $connstr, '-S', 'cons', '-o', "$dir/bad.ndjson");
 like($err, qr/invalid state file/, 'consumer: a corrupt state file is refused');
 
+# ---- decoding without shared_preload_libraries ---------------------------
+# Decoding loads strata.so itself (its _PG_init then only defines the GUCs),
+# in a backend and in a walsender.
+$node->safe_psql('postgres', q{
+	SELECT pg_create_logical_replication_slot('late', 'strata');
+	SELECT strata.append('late-1', '{"type": "Late"}');
+});
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$node->restart;
+is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '', 'not preloaded');
+my $late = "$dir/late.ndjson";
+($ok, $err) = ('', '');
+IPC::Run::run(
+	[ 'pg_recvlogical', '-d', $connstr, '-S', 'late', '--start', '-f', $late,
+	  '--endpos', $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()'),
+	  '-o', 'types=Late' ],
+	'2>', \$err, IPC::Run::timeout(60));
+like(slurp_file($late), qr/^\{"position":\d+,"stream":"late-1",.*"type":"Late"/,
+	'pg_recvlogical decodes through a walsender without the preload');
+is($err, '', 'without any error');
+
 $node->stop;
 done_testing();
