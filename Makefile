@@ -11,7 +11,8 @@
 EXTENSION = strata
 MODULE_big = strata
 OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
-	src/define.o src/aggregate.o src/command.o src/projection.o
+	src/define.o src/aggregate.o src/command.o src/projection.o \
+	src/decoder.o
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 
@@ -25,12 +26,12 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 # (test/expected links to ../expected).
 REGRESS = setup append expected_version idempotency bad_input reads \
 	immutability transactions privileges aggregates commands \
-	projections upgrade
+	projections decoder upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
-EXTRA_CLEAN = test/out test/out_iso test/tmp_check
+EXTRA_CLEAN = test/out test/out_iso test/tmp_check examples/strata_consumer
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
 # user: initdb refuses root.  scripts/test.sh does that.
@@ -44,6 +45,14 @@ deps-hint:
 	@echo "pg_config not found: run 'make deps' (or 'make demo' / 'make test')"
 else
 include $(PGXS)
+
+# The example consumer of the decoding feed (docs/consumers.md): a libpq
+# program, built with the extension.
+all: examples/strata_consumer
+examples/strata_consumer: examples/strata_consumer.c
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror \
+		-I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
 .PHONY: deps demo test bench format deps-hint tap
@@ -70,4 +79,4 @@ bench:
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h
+	clang-format -i src/*.c src/*.h examples/*.c

@@ -1,5 +1,6 @@
 #!/bin/bash
-# bench/run.sh: the append benchmarks of pg_strata (`make bench`).
+# bench/run.sh: the benchmarks of pg_strata (`make bench`): the append
+# benchmarks below, then the decoding benchmark of bench/decode.sh.
 #
 # Starts one throwaway cluster (pg_virtualenv with the options of
 # scripts/cluster.sh, so pg_virtualenv's own defaults apply: fsync=off),
@@ -27,6 +28,7 @@
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
 #   BENCH_PGV_OPTS    more pg_virtualenv options, for example
 #                     "-o fsync=on"                       (default none)
+#   BENCH_ONLY        append, decode or all              (default all)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
 #                     strata.append does) in the single-event rounds, to
@@ -45,8 +47,16 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	. scripts/cluster.sh
 	BENCH_STARTED_AT=$(date +%s)
 	export BENCH_IN_CLUSTER=1 BENCH_STARTED_AT
+	case "${BENCH_ONLY:-all}" in
+		decode) exec bench/decode.sh ;;
+		append | all) ;;
+		*) echo "bench: BENCH_ONLY must be append, decode or all" >&2; exit 2 ;;
+	esac
 	# shellcheck disable=SC2086
-	exec pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
+	pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
+	# then the decoding benchmark, in a cluster of its own
+	[ "${BENCH_ONLY:-all}" = append ] || exec bench/decode.sh
+	exit 0
 fi
 
 SECS=${BENCH_SECONDS:-10}

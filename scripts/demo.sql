@@ -58,6 +58,35 @@ SELECT strata.append('ledger-42', '{"type": "X"}', -3);
 \set VERBOSITY default
 
 \echo
-\echo '=== 9. Aggregates, commands and a projection: the worked example of docs/guide.md'
+\echo '=== 9. The feed: logical decoding with the strata output plugin'
+\echo '--- (the cluster has wal_level = logical and strata in output_plugin_libraries)'
+SELECT 'created' AS feed_slot FROM pg_create_logical_replication_slot('demo_feed', 'strata');
+SELECT strata.append('ledger-42', '{"type": "MoneyWithdrawn", "data": {"amount": 10}}');
+BEGIN;
+SELECT strata.append('ledger-43', '{"type": "MoneyDeposited", "data": {"amount": 7}}');
+ROLLBACK;
+SELECT strata.append('audit-1', '{"type": "LoginSeen"}');
+\echo '--- every committed event once, in commit order, one JSON object each (the rolled-back one never appears)'
+\pset format unaligned
+\pset tuples_only on
+SELECT data FROM pg_logical_slot_get_changes('demo_feed', NULL, NULL);
+\pset format aligned
+\pset tuples_only off
+SELECT strata.append('ledger-42', '{"type": "MoneyDeposited", "data": {"amount": 3}}');
+SELECT strata.append('audit-1', '{"type": "LoginSeen"}');
+\echo '--- options: only one category, thin notifications (no data), transaction markers'
+\pset format unaligned
+\pset tuples_only on
+SELECT data FROM pg_logical_slot_get_changes('demo_feed', NULL, NULL,
+	'categories', 'ledger', 'include-data', 'false', 'include-transaction', 'true');
+\pset format aligned
+\pset tuples_only off
+\echo '--- a bad option is refused before anything is consumed'
+SELECT data FROM pg_logical_slot_get_changes('demo_feed', NULL, NULL, 'include_data', 'false');
+\echo '--- drop the slot when no one reads it: a forgotten slot keeps WAL forever'
+SELECT pg_drop_replication_slot('demo_feed');
+
+\echo
+\echo '=== 10. Aggregates, commands and a projection: the worked example of docs/guide.md'
 \set ON_ERROR_STOP off
 \i /tmp/strata-demo-guide.sql

@@ -7,7 +7,7 @@ set -eu
 
 PKGS="make gcc postgresql-15 postgresql-server-dev-15 libjansson-dev \
 libcurl4-openssl-dev libssl-dev pkg-config postgresql-15-pgtap \
-libtap-parser-sourcehandler-pgtap-perl libipc-run-perl"
+libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS postgresql-15-wal2json"
 
 missing=""

@@ -1,0 +1,764 @@
+/*-------------------------------------------------------------------------
+ *
+ * decoder.c
+ *	  The logical decoding output plugin "strata": the committed inserts
+ *	  into strata.events, in commit order, as one JSON object per event.
+ *
+ * PostgreSQL loads strata.so as an output plugin when a slot is created
+ * with plugin 'strata' (pg_create_logical_replication_slot, pg_recvlogical,
+ * CREATE_REPLICATION_SLOT ... LOGICAL strata) and calls
+ * _PG_output_plugin_init to get the callbacks.  The plugin decodes the
+ * rows strata.append inserted, straight from the WAL records of the
+ * events table: no second copy of an event is ever written.  Every other
+ * table, every UPDATE, DELETE and TRUNCATE, and (by construction of
+ * logical decoding) every other database is ignored.
+ *
+ * The plugin defines no streaming and no two-phase callbacks, so
+ * PostgreSQL hands it a transaction only once it has committed, in commit
+ * order, and spills large transactions to disk beyond
+ * logical_decoding_work_mem.  Each event is written as soon as it is
+ * decoded (one OutputPluginWrite per event) and the plugin's memory
+ * context is reset after each change, so memory stays flat however large
+ * a transaction is.
+ *
+ * Options (parsed once, at startup; unknown options and bad values are
+ * errors): categories, types, include-data, include-metadata,
+ * include-transaction, format.  See docs/api.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "replication/reorderbuffer.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/uuid.h"
+
+#include "strata.h"
+#include "decoder.h"
+
+/* The table the plugin decodes */
+#define DECODER_EVENTS_TABLE "events"
+
+/*
+ * On PostgreSQL 15 an output plugin has to keep a walsender alive itself
+ * through long stretches of changes it does not write (from 16 on, the
+ * reorder buffer does it): every this many changes, it reports progress.
+ */
+#define DECODER_PROGRESS_EVERY 100
+
+/* The columns of strata.events the plugin reads, by name */
+typedef enum DecoderColumn
+{
+	DECODER_COL_POSITION,
+	DECODER_COL_STREAM,
+	DECODER_COL_VERSION,
+	DECODER_COL_ID,
+	DECODER_COL_TYPE,
+	DECODER_COL_DATA,
+	DECODER_COL_METADATA,
+	DECODER_COL_RECORDED_AT,
+	DECODER_COL_CATEGORY,
+	DECODER_NCOLUMNS
+} DecoderColumn;
+
+static const struct
+{
+	const char *name;
+	Oid			type;
+} decoder_columns[DECODER_NCOLUMNS] = {
+	[DECODER_COL_POSITION] = {"position", INT8OID},
+	[DECODER_COL_STREAM] = {"stream", TEXTOID},
+	[DECODER_COL_VERSION] = {"version", INT8OID},
+	[DECODER_COL_ID] = {"id", UUIDOID},
+	[DECODER_COL_TYPE] = {"type", TEXTOID},
+	[DECODER_COL_DATA] = {"data", JSONBOID},
+	[DECODER_COL_METADATA] = {"metadata", JSONBOID},
+	[DECODER_COL_RECORDED_AT] = {"recorded_at", TIMESTAMPTZOID},
+	[DECODER_COL_CATEGORY] = {"category", TEXTOID},
+};
+
+typedef enum DecoderFormat
+{
+	DECODER_FORMAT_JSON,
+	DECODER_FORMAT_TEXT
+} DecoderFormat;
+
+/* A comma-separated filter option: the names an event must match one of */
+typedef struct DecoderFilter
+{
+	int	   count; /* 0: no filter */
+	char **names;
+	int	  *lengths;
+} DecoderFilter;
+
+/* The plugin's state for one decoding session */
+typedef struct DecoderData
+{
+	MemoryContext context; /* per change, reset after each */
+
+	/* options */
+	DecoderFilter categories;
+	DecoderFilter types;
+	bool		  include_data;
+	bool		  include_metadata;
+	bool		  include_transaction;
+	DecoderFormat format;
+
+	/* the transaction being decoded */
+	bool   sent_begin; /* its begin object was written */
+	uint64 txn_events; /* events written for it */
+	bool   have_commit_time;
+	char   commit_time[MAXDATELEN + 1];
+
+	/* the last recorded_at formatted (one value per strata.append) */
+	bool		have_recorded_at;
+	TimestampTz recorded_at;
+	char		recorded_at_text[MAXDATELEN + 1];
+
+	/* heap_deform_tuple's arrays, grown to the table's width */
+	int	   natts;
+	Datum *values;
+	bool  *nulls;
+
+#if PG_VERSION_NUM < 160000
+	int changes_since_progress;
+#endif
+} DecoderData;
+
+/*
+ * Which relation is strata.events in this database, and where its columns
+ * are.  Looked up by schema and table name on first use, under the
+ * decoding's historic catalog snapshot, and forgotten whenever pg_class,
+ * pg_namespace or the relation itself is invalidated (a DROP EXTENSION,
+ * a rename, an ALTER TABLE), so the OID is never hard-coded or stale.
+ */
+static bool		  decoder_cache_valid = false;
+static Oid		  decoder_events_relid = InvalidOid;
+static bool		  decoder_columns_valid = false;
+static AttrNumber decoder_attnums[DECODER_NCOLUMNS];
+static bool		  decoder_callbacks_registered = false;
+
+static void decoder_startup(LogicalDecodingContext *ctx,
+							OutputPluginOptions *opt, bool is_init);
+static void decoder_shutdown(LogicalDecodingContext *ctx);
+static void decoder_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn);
+static void decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						   XLogRecPtr commit_lsn);
+static void decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+						   Relation relation, ReorderBufferChange *change);
+
+/*
+ * Entry point: PostgreSQL calls it when it loads strata.so as an output
+ * plugin.  No streaming or two-phase callbacks: transactions are decoded
+ * once committed, whole, in commit order.
+ */
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	cb->startup_cb = decoder_startup;
+	cb->begin_cb = decoder_begin;
+	cb->change_cb = decoder_change;
+	cb->commit_cb = decoder_commit;
+	cb->shutdown_cb = decoder_shutdown;
+}
+
+/* Forget the events table on any change to pg_class or pg_namespace */
+static void
+decoder_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	decoder_cache_valid = false;
+	decoder_columns_valid = false;
+}
+
+/* Forget the events table when it (or every relation) is invalidated */
+static void
+decoder_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == decoder_events_relid)
+	{
+		decoder_cache_valid = false;
+		decoder_columns_valid = false;
+	}
+}
+
+/*
+ * Is this relation strata.events?  One comparison of OIDs in the common
+ * case; two syscache probes after an invalidation.
+ */
+static bool
+decoder_is_events(Relation relation)
+{
+	if (!decoder_cache_valid)
+	{
+		Oid nspid = get_namespace_oid(STRATA_SCHEMA, true);
+
+		decoder_events_relid =
+			OidIsValid(nspid) ? get_relname_relid(DECODER_EVENTS_TABLE, nspid)
+							  : InvalidOid;
+		decoder_columns_valid = false;
+		decoder_cache_valid = true;
+	}
+	return OidIsValid(decoder_events_relid) &&
+		   RelationGetRelid(relation) == decoder_events_relid;
+}
+
+/*
+ * Find the columns of strata.events by name and check their types, so a
+ * table that is not the one the plugin knows is refused instead of being
+ * misread.
+ */
+static void
+decoder_map_columns(Relation relation)
+{
+	TupleDesc desc = RelationGetDescr(relation);
+
+	for (int c = 0; c < DECODER_NCOLUMNS; c++)
+		decoder_attnums[c] = InvalidAttrNumber;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < DECODER_NCOLUMNS; c++)
+		{
+			if (strcmp(NameStr(att->attname), decoder_columns[c].name) != 0)
+				continue;
+			if (att->atttypid != decoder_columns[c].type)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("column \"%s\" of table %s.%s has type %s",
+								NameStr(att->attname), STRATA_SCHEMA,
+								DECODER_EVENTS_TABLE,
+								format_type_be(att->atttypid)),
+						 errdetail("The strata output plugin decodes the "
+								   "events table of pg_strata, whose column "
+								   "\"%s\" has type %s.",
+								   decoder_columns[c].name,
+								   format_type_be(decoder_columns[c].type)),
+						 errhint("Do not alter strata.events; reinstall the "
+								 "extension.")));
+			decoder_attnums[c] = att->attnum;
+		}
+	}
+
+	for (int c = 0; c < DECODER_NCOLUMNS; c++)
+		if (decoder_attnums[c] == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s.%s has no column \"%s\"", STRATA_SCHEMA,
+							DECODER_EVENTS_TABLE, decoder_columns[c].name),
+					 errdetail("The strata output plugin decodes the events "
+							   "table of pg_strata."),
+					 errhint("Do not alter strata.events; reinstall the "
+							 "extension.")));
+	decoder_columns_valid = true;
+}
+
+/* Parse a boolean option; an option given without a value means true */
+static bool
+decoder_parse_bool(DefElem *elem)
+{
+	bool result;
+
+	if (elem->arg == NULL)
+		return true;
+	if (!parse_bool(strVal(elem->arg), &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value \"%s\" for option \"%s\" of the strata "
+						"output plugin",
+						strVal(elem->arg), elem->defname),
+				 errdetail("The option takes a boolean value."),
+				 errhint("Use true or false.")));
+	return result;
+}
+
+/*
+ * Parse a comma-separated list of names ("account, order") into a filter.
+ * Blanks around names are dropped; an empty list or an empty name is an
+ * error, because it would silently filter out everything.
+ */
+static void
+decoder_parse_filter(DefElem *elem, DecoderFilter *filter)
+{
+	char *list;
+	char *p;
+	int	  max;
+
+	if (elem->arg == NULL || strVal(elem->arg)[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" of the strata output plugin needs a "
+						"value",
+						elem->defname),
+				 errdetail("The option takes a comma-separated list of "
+						   "names."),
+				 errhint("Leave the option out to decode every event.")));
+
+	list = pstrdup(strVal(elem->arg));
+	max = 1;
+	for (p = list; *p; p++)
+		if (*p == ',')
+			max++;
+	filter->names = palloc(sizeof(char *) * max);
+	filter->lengths = palloc(sizeof(int) * max);
+	filter->count = 0;
+
+	p = list;
+	for (;;)
+	{
+		char *comma = strchr(p, ',');
+		char *end = comma ? comma : p + strlen(p);
+
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end == p)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value \"%s\" for option \"%s\" of the "
+							"strata output plugin",
+							strVal(elem->arg), elem->defname),
+					 errdetail("The list has an empty name."),
+					 errhint("Give names separated by commas, for example "
+							 "'account,order'.")));
+		*end = '\0';
+		filter->names[filter->count] = p;
+		filter->lengths[filter->count] = end - p;
+		filter->count++;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+}
+
+/*
+ * Startup: parse and check the options, set up the memory context.  Runs
+ * when a slot is created too (is_init), so that a slot cannot be created
+ * with options that would fail later.
+ */
+static void
+decoder_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
+				bool is_init)
+{
+	DecoderData *data;
+	ListCell	*option;
+
+	data = MemoryContextAllocZero(ctx->context, sizeof(DecoderData));
+	data->context = AllocSetContextCreate(ctx->context, "strata decoder",
+										  ALLOCSET_DEFAULT_SIZES);
+	data->include_data = true;
+	data->include_metadata = true;
+	data->include_transaction = false;
+	data->format = DECODER_FORMAT_JSON;
+
+	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+	opt->receive_rewrites = false;
+
+	foreach (option, ctx->output_plugin_options)
+	{
+		DefElem *elem = lfirst(option);
+
+		Assert(elem->arg == NULL || IsA(elem->arg, String));
+
+		if (strcmp(elem->defname, "categories") == 0)
+			decoder_parse_filter(elem, &data->categories);
+		else if (strcmp(elem->defname, "types") == 0)
+			decoder_parse_filter(elem, &data->types);
+		else if (strcmp(elem->defname, "include-data") == 0)
+			data->include_data = decoder_parse_bool(elem);
+		else if (strcmp(elem->defname, "include-metadata") == 0)
+			data->include_metadata = decoder_parse_bool(elem);
+		else if (strcmp(elem->defname, "include-transaction") == 0)
+			data->include_transaction = decoder_parse_bool(elem);
+		else if (strcmp(elem->defname, "format") == 0)
+		{
+			const char *value = elem->arg ? strVal(elem->arg) : "";
+
+			if (strcmp(value, "json") == 0)
+				data->format = DECODER_FORMAT_JSON;
+			else if (strcmp(value, "text") == 0)
+				data->format = DECODER_FORMAT_TEXT;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value \"%s\" for option \"format\" "
+								"of the strata output plugin",
+								value),
+						 errdetail("The formats are json (one JSON object "
+								   "per event) and text (one line per event, "
+								   "for people)."),
+						 errhint("Use format 'json' or 'text'.")));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized option \"%s\" of the strata output "
+							"plugin",
+							elem->defname),
+					 errdetail("The options are categories, types, "
+							   "include-data, include-metadata, "
+							   "include-transaction and format."),
+					 errhint("See the strata output plugin in docs/api.md.")));
+	}
+
+	if (!decoder_callbacks_registered)
+	{
+		CacheRegisterSyscacheCallback(RELNAMENSP, decoder_syscache_callback,
+									  (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, decoder_syscache_callback,
+									  (Datum) 0);
+		CacheRegisterRelcacheCallback(decoder_relcache_callback, (Datum) 0);
+		decoder_callbacks_registered = true;
+	}
+	decoder_cache_valid = false;
+	decoder_columns_valid = false;
+
+	ctx->output_plugin_private = data;
+}
+
+/* Shutdown: everything lives in ctx->context, freed by the caller */
+static void
+decoder_shutdown(LogicalDecodingContext *ctx)
+{
+	DecoderData *data = ctx->output_plugin_private;
+
+	MemoryContextDelete(data->context);
+}
+
+/* Append an LSN as a JSON string, "X/Y" like pg_lsn */
+static void
+decoder_append_lsn(StringInfo out, XLogRecPtr lsn)
+{
+	appendStringInfo(out, "\"%X/%X\"", LSN_FORMAT_ARGS(lsn));
+}
+
+/* Append an unsigned or signed integer without going through printf */
+static void
+decoder_append_int64(StringInfo out, int64 value)
+{
+	char buf[MAXINT8LEN + 1];
+	int	 len = pg_lltoa(value, buf);
+
+	appendBinaryStringInfo(out, buf, len);
+}
+
+/*
+ * Format a timestamptz as JSON does (ISO 8601), always in UTC ("+00:00"),
+ * whatever the session's TimeZone, so that the feed does not depend on
+ * who reads it.
+ */
+static void
+decoder_format_time(char *buf, TimestampTz value)
+{
+	int utc = 0;
+
+	JsonEncodeDateTime(buf, TimestampTzGetDatum(value), TIMESTAMPTZOID, &utc);
+}
+
+/* The commit time of the transaction being decoded, formatted once */
+static const char *
+decoder_commit_time(DecoderData *data, ReorderBufferTXN *txn)
+{
+	if (!data->have_commit_time)
+	{
+		decoder_format_time(data->commit_time, txn->xact_time.commit_time);
+		data->have_commit_time = true;
+	}
+	return data->commit_time;
+}
+
+/* Append a text datum as a JSON string */
+static void
+decoder_append_text(StringInfo out, Datum value)
+{
+	escape_json(out, TextDatumGetCString(value));
+}
+
+/* Append a uuid in its canonical 8-4-4-4-12 form, quoted */
+static void
+decoder_append_uuid(StringInfo out, Datum value)
+{
+	static const char hex[] = "0123456789abcdef";
+	pg_uuid_t		 *uuid = DatumGetUUIDP(value);
+	char			  buf[38];
+	int				  j = 0;
+
+	buf[j++] = '"';
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[j++] = '-';
+		buf[j++] = hex[uuid->data[i] >> 4];
+		buf[j++] = hex[uuid->data[i] & 0x0F];
+	}
+	buf[j++] = '"';
+	appendBinaryStringInfo(out, buf, j);
+}
+
+/* Append a jsonb datum as JSON text */
+static void
+decoder_append_jsonb(StringInfo out, Datum value)
+{
+	Jsonb *jb = DatumGetJsonbP(value);
+
+	(void) JsonbToCString(out, &jb->root, VARSIZE(jb));
+}
+
+/* Does a text datum match one of the names of a filter? */
+static bool
+decoder_filter_match(DecoderFilter *filter, Datum value)
+{
+	text	   *t = DatumGetTextPP(value);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s = VARDATA_ANY(t);
+
+	for (int i = 0; i < filter->count; i++)
+		if (filter->lengths[i] == len && memcmp(filter->names[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+/* Write the begin object of a transaction (include-transaction) */
+static void
+decoder_write_begin(LogicalDecodingContext *ctx, DecoderData *data,
+					ReorderBufferTXN *txn)
+{
+	StringInfo out = ctx->out;
+
+	OutputPluginPrepareWrite(ctx, true);
+	if (data->format == DECODER_FORMAT_TEXT)
+		appendStringInfo(out, "BEGIN %u", txn->xid);
+	else
+	{
+		appendStringInfo(
+			out, "{\"kind\":\"begin\",\"xid\":%u,\"commit_lsn\":", txn->xid);
+		decoder_append_lsn(out, txn->final_lsn);
+		appendStringInfo(out, ",\"commit_time\":\"%s\"}",
+						 decoder_commit_time(data, txn));
+	}
+	OutputPluginWrite(ctx, true);
+	data->sent_begin = true;
+}
+
+/* Write one event: the decoded row of strata.events in values/nulls */
+static void
+decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
+					ReorderBufferTXN *txn)
+{
+	StringInfo		  out = ctx->out;
+	Datum			 *v = data->values;
+	const AttrNumber *a = decoder_attnums;
+
+#define VAL(c) (v[a[(c)] - 1])
+
+	if (data->have_recorded_at == false ||
+		data->recorded_at != DatumGetTimestampTz(VAL(DECODER_COL_RECORDED_AT)))
+	{
+		data->recorded_at = DatumGetTimestampTz(VAL(DECODER_COL_RECORDED_AT));
+		decoder_format_time(data->recorded_at_text, data->recorded_at);
+		data->have_recorded_at = true;
+	}
+
+	OutputPluginPrepareWrite(ctx, true);
+
+	if (data->format == DECODER_FORMAT_TEXT)
+	{
+		appendStringInfoString(out, "event ");
+		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_POSITION)));
+		appendStringInfoChar(out, ' ');
+		appendStringInfoString(out,
+							   TextDatumGetCString(VAL(DECODER_COL_STREAM)));
+		appendStringInfoChar(out, '@');
+		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_VERSION)));
+		appendStringInfoChar(out, ' ');
+		appendStringInfoString(out,
+							   TextDatumGetCString(VAL(DECODER_COL_TYPE)));
+		if (data->include_data)
+		{
+			appendStringInfoString(out, " data=");
+			decoder_append_jsonb(out, VAL(DECODER_COL_DATA));
+		}
+		if (data->include_metadata)
+		{
+			appendStringInfoString(out, " metadata=");
+			decoder_append_jsonb(out, VAL(DECODER_COL_METADATA));
+		}
+	}
+	else
+	{
+		appendStringInfoString(out, "{\"position\":");
+		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_POSITION)));
+		appendStringInfoString(out, ",\"stream\":");
+		decoder_append_text(out, VAL(DECODER_COL_STREAM));
+		appendStringInfoString(out, ",\"version\":");
+		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_VERSION)));
+		appendStringInfoString(out, ",\"id\":");
+		decoder_append_uuid(out, VAL(DECODER_COL_ID));
+		appendStringInfoString(out, ",\"type\":");
+		decoder_append_text(out, VAL(DECODER_COL_TYPE));
+		appendStringInfoString(out, ",\"category\":");
+		decoder_append_text(out, VAL(DECODER_COL_CATEGORY));
+		if (data->include_data)
+		{
+			appendStringInfoString(out, ",\"data\":");
+			decoder_append_jsonb(out, VAL(DECODER_COL_DATA));
+		}
+		if (data->include_metadata)
+		{
+			appendStringInfoString(out, ",\"metadata\":");
+			decoder_append_jsonb(out, VAL(DECODER_COL_METADATA));
+		}
+		appendStringInfo(out, ",\"recorded_at\":\"%s\",\"xid\":%u",
+						 data->recorded_at_text, txn->xid);
+		appendStringInfoString(out, ",\"commit_lsn\":");
+		decoder_append_lsn(out, txn->final_lsn);
+		appendStringInfo(out, ",\"commit_time\":\"%s\"}",
+						 decoder_commit_time(data, txn));
+	}
+
+	OutputPluginWrite(ctx, true);
+	data->txn_events++;
+
+#undef VAL
+}
+
+/* Begin of a committed transaction: nothing is written until an event */
+static void
+decoder_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	DecoderData *data = ctx->output_plugin_private;
+
+	data->sent_begin = false;
+	data->txn_events = 0;
+	data->have_commit_time = false;
+}
+
+/*
+ * Commit: close the transaction if it had events (include-transaction),
+ * and report progress, telling the walsender when the transaction was
+ * skipped so that it can confirm the position to the client.
+ */
+static void
+decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			   XLogRecPtr commit_lsn)
+{
+	DecoderData *data = ctx->output_plugin_private;
+	StringInfo	 out = ctx->out;
+
+	OutputPluginUpdateProgress(ctx, data->txn_events == 0);
+#if PG_VERSION_NUM < 160000
+	data->changes_since_progress = 0;
+#endif
+
+	if (!data->sent_begin)
+		return;
+
+	OutputPluginPrepareWrite(ctx, true);
+	if (data->format == DECODER_FORMAT_TEXT)
+		appendStringInfo(out, "COMMIT %u (" UINT64_FORMAT " events)", txn->xid,
+						 data->txn_events);
+	else
+	{
+		appendStringInfo(
+			out, "{\"kind\":\"commit\",\"xid\":%u,\"commit_lsn\":", txn->xid);
+		decoder_append_lsn(out, txn->final_lsn);
+		appendStringInfoString(out, ",\"end_lsn\":");
+		decoder_append_lsn(out, txn->end_lsn);
+		appendStringInfo(
+			out, ",\"commit_time\":\"%s\",\"events\":" UINT64_FORMAT "}",
+			decoder_commit_time(data, txn), data->txn_events);
+	}
+	OutputPluginWrite(ctx, true);
+}
+
+/*
+ * One change of a committed transaction: write it if it is an insert into
+ * strata.events that passes the filters; ignore anything else.
+ */
+static void
+decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			   Relation relation, ReorderBufferChange *change)
+{
+	DecoderData	 *data = ctx->output_plugin_private;
+	HeapTuple	  tuple;
+	TupleDesc	  desc;
+	MemoryContext old;
+
+#if PG_VERSION_NUM < 160000
+	if (++data->changes_since_progress >= DECODER_PROGRESS_EVERY)
+	{
+		OutputPluginUpdateProgress(ctx, false);
+		data->changes_since_progress = 0;
+	}
+#endif
+
+	if (change->action != REORDER_BUFFER_CHANGE_INSERT ||
+		!decoder_is_events(relation))
+		return;
+
+#if PG_VERSION_NUM >= 170000
+	tuple = change->data.tp.newtuple;
+#else
+	tuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+#endif
+	if (tuple == NULL)
+		return;
+
+	if (!decoder_columns_valid)
+		decoder_map_columns(relation);
+
+	desc = RelationGetDescr(relation);
+	if (data->natts < desc->natts)
+	{
+		data->values =
+			MemoryContextAlloc(MemoryContextGetParent(data->context),
+							   sizeof(Datum) * desc->natts);
+		data->nulls = MemoryContextAlloc(MemoryContextGetParent(data->context),
+										 sizeof(bool) * desc->natts);
+		data->natts = desc->natts;
+	}
+
+	old = MemoryContextSwitchTo(data->context);
+
+	heap_deform_tuple(tuple, desc, data->values, data->nulls);
+
+	/* The columns are NOT NULL; a null can only come from a broken table */
+	for (int c = 0; c < DECODER_NCOLUMNS; c++)
+		if (data->nulls[decoder_attnums[c] - 1])
+			elog(ERROR, "null in column \"%s\" of %s.%s",
+				 decoder_columns[c].name, STRATA_SCHEMA, DECODER_EVENTS_TABLE);
+
+	if ((data->categories.count == 0 ||
+		 decoder_filter_match(
+			 &data->categories,
+			 data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1])) &&
+		(data->types.count == 0 ||
+		 decoder_filter_match(
+			 &data->types,
+			 data->values[decoder_attnums[DECODER_COL_TYPE] - 1])))
+	{
+		if (data->include_transaction && !data->sent_begin)
+			decoder_write_begin(ctx, data, txn);
+		decoder_write_event(ctx, data, txn);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(data->context);
+}
