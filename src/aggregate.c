@@ -524,30 +524,18 @@ strata_drop_aggregate(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;
-	Oid				  argtypes[1] = {TEXTOID};
-	Datum			  arg = PG_GETARG_DATUM(0);
 
 	strata_require_preload();
-	PreventCommandIfReadOnly("strata.drop_aggregate()");
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "DELETE FROM strata.aggregates "
-						   "WHERE category OPERATOR(pg_catalog.=) $1",
-						   1, argtypes),
-			&arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the aggregate");
-	if (SPI_processed == 0)
+	if (define_delete(&plan,
+					  "DELETE FROM strata.aggregates "
+					  "WHERE category OPERATOR(pg_catalog.=) $1",
+					  PG_GETARG_DATUM(0), "strata.drop_aggregate()") == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("no aggregate is defined for category \"%s\"",
-							   TextDatumGetCString(arg))));
-	if (SPI_execute_plan(
-			strata_prepare(&plan_clean,
-						   "DELETE FROM strata.snapshots "
-						   "WHERE category OPERATOR(pg_catalog.=) $1",
-						   1, argtypes),
-			&arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete snapshots");
-	SPI_finish();
+							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
+	(void) define_delete(&plan_clean,
+						 "DELETE FROM strata.snapshots "
+						 "WHERE category OPERATOR(pg_catalog.=) $1",
+						 PG_GETARG_DATUM(0), "strata.drop_aggregate()");
 	PG_RETURN_VOID();
 }

@@ -501,23 +501,14 @@ Datum
 strata_drop_command(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[1] = {TEXTOID};
-	Datum			  arg = PG_GETARG_DATUM(0);
 
 	strata_require_preload();
-	PreventCommandIfReadOnly("strata.drop_command()");
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "DELETE FROM strata.commands WHERE "
-						   "command_type OPERATOR(pg_catalog.=) $1",
-						   1, argtypes),
-			&arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the command");
-	if (SPI_processed == 0)
+	if (define_delete(&plan,
+					  "DELETE FROM strata.commands "
+					  "WHERE command_type OPERATOR(pg_catalog.=) $1",
+					  PG_GETARG_DATUM(0), "strata.drop_command()") == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("command type \"%s\" is not defined",
-							   TextDatumGetCString(arg))));
-	SPI_finish();
+							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
 	PG_RETURN_VOID();
 }

@@ -16,8 +16,10 @@
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -176,4 +178,25 @@ define_call_void(FmgrInfo *flinfo, int nargs, Datum *args)
 		fcinfo->args[i].isnull = false;
 	}
 	(void) FunctionCallInvoke(fcinfo);
+}
+
+/*
+ * Run the saved DELETE 'sql' (prepared into *plan on first use) with the
+ * text key 'key' as $1, in a read-write transaction; return the number of
+ * rows deleted.  The body of the drop_* functions.
+ */
+uint64
+define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func)
+{
+	Oid	   argtypes[1] = {TEXTOID};
+	uint64 deleted;
+
+	PreventCommandIfReadOnly(func);
+	SPI_connect();
+	if (SPI_execute_plan(strata_prepare(plan, sql, 1, argtypes), &key, NULL,
+						 false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not run %s", sql);
+	deleted = SPI_processed;
+	SPI_finish();
+	return deleted;
 }

@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 
 extern Oid	 define_events_type(void);
@@ -24,5 +25,8 @@ extern void	 define_check_list(ArrayType *arr, const char *what,
 							   bool is_category);
 extern void	 define_invalidate(const char *relname);
 extern void	 define_call_void(FmgrInfo *flinfo, int nargs, Datum *args);
+
+extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
+							const char *func);
 
 #endif /* STRATA_DEFINE_H */

@@ -347,23 +347,15 @@ Datum
 strata_drop_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[1] = {TEXTOID};
-	Datum			  arg = PG_GETARG_DATUM(0);
-	char			 *name = TextDatumGetCString(arg);
 
 	strata_require_preload();
-	PreventCommandIfReadOnly("strata.drop_projection()");
-	SPI_connect();
-	if (SPI_execute_plan(strata_prepare(&plan,
-										"DELETE FROM strata.projections "
-										"WHERE name OPERATOR(pg_catalog.=) $1",
-										1, argtypes),
-						 &arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete the projection");
-	if (SPI_processed == 0)
+	if (define_delete(&plan,
+					  "DELETE FROM strata.projections "
+					  "WHERE name OPERATOR(pg_catalog.=) $1",
+					  PG_GETARG_DATUM(0), "strata.drop_projection()") == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-						errmsg("projection \"%s\" does not exist", name)));
-	SPI_finish();
+						errmsg("projection \"%s\" does not exist",
+							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
