@@ -359,12 +359,13 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	int64		 last;
 	bool		 snapshots;
 
+	/* The definition, the snapshots and the events, all under one snapshot */
+	PushActiveSnapshot(GetTransactionSnapshot());
+
 	aggregate_lookup(category, &def);
 	define_check_execute(
 		def.reducer, "reducer",
 		psprintf("the aggregate of category \"%s\"", category));
-
-	PushActiveSnapshot(GetTransactionSnapshot());
 
 	snapshots = def.snapshot_every > 0;
 	if (snapshots && aggregate_fingerprint(def.reducer) != def.fingerprint)

@@ -371,6 +371,29 @@ command_attempt(CommandAttempt *a, int64 *version, ErrorData **edata)
 }
 
 /*
+ * Is an error raised while the handler ran a denial of the command, to be
+ * recorded as a rejection?  Not when it says something about the session
+ * or the server rather than about the command: a cancel or timeout (57),
+ * a serialization failure or deadlock (40), a lack of resources (53, 54),
+ * a lock not available (55), a system or internal error (58, XX), or a
+ * version conflict (ST001, retried instead).
+ */
+static bool
+command_is_denial(int sqlerrcode)
+{
+	static const char *const classes[] = {"40", "53", "54", "55",
+										  "57", "58", "XX"};
+	const char				*state = unpack_sql_state(sqlerrcode);
+
+	if (sqlerrcode == ERRCODE_STRATA_WRONG_EXPECTED_VERSION)
+		return false;
+	for (size_t i = 0; i < lengthof(classes); i++)
+		if (strncmp(state, classes[i], 2) == 0)
+			return false;
+	return true;
+}
+
+/*
  * strata.execute(stream text, command jsonb) RETURNS bigint: execute a
  * command against the aggregate of the stream and return the stream's
  * new version.
@@ -417,7 +440,7 @@ strata_execute(PG_FUNCTION_ARGS)
 			PG_RETURN_INT64(version);
 
 		if (a.phase == COMMAND_PHASE_HANDLER && def.record_rejections &&
-			a.rejection == NULL)
+			a.rejection == NULL && command_is_denial(edata->sqlerrcode))
 		{
 			/* Denied: record the rejection where the state was loaded */
 			a.rejection = command_rejection(a.command, a.type, a.command_id,
@@ -442,6 +465,10 @@ strata_execute(PG_FUNCTION_ARGS)
 		FreeErrorData(edata);
 		edata = NULL;
 		CHECK_FOR_INTERRUPTS();
+
+		/* The same command, executed concurrently, may have won the race */
+		if (a.has_id && command_done(a.stream, &id, &version))
+			PG_RETURN_INT64(version);
 	}
 }
 

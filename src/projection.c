@@ -55,6 +55,7 @@ typedef struct ProjectionDef
 	Oid		 handler;
 	FmgrInfo flinfo;
 	bool	 flinfo_ready; /* flinfo looked up (lazily, at first call) */
+	int		 calls;		   /* calls of the handler under way */
 	int		 ncategories;  /* 0: all */
 	char   **categories;
 	int		 ntypes; /* 0: all */
@@ -140,19 +141,34 @@ projection_load_cache(void)
 	if (!OidIsValid(projection_relid))
 		return;
 
-	/* Set valid first: an invalidation during the query clears it again */
+	/*
+	 * Set valid first: an invalidation arriving during the query clears it
+	 * again.  An error clears it too, so that the next append retries
+	 * instead of running with no projections.  The query reads the latest
+	 * committed definitions, not the caller's snapshot (which may predate
+	 * the change that sent the invalidation, e.g. in REPEATABLE READ).
+	 */
 	projection_valid = true;
 
 	SPI_connect();
-	ret = SPI_execute_plan(
-		strata_prepare(&plan,
-					   "SELECT name, handler::oid, categories, types "
-					   "FROM strata.projections ORDER BY name",
-					   0, NULL),
-		NULL, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read projections: %s",
-			 SPI_result_code_string(ret));
+	PG_TRY();
+	{
+		ret = SPI_execute_snapshot(
+			strata_prepare(&plan,
+						   "SELECT name, handler::oid, categories, types "
+						   "FROM strata.projections ORDER BY name",
+						   0, NULL),
+			NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read projections: %s",
+				 SPI_result_code_string(ret));
+	}
+	PG_CATCH();
+	{
+		projection_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	old = MemoryContextSwitchTo(projection_cxt);
 	projection_defs = palloc0(sizeof(ProjectionDef) * Max(SPI_processed, 1));
@@ -222,6 +238,9 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	ErrorContextCallback  errcb;
 	ProjectionCallbackArg cbarg = {def->name, row};
 
+	FmgrInfo nested;
+	FmgrInfo *volatile flinfo = &def->flinfo;
+
 	define_check_execute(def->handler, "handler",
 						 psprintf("projection \"%s\"", def->name));
 	if (!def->flinfo_ready)
@@ -231,12 +250,32 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 		def->flinfo_ready = true;
 	}
 
+	/*
+	 * A handler that appends to a stream it projects calls itself again
+	 * before it returns.  The cached FmgrInfo keeps per-call state (for SQL
+	 * functions, their running executor), so a nested call gets its own.
+	 */
+	if (def->calls > 0)
+	{
+		fmgr_info(def->handler, &nested);
+		flinfo = &nested;
+	}
+
 	errcb.callback = projection_error_callback;
 	errcb.arg = &cbarg;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	define_call_void(&def->flinfo, 1, &event);
+	def->calls++;
+	PG_TRY();
+	{
+		define_call_void(flinfo, 1, &event);
+	}
+	PG_FINALLY();
+	{
+		def->calls--;
+	}
+	PG_END_TRY();
 
 	error_context_stack = errcb.previous;
 }
@@ -372,8 +411,8 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan_count = NULL;
 	static SPIPlanPtr plan_scan = NULL;
 	Oid				  argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum			  name_d = PG_GETARG_DATUM(0);
-	char			 *name = TextDatumGetCString(name_d);
+	Datum			  name_d;
+	char			 *name;
 	Oid				  texttype = TEXTOID;
 	Datum			  args[2];
 	char			  nulls[2];
@@ -386,6 +425,11 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	MemoryContext	  old;
 
 	strata_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("name must not be null")));
+	name_d = PG_GETARG_DATUM(0);
+	name = TextDatumGetCString(name_d);
 	PreventCommandIfReadOnly("strata.rebuild_projection()");
 
 	SPI_connect();

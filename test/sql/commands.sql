@@ -89,6 +89,23 @@ SELECT strata.execute('todo-1', '{"type": "Bad", "result": {"type": "X", "metada
 SELECT strata.execute('todo-1', '{"type": "Bad"}');
 SELECT strata.stream_version('todo-1');
 
+-- a timeout or cancel while the handler runs is not a rejection, even for
+-- a command that records rejections: the error propagates, nothing is
+-- appended
+CREATE FUNCTION slow_handle(state jsonb, cmd jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_sleep(5);
+	RETURN jsonb_build_object('type', 'Slow');
+END $$;
+SELECT strata.define_command('Slow', 'todo', 'slow_handle(jsonb, jsonb)', record_rejections => true);
+SELECT strata.stream_version('todo-1') AS before \gset
+SET statement_timeout = '200ms';
+SELECT strata.execute('todo-1', '{"type": "Slow"}');
+RESET statement_timeout;
+SELECT strata.stream_version('todo-1') - :before AS appended;
+SELECT strata.drop_command('Slow');
+
 -- retries: strata.command_retries bounds the reloads after conflicts
 SHOW strata.command_retries;
 SET strata.command_retries = 0;

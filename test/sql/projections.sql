@@ -115,6 +115,24 @@ RESET ROLE;
 DROP OWNED BY strata_proj_test;
 DROP ROLE strata_proj_test;
 
+-- a handler (in SQL) that appends to a stream it projects itself: the
+-- nested call gets its own function state (this once crashed the server)
+CREATE TABLE chain_log (stream text, version bigint, step text);
+CREATE FUNCTION chain_project(e strata.events) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO chain_log VALUES (e.stream, e.version, 'before');
+	SELECT strata.append('chain-' || (e.version + 10), '{"type": "Echo"}')
+	WHERE e.stream = 'chain-1' AND e.version < 2;
+	INSERT INTO chain_log VALUES (e.stream, e.version, 'after');
+$$;
+SELECT strata.define_projection('chain', 'chain_project(strata.events)', ARRAY['chain']);
+SELECT strata.append('chain-1', '[{"type": "A"}, {"type": "B"}]');
+SELECT stream, version, step FROM chain_log ORDER BY stream, version, step DESC;
+SELECT strata.drop_projection('chain');
+
+-- NULL name
+SELECT strata.rebuild_projection(NULL);
+SELECT strata.rebuild_projection(NULL, 'order_totals_reset()');
+
 -- drop: appends no longer run it
 SELECT strata.drop_projection('placed_log');
 SELECT count(*) AS before FROM event_log \gset
