@@ -28,7 +28,7 @@
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
 #   BENCH_PGV_OPTS    more pg_virtualenv options, for example
 #                     "-o fsync=on"                       (default none)
-#   BENCH_ONLY        append, decode or all              (default all)
+#   BENCH_ONLY        append, load, decode or all        (default all)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
 #                     strata.append does) in the single-event rounds, to
@@ -50,7 +50,7 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	case "${BENCH_ONLY:-all}" in
 		decode) exec bench/decode.sh ;;
 		append | all) ;;
-		*) echo "bench: BENCH_ONLY must be append, decode or all" >&2; exit 2 ;;
+		*) echo "bench: BENCH_ONLY must be append, load, decode or all" >&2; exit 2 ;;
 	esac
 	# shellcheck disable=SC2086
 	pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
@@ -309,5 +309,6 @@ walrec() {
 echo
 cat "$OUT/summary.md"
 
-# The aggregate-load benchmarks, in this cluster; they append to summary.md.
-BENCH_IN_CLUSTER=1 bench/load.sh
+# The aggregate-load benchmarks, in this cluster (not with BENCH_ONLY=append);
+# they append to summary.md.
+[ "${BENCH_ONLY:-all}" = append ] || BENCH_IN_CLUSTER=1 bench/load.sh
