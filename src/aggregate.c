@@ -461,12 +461,7 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 	char *category;
 
 	strata_require_preload();
-	for (int i = 0; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("the arguments of strata.define_aggregate must "
-							"not be null")));
+	define_check_not_null(fcinfo, 4, "strata.define_aggregate");
 	cat = PG_GETARG_TEXT_PP(0);
 	category =
 		stream_validate_category(VARDATA_ANY(cat), VARSIZE_ANY_EXHDR(cat));

@@ -487,12 +487,7 @@ strata_define_command(PG_FUNCTION_ARGS)
 	char			 *category;
 
 	strata_require_preload();
-	for (int i = 0; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("the arguments of strata.define_command must "
-							"not be null")));
+	define_check_not_null(fcinfo, 4, "strata.define_command");
 	args[0] = CStringGetTextDatum(
 		define_name_arg(PG_GETARG_TEXT_PP(0), "command type"));
 	cat = PG_GETARG_TEXT_PP(1);

@@ -200,3 +200,18 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func)
 	SPI_finish();
 	return deleted;
 }
+
+/*
+ * Refuse a NULL among the first 'nargs' arguments of the SQL function
+ * 'func' (the define_* functions are not STRICT, so that a NULL is an
+ * error rather than a silent no-op).
+ */
+void
+define_check_not_null(FunctionCallInfo fcinfo, int nargs, const char *func)
+{
+	for (int i = 0; i < nargs; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the arguments of %s must not be null", func)));
+}

@@ -29,4 +29,7 @@ extern void	 define_call_void(FmgrInfo *flinfo, int nargs, Datum *args);
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func);
 
+extern void define_check_not_null(FunctionCallInfo fcinfo, int nargs,
+								  const char *func);
+
 #endif /* STRATA_DEFINE_H */

@@ -52,6 +52,7 @@ PG_FUNCTION_INFO_V1(strata_rebuild_projection);
 typedef struct ProjectionDef
 {
 	char	*name;
+	char	*owner; /* "projection \"name\"", for messages */
 	Oid		 handler;
 	FmgrInfo flinfo;
 	bool	 flinfo_ready; /* flinfo looked up (lazily, at first call) */
@@ -181,6 +182,7 @@ projection_load_cache(void)
 		Datum		   d;
 
 		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		def->owner = psprintf("projection \"%s\"", def->name);
 		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		if (!isnull)
@@ -241,8 +243,7 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	FmgrInfo nested;
 	FmgrInfo *volatile flinfo = &def->flinfo;
 
-	define_check_execute(def->handler, "handler",
-						 psprintf("projection \"%s\"", def->name));
+	define_check_execute(def->handler, "handler", def->owner);
 	if (!def->flinfo_ready)
 	{
 		fmgr_info_cxt(def->handler, &def->flinfo,
@@ -449,6 +450,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 
 		memset(&def, 0, sizeof(def));
 		def.name = name;
+		def.owner = psprintf("projection \"%s\"", name);
 		def.handler = DatumGetObjectId(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		for (int i = 0; i < 2; i++)
@@ -460,8 +462,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
 		}
 	}
-	define_check_execute(def.handler, "handler",
-						 psprintf("projection \"%s\"", name));
+	define_check_execute(def.handler, "handler", def.owner);
 	fmgr_info(def.handler, &def.flinfo);
 	def.flinfo_ready = true;
 
