@@ -12,12 +12,12 @@ EXTENSION = strata
 MODULE_big = strata
 OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
 	src/define.o src/aggregate.o src/command.o src/projection.o \
-	src/decoder.o
+	src/decoder.o src/subscription.o workers/launcher.o workers/worker.o
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/workers
 # -Wextra's unused-parameter fires in PostgreSQL's own headers (and on
 # every PG_FUNCTION_ARGS), so it is the one warning turned off.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter

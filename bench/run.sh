@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/run.sh: the benchmarks of pg_strata (`make bench`): the append
-# benchmarks below, then the decoding benchmark of bench/decode.sh.
+# benchmarks below, then the decoding benchmark of bench/decode.sh, then
+# the subscription benchmarks of bench/subscribe.sh.
 #
 # Starts one throwaway cluster (pg_virtualenv with the options of
 # scripts/cluster.sh, so pg_virtualenv's own defaults apply: fsync=off),
@@ -28,7 +29,8 @@
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
 #   BENCH_PGV_OPTS    more pg_virtualenv options, for example
 #                     "-o fsync=on"                       (default none)
-#   BENCH_ONLY        append, load, decode or all        (default all)
+#   BENCH_ONLY        append, load, decode, subscribe or all
+#                                                        (default all)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
 #                     strata.append does) in the single-event rounds, to
@@ -49,14 +51,17 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	export BENCH_IN_CLUSTER=1 BENCH_STARTED_AT
 	case "${BENCH_ONLY:-all}" in
 		decode) exec bench/decode.sh ;;
+		subscribe) exec bench/subscribe.sh ;;
 		append | all) ;;
-		*) echo "bench: BENCH_ONLY must be append, load, decode or all" >&2; exit 2 ;;
+		*) echo "bench: BENCH_ONLY must be append, load, decode, subscribe or all" >&2; exit 2 ;;
 	esac
 	# shellcheck disable=SC2086
 	pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
-	# then the decoding benchmark, in a cluster of its own
-	[ "${BENCH_ONLY:-all}" = append ] || exec bench/decode.sh
-	exit 0
+	[ "${BENCH_ONLY:-all}" = append ] && exit 0
+	# then the decoding and the subscription benchmarks, each in a cluster
+	# of its own
+	bench/decode.sh
+	exec bench/subscribe.sh
 fi
 
 SECS=${BENCH_SECONDS:-10}

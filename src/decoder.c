@@ -49,6 +49,8 @@
 #include "strata.h"
 #include "decoder.h"
 
+DecoderCapture *decoder_capture = NULL;
+
 /* The table the plugin decodes */
 #define DECODER_EVENTS_TABLE "events"
 
@@ -667,6 +669,13 @@ decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	data->changes_since_progress = 0;
 #endif
 
+	if (decoder_capture != NULL)
+	{
+		if (data->txn_events > 0)
+			decoder_capture->commit(decoder_capture->arg, txn);
+		return;
+	}
+
 	if (!data->sent_begin)
 		return;
 
@@ -745,7 +754,17 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			elog(ERROR, "null in column \"%s\" of %s.%s",
 				 decoder_columns[c].name, STRATA_SCHEMA, DECODER_EVENTS_TABLE);
 
-	if ((data->categories.count == 0 ||
+	if (decoder_capture != NULL)
+	{
+		data->txn_events++;
+		decoder_capture->event(
+			decoder_capture->arg, txn, tuple, desc,
+			DatumGetInt64(
+				data->values[decoder_attnums[DECODER_COL_POSITION] - 1]),
+			data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1],
+			data->values[decoder_attnums[DECODER_COL_TYPE] - 1]);
+	}
+	else if ((data->categories.count == 0 ||
 		 decoder_filter_match(
 			 &data->categories,
 			 data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1])) &&

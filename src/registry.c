@@ -44,6 +44,7 @@
 
 #include "strata.h"
 #include "registry.h"
+#include "worker.h"
 
 typedef struct RegistrySlot
 {
@@ -136,6 +137,11 @@ registry_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
+			/* a commit that appended wakes the worker of its database */
+			if (registered_in_xact)
+				worker_wake(MyDatabaseId);
+			registry_release();
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -271,6 +277,33 @@ registry_read_horizon(Snapshot *snapshot)
 			horizon = (int64) pos;
 	}
 	*snapshot = RegisterSnapshot(GetLatestSnapshot());
+	LWLockRelease(registry->lock);
+
+	return horizon;
+}
+
+/*
+ * The lowest position of this database still in flight, without a
+ * snapshot (REGISTRY_NO_HORIZON when none): the worker samples it to move
+ * its subscriptions' watermarks.
+ */
+int64
+registry_horizon(void)
+{
+	int64 horizon = REGISTRY_NO_HORIZON;
+
+	if (registry == NULL)
+		elog(ERROR, "strata registry is not initialized");
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (int i = 0; i < registry->nslots; i++)
+	{
+		RegistrySlot *slot = &registry->slots[i];
+		uint64		  pos = pg_atomic_read_u64(&slot->min_position);
+
+		if (pos != 0 && slot->dbid == MyDatabaseId && (int64) pos < horizon)
+			horizon = (int64) pos;
+	}
 	LWLockRelease(registry->lock);
 
 	return horizon;

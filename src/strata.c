@@ -23,6 +23,7 @@
 
 #include "strata.h"
 #include "registry.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -57,6 +58,7 @@ _PG_init(void)
 		"After the last retry it raises ST001.", &strata_command_retries, 3, 0,
 		1000, PGC_USERSET, 0, NULL, NULL, NULL);
 
+	worker_init();
 	MarkGUCPrefixReserved("strata");
 
 	if (!process_shared_preload_libraries_in_progress)

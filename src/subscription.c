@@ -1,0 +1,782 @@
+/*-------------------------------------------------------------------------
+ *
+ * subscription.c
+ *	  Subscriptions: strata.subscribe and the functions that manage a
+ *	  subscription (pause, resume, unsubscribe, retry_parked, wait_for),
+ *	  and the progress record shared with the worker (workers/worker.c),
+ *	  which runs them.
+ *
+ * Every change made here bumps the subscription's generation, so that
+ * the worker, which may be running the subscription at that moment,
+ * rolls back its batch instead of overwriting the change, and wakes the
+ * worker when the transaction commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "strata.h"
+#include "define.h"
+#include "registry.h"
+#include "subscription.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(strata_subscribe);
+PG_FUNCTION_INFO_V1(strata_unsubscribe);
+PG_FUNCTION_INFO_V1(strata_pause_subscription);
+PG_FUNCTION_INFO_V1(strata_resume_subscription);
+PG_FUNCTION_INFO_V1(strata_retry_parked);
+PG_FUNCTION_INFO_V1(strata_wait_for);
+
+/* How often wait_for looks again where no worker can wake it (standby) */
+#define WAIT_FOR_POLL_MS 10
+
+/* ---------- progress ---------- */
+
+static void
+subscription_grow(SubProgress *p, int need)
+{
+	if (need <= p->cap)
+		return;
+	if (p->cap == 0)
+	{
+		p->cap = Max(need, 8);
+		p->lo = palloc(sizeof(int64) * p->cap);
+		p->hi = palloc(sizeof(int64) * p->cap);
+		return;
+	}
+	p->cap = Max(need, p->cap * 2);
+	p->lo = repalloc(p->lo, sizeof(int64) * p->cap);
+	p->hi = repalloc(p->hi, sizeof(int64) * p->cap);
+}
+
+/*
+ * Parse the text of an int8multirange ("{[1,5),[7,8)}") into p's ranges,
+ * allocated in the current memory context.
+ */
+void
+subscription_parse_delivered(const char *text, SubProgress *p)
+{
+	const char *s = text;
+
+	p->nranges = 0;
+	p->cap = 0;
+	p->lo = p->hi = NULL;
+	while (*s != '\0')
+	{
+		int64 lo;
+		int64 hi;
+		char *end;
+
+		if (*s != '[')
+		{
+			s++;
+			continue;
+		}
+		lo = strtoi64(s + 1, &end, 10);
+		if (*end != ',')
+			elog(ERROR, "invalid delivered positions \"%s\"", text);
+		hi = strtoi64(end + 1, &end, 10);
+		if (*end != ')')
+			elog(ERROR, "invalid delivered positions \"%s\"", text);
+		subscription_grow(p, p->nranges + 1);
+		p->lo[p->nranges] = lo;
+		p->hi[p->nranges] = hi;
+		p->nranges++;
+		s = end + 1;
+	}
+}
+
+/* The ranges as the text of an int8multirange */
+char *
+subscription_format_delivered(SubProgress *p)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < p->nranges; i++)
+		appendStringInfo(&buf, "%s[" INT64_FORMAT "," INT64_FORMAT ")",
+						 i > 0 ? "," : "", p->lo[i], p->hi[i]);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* Has the event at 'position' been processed? */
+bool
+subscription_processed(SubProgress *p, int64 position)
+{
+	int lo = 0;
+	int hi = p->nranges;
+
+	if (position < p->watermark)
+		return true;
+	while (lo < hi)
+	{
+		int mid = (lo + hi) / 2;
+
+		if (position < p->lo[mid])
+			hi = mid;
+		else if (position >= p->hi[mid])
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Remove range i */
+static void
+subscription_remove(SubProgress *p, int i)
+{
+	memmove(p->lo + i, p->lo + i + 1, sizeof(int64) * (p->nranges - i - 1));
+	memmove(p->hi + i, p->hi + i + 1, sizeof(int64) * (p->nranges - i - 1));
+	p->nranges--;
+}
+
+/*
+ * Raise the watermark to at least 'watermark', dropping the ranges below
+ * it and absorbing the ranges that then start at it.
+ */
+void
+subscription_settle(SubProgress *p, int64 watermark)
+{
+	if (watermark > p->watermark)
+		p->watermark = watermark;
+	while (p->nranges > 0 && p->lo[0] <= p->watermark)
+	{
+		if (p->hi[0] > p->watermark)
+			p->watermark = p->hi[0];
+		subscription_remove(p, 0);
+	}
+}
+
+/*
+ * Record the event at 'position' as processed.  Events mostly arrive in
+ * increasing order, so the search starts from the last range.  Memory
+ * comes from the context of the ranges.
+ */
+void
+subscription_mark_processed(SubProgress *p, int64 position)
+{
+	int i;
+
+	if (subscription_processed(p, position))
+		return;
+	if (position == p->watermark)
+	{
+		subscription_settle(p, position + 1);
+		return;
+	}
+
+	/* i: the first range that starts after 'position' */
+	i = p->nranges;
+	while (i > 0 && p->lo[i - 1] > position)
+		i--;
+
+	if (i > 0 && p->hi[i - 1] == position)
+	{
+		p->hi[i - 1]++;
+		if (i < p->nranges && p->hi[i - 1] == p->lo[i])
+		{
+			p->hi[i - 1] = p->hi[i];
+			subscription_remove(p, i);
+		}
+		return;
+	}
+	if (i < p->nranges && p->lo[i] == position + 1)
+	{
+		p->lo[i] = position;
+		return;
+	}
+
+	if (p->nranges == p->cap)
+	{
+		MemoryContext old = MemoryContextSwitchTo(
+			p->lo != NULL ? GetMemoryChunkContext(p->lo) : CurrentMemoryContext);
+
+		subscription_grow(p, p->nranges + 1);
+		MemoryContextSwitchTo(old);
+	}
+	memmove(p->lo + i + 1, p->lo + i, sizeof(int64) * (p->nranges - i));
+	memmove(p->hi + i + 1, p->hi + i, sizeof(int64) * (p->nranges - i));
+	p->lo[i] = position;
+	p->hi[i] = position + 1;
+	p->nranges++;
+}
+
+/* Copy 'src' into 'dst', with the ranges allocated in 'cxt' */
+void
+subscription_progress_copy(SubProgress *dst, SubProgress *src,
+						   MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	SubProgress	  copy = *src;
+
+	copy.cap = 0;
+	copy.lo = copy.hi = NULL;
+	subscription_grow(&copy, src->nranges);
+	if (src->nranges > 0)
+	{
+		memcpy(copy.lo, src->lo, sizeof(int64) * src->nranges);
+		memcpy(copy.hi, src->hi, sizeof(int64) * src->nranges);
+	}
+	MemoryContextSwitchTo(old);
+	*dst = copy;
+}
+
+/* ---------- SQL functions ---------- */
+
+/* The text argument 'argno', which must not be null, as a C string */
+static char *
+subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("%s must not be null", what)));
+	return TextDatumGetCString(PG_GETARG_DATUM(argno));
+}
+
+/*
+ * Look up subscription 'name' for a change by the current user, locking
+ * its row: it must exist, and the user must be a member of its owner's
+ * role.  Returns whether it runs an async projection.  Connected to SPI.
+ */
+static bool
+subscription_lock(const char *name, const char *action)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtype = TEXTOID;
+	Datum			  arg = CStringGetTextDatum(name);
+	bool			  isnull;
+	Oid				  owner;
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT owner, projection IS NOT NULL FROM "
+						   "strata.subscriptions WHERE name "
+						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+						   1, &argtype),
+			&arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.subscriptions");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("subscription \"%s\" does not exist", name)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s subscription \"%s\"", action,
+						name),
+				 errdetail("Only members of the role that subscribed may."),
+				 errhint("Ask the role that subscribed, or a superuser.")));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
+ * Where a new subscription starts: 'beginning' (position 1) or 'now':
+ * every event visible now counts as processed, so that exactly the events
+ * of transactions committing later are delivered.  Fills the watermark
+ * and the text of the positions delivered above it.
+ */
+static void
+subscription_start(bool beginning, int64 *watermark, char **delivered)
+{
+	static SPIPlanPtr plan_seq = NULL;
+	static SPIPlanPtr plan_visible = NULL;
+	Oid				  argtype = INT8OID;
+	Datum			  arg;
+	Snapshot		  snapshot;
+	int64			  next;
+	int64			  horizon;
+	bool			  isnull;
+	SubProgress		  p;
+
+	memset(&p, 0, sizeof(p));
+	p.watermark = 1;
+	if (!beginning)
+	{
+		if (SPI_execute_plan(
+				strata_prepare(&plan_seq,
+							   "SELECT CASE WHEN is_called THEN last_value "
+							   "OPERATOR(pg_catalog.+) 1 ELSE last_value END "
+							   "FROM strata._position_seq",
+							   0, NULL),
+				NULL, NULL, true, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not read strata._position_seq");
+		next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+		horizon = registry_read_horizon(&snapshot);
+		p.watermark = Min(next, horizon);
+		arg = Int64GetDatum(p.watermark);
+		if (SPI_execute_snapshot(
+				strata_prepare(&plan_visible,
+							   "SELECT position FROM strata.events WHERE "
+							   "position OPERATOR(pg_catalog.>=) $1 "
+							   "ORDER BY position",
+							   1, &argtype),
+				&arg, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
+			SPI_OK_SELECT)
+			elog(ERROR, "could not read strata.events");
+		UnregisterSnapshot(snapshot);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			subscription_mark_processed(
+				&p, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1,
+												&isnull)));
+	}
+	*watermark = p.watermark;
+	*delivered = subscription_format_delivered(&p);
+}
+
+/* Warn when no worker will run the subscription as things stand */
+static void
+subscription_warn_no_worker(void)
+{
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		ereport(WARNING,
+				(errmsg("no strata worker runs while wal_level is \"%s\"",
+						GetConfigOption("wal_level", false, false)),
+				 errdetail("The subscription is stored; it starts once a "
+						   "worker runs."),
+				 errhint("Set wal_level = logical and restart the server.")));
+}
+
+/*
+ * Insert a subscription (also used for async projections, 'projection'
+ * not NULL).  Connected to SPI.
+ */
+void
+subscription_insert(const char *name, Oid handler, Datum categories,
+					bool categories_null, Datum types, bool types_null,
+					bool beginning, bool on_error_stop, const char *projection)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[9] = {TEXTOID,	  OIDOID,  TEXTARRAYOID,
+									 TEXTARRAYOID, OIDOID,  TEXTOID,
+									 INT8OID,	  TEXTOID, TEXTOID};
+	Datum			  args[9];
+	char			  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64			  watermark;
+	char			 *delivered;
+	int				  ret;
+
+	subscription_start(beginning, &watermark, &delivered);
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(handler);
+	args[2] = categories;
+	nulls[2] = categories_null ? 'n' : ' ';
+	args[3] = types;
+	nulls[3] = types_null ? 'n' : ' ';
+	args[4] = ObjectIdGetDatum(GetUserId());
+	args[5] = CStringGetTextDatum(on_error_stop ? "stop" : "park");
+	args[6] = Int64GetDatum(watermark);
+	args[7] = CStringGetTextDatum(delivered);
+	if (projection != NULL)
+		args[8] = CStringGetTextDatum(projection);
+	else
+		nulls[8] = 'n';
+
+	ret = SPI_execute_plan(
+		strata_prepare(&plan,
+					   "INSERT INTO strata.subscriptions (name, handler, "
+					   "categories, types, owner, on_error, watermark, "
+					   "delivered, projection) VALUES ($1, $2, $3, $4, $5, "
+					   "$6, $7, $8::pg_catalog.int8multirange, $9) "
+					   "ON CONFLICT (name) DO NOTHING",
+					   9, argtypes),
+		args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not store the subscription");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("subscription \"%s\" already exists", name),
+				 errhint("Choose another name, or drop it first with "
+						 "strata.unsubscribe.")));
+	worker_notify_at_commit();
+	subscription_warn_no_worker();
+}
+
+/*
+ * strata.subscribe(name, handler, categories, types, start_from,
+ * on_error): create a subscription.
+ */
+Datum
+strata_subscribe(PG_FUNCTION_ARGS)
+{
+	char *name;
+	Oid	  handler;
+	Oid	  evtype;
+	char *start_from;
+	char *on_error;
+
+	strata_require_preload();
+	name = define_name_arg(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+						   "subscription name");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("handler must not be null")));
+	handler = PG_GETARG_OID(1);
+	evtype = define_events_type();
+	define_check_function(handler, "subscription handler", 1, &evtype, VOIDOID,
+						  "(event strata.events) RETURNS void");
+	if (!PG_ARGISNULL(2))
+		define_check_list(PG_GETARG_ARRAYTYPE_P(2), "categories", true);
+	if (!PG_ARGISNULL(3))
+		define_check_list(PG_GETARG_ARRAYTYPE_P(3), "types", false);
+	start_from = subscription_text_arg(fcinfo, 4, "start_from");
+	if (strcmp(start_from, "now") != 0 && strcmp(start_from, "beginning") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", start_from),
+				 errhint("Use 'now' or 'beginning'.")));
+	on_error = subscription_text_arg(fcinfo, 5, "on_error");
+	if (strcmp(on_error, "park") != 0 && strcmp(on_error, "stop") != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid on_error \"%s\"", on_error),
+						errhint("Use 'park' or 'stop'.")));
+	PreventCommandIfReadOnly("strata.subscribe()");
+
+	SPI_connect();
+	subscription_insert(name, handler, PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+						PG_GETARG_DATUM(3), PG_ARGISNULL(3),
+						strcmp(start_from, "beginning") == 0,
+						strcmp(on_error, "stop") == 0, NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Run an UPDATE or DELETE of subscription 'name' (its $1) after the
+ * owner check; a change to a projection's subscription other than pause
+ * and resume is refused.
+ */
+static void
+subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
+					const char *sql, const char *action, bool projection_ok)
+{
+	Oid	  argtype = TEXTOID;
+	char *name = subscription_text_arg(fcinfo, 0, "name");
+	Datum arg = PG_GETARG_DATUM(0);
+
+	strata_require_preload();
+	PreventCommandIfReadOnly(psprintf("strata.%s_subscription()", action));
+	SPI_connect();
+	if (subscription_lock(name, action) && !projection_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("subscription \"%s\" runs an async projection", name),
+				 errhint("Use strata.drop_projection instead.")));
+	if (SPI_execute_plan(strata_prepare(plan, sql, 1, &argtype), &arg, NULL,
+						 false, 0) < 0)
+		elog(ERROR, "could not change the subscription");
+	SPI_finish();
+	worker_notify_at_commit();
+}
+
+/* strata.unsubscribe(name): drop a subscription and its parked events. */
+Datum
+strata_unsubscribe(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+
+	subscription_change(fcinfo, &plan,
+						"DELETE FROM strata.subscriptions WHERE name "
+						"OPERATOR(pg_catalog.=) $1",
+						"drop", false);
+	PG_RETURN_VOID();
+}
+
+/* strata.pause_subscription(name) */
+Datum
+strata_pause_subscription(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+
+	subscription_change(fcinfo, &plan,
+						"UPDATE strata.subscriptions SET state = 'paused', "
+						"generation = generation OPERATOR(pg_catalog.+) 1 "
+						"WHERE name OPERATOR(pg_catalog.=) $1",
+						"pause", true);
+	PG_RETURN_VOID();
+}
+
+/* strata.resume_subscription(name): also restarts a stopped one. */
+Datum
+strata_resume_subscription(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+
+	subscription_change(fcinfo, &plan,
+						"UPDATE strata.subscriptions SET state = 'active', "
+						"attempts = 0, "
+						"generation = generation OPERATOR(pg_catalog.+) 1 "
+						"WHERE name OPERATOR(pg_catalog.=) $1",
+						"resume", true);
+	PG_RETURN_VOID();
+}
+
+/*
+ * strata.retry_parked(name): call the handler again on each parked event,
+ * in position order, each in a subtransaction; an event that succeeds is
+ * unparked, one that fails again stays parked with the new error.
+ * Returns how many succeeded.
+ */
+Datum
+strata_retry_parked(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_list = NULL;
+	static SPIPlanPtr plan_done = NULL;
+	static SPIPlanPtr plan_fail = NULL;
+	Oid				  argtypes[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	char			 *name = subscription_text_arg(fcinfo, 0, "name");
+	Datum			  arg = PG_GETARG_DATUM(0);
+	Oid				  handler;
+	Oid				  owner;
+	FmgrInfo		  flinfo;
+	int64			  done = 0;
+	uint64			  n;
+	Datum			 *rows;
+	int64			 *positions;
+	MemoryContext	  cxt = CurrentMemoryContext;
+	ResourceOwner	  owner_res = CurrentResourceOwner;
+	Oid				  save_userid;
+	int				  save_sec;
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.retry_parked()");
+	SPI_connect();
+	(void) subscription_lock(name, "retry the parked events of");
+	if (SPI_execute_plan(
+			strata_prepare(&plan_list,
+						   "SELECT s.handler::oid, s.owner, e, e.position "
+						   "FROM strata.parked_events p "
+						   "JOIN strata.subscriptions s ON s.name "
+						   "OPERATOR(pg_catalog.=) p.subscription "
+						   "JOIN strata.events e ON e.position "
+						   "OPERATOR(pg_catalog.=) p.position "
+						   "WHERE p.subscription OPERATOR(pg_catalog.=) $1 "
+						   "ORDER BY p.position",
+						   1, argtypes),
+			&arg, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.parked_events");
+	n = SPI_processed;
+	if (n == 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(0);
+	}
+	{
+		bool		  isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		handler = DatumGetObjectId(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		owner = DatumGetObjectId(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		rows = palloc(sizeof(Datum) * n);
+		positions = palloc(sizeof(int64) * n);
+		for (uint64 i = 0; i < n; i++)
+		{
+			rows[i] = SPI_getbinval(SPI_tuptable->vals[i],
+									SPI_tuptable->tupdesc, 3, &isnull);
+			rows[i] = PointerGetDatum(
+				DatumGetHeapTupleHeader(datumCopy(rows[i], false, -1)));
+			positions[i] = DatumGetInt64(SPI_getbinval(
+				SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
+		}
+		MemoryContextSwitchTo(old);
+	}
+	define_check_execute(handler, "handler",
+						 psprintf("subscription \"%s\"", name));
+	fmgr_info_cxt(handler, &flinfo, cxt);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum args[4];
+
+		args[0] = arg;
+		args[1] = Int64GetDatum(positions[i]);
+		CHECK_FOR_INTERRUPTS();
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			SetUserIdAndSecContext(owner,
+								   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+			define_call_void(&flinfo, 1, &rows[i]);
+			SetUserIdAndSecContext(save_userid, save_sec);
+			if (SPI_execute_plan(
+					strata_prepare(&plan_done,
+								   "DELETE FROM strata.parked_events WHERE "
+								   "subscription OPERATOR(pg_catalog.=) $1 "
+								   "AND position OPERATOR(pg_catalog.=) $2",
+								   2, argtypes),
+					args, NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not unpark an event");
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner_res;
+			done++;
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner_res;
+			SetUserIdAndSecContext(save_userid, save_sec);
+			/* session and server errors end the call, as in execute() */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
+					ERRCODE_T_R_SERIALIZATION_FAILURE ||
+				edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+				ReThrowError(edata);
+			args[2] = CStringGetTextDatum(edata->message);
+			args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+			if (SPI_execute_plan(
+					strata_prepare(&plan_fail,
+								   "UPDATE strata.parked_events SET "
+								   "attempts = attempts OPERATOR(pg_catalog.+) 1, "
+								   "error = $3, sqlstate = $4, "
+								   "parked_at = pg_catalog.now() WHERE "
+								   "subscription OPERATOR(pg_catalog.=) $1 "
+								   "AND position OPERATOR(pg_catalog.=) $2",
+								   4, argtypes),
+					args, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not record a parked event's error");
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	SPI_finish();
+	worker_notify_at_commit();
+	PG_RETURN_INT64(done);
+}
+
+/*
+ * Has subscription 'name' processed 'position'?  Reads the latest
+ * committed progress, whatever the caller's snapshot.  Connected to SPI.
+ */
+static bool
+subscription_reached(Datum name, int64 position)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[2] = {TEXTOID, INT8OID};
+	Datum			  args[2];
+	Snapshot		  snapshot;
+	bool			  isnull;
+	int				  ret;
+
+	args[0] = name;
+	args[1] = Int64GetDatum(position);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_snapshot(
+		strata_prepare(&plan,
+					   "SELECT $2 OPERATOR(pg_catalog.<) watermark OR "
+					   "delivered OPERATOR(pg_catalog.@>) $2 "
+					   "FROM strata.subscriptions WHERE name "
+					   "OPERATOR(pg_catalog.=) $1",
+					   2, argtypes),
+		args, NULL, snapshot, InvalidSnapshot, true, false, 1);
+	UnregisterSnapshot(snapshot);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.subscriptions");
+	if (SPI_processed == 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("subscription \"%s\" does not exist",
+							   TextDatumGetCString(name))));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * strata.wait_for(subscription, position, timeout): wait until the
+ * subscription has processed the event at 'position' (true) or the
+ * timeout passed (false).  On the primary it sleeps on the worker's
+ * condition variable, broadcast after each transaction that moved a
+ * checkpoint; on a standby, where the progress arrives by replication and
+ * nothing can wake it, it looks again every WAIT_FOR_POLL_MS.
+ */
+Datum
+strata_wait_for(PG_FUNCTION_ARGS)
+{
+	Datum		name = PG_GETARG_DATUM(0);
+	int64		position = PG_GETARG_INT64(1);
+	Interval   *timeout = PG_GETARG_INTERVAL_P(2);
+	int64		timeout_ms;
+	TimestampTz deadline;
+	WorkerSlot *slot;
+	bool		reached;
+
+	strata_require_preload();
+	if (timeout->month != 0 || timeout->day != 0 || timeout->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must be a non-negative interval of hours, "
+						"minutes and seconds"),
+				 errhint("Write it as, for example, '5s' or '2 minutes'.")));
+	timeout_ms = timeout->time / 1000;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	slot = RecoveryInProgress() ? NULL : worker_slot_for(MyDatabaseId);
+
+	SPI_connect();
+	pgstat_report_wait_start(PG_WAIT_EXTENSION);
+	for (;;)
+	{
+		TimestampTz now;
+		long		secs;
+		int			usecs;
+		long		left;
+
+		reached = subscription_reached(name, position);
+		now = GetCurrentTimestamp();
+		if (reached || now >= deadline)
+			break;
+		TimestampDifference(now, deadline, &secs, &usecs);
+		left = secs * 1000 + usecs / 1000 + 1;
+		if (slot != NULL)
+			(void) ConditionVariableTimedSleep(&slot->progress, Min(left, 1000),
+											   PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(left, WAIT_FOR_POLL_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (slot != NULL)
+		ConditionVariableCancelSleep();
+	pgstat_report_wait_end();
+	SPI_finish();
+	PG_RETURN_BOOL(reached);
+}

@@ -1,0 +1,168 @@
+# 021_subscription_crash.pl: exactly once and in commit order across
+# crashes.  pgbench writers append while the worker runs an in-database
+# handler (which records each event with a serial arrival number); in the
+# middle of the stream the worker is killed with SIGKILL (the postmaster then
+# restarts every process, writers included), later the whole cluster is
+# stopped in immediate mode and started again, and a last round of writers
+# runs to the end.  Then the handler's table holds every committed event
+# exactly once, in the order of a reference slot of the strata plugin
+# created before the first writer: the handler's effects and the
+# subscription's checkpoint are committed together.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep time);
+
+my $node = PostgreSQL::Test::Cluster->new('subcrash');
+$node->init(allows_streaming => 'logical');
+my $conf = "shared_preload_libraries = 'strata'\nmax_connections = 30\n"
+  . "shared_buffers = 64MB\nmax_worker_processes = 16\n"
+  . "max_replication_slots = 10\nrestart_after_crash = on\n";
+# 15.19 and later allow only the output plugins listed here; older servers
+# do not know the parameter and would not start with it.
+if (`postgres --describe-config` =~ /^output_plugin_libraries\t/m)
+{
+	$conf .= "output_plugin_libraries = 'pgoutput, test_decoding, strata'\n";
+}
+$node->append_conf('postgresql.conf', $conf);
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION strata;
+	CREATE TABLE seen (n bigserial PRIMARY KEY, position bigint NOT NULL,
+					   stream text NOT NULL, version bigint NOT NULL);
+	CREATE FUNCTION record_event(e strata.events) RETURNS void
+	LANGUAGE sql AS $$
+		INSERT INTO seen (position, stream, version)
+		VALUES (e.position, e.stream, e.version)
+	$$;
+	SELECT pg_create_logical_replication_slot('check', 'strata');
+	SELECT strata.subscribe('s1', 'record_event(strata.events)');
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT state = 'live' FROM strata.subscription_status WHERE name = 's1'}),
+	'the subscription goes live');
+
+my $dir = $PostgreSQL::Test::Utils::tmp_check;
+my $script = "$dir/writer021.sql";
+PostgreSQL::Test::Utils::append_to_file($script, q{
+\set s random(1, 40)
+\set c random(1, 3)
+BEGIN;
+SELECT strata.append('cat' || :c || '-' || :s, '[{"type": "A"}, {"type": "B"}]');
+SELECT pg_sleep(random() * 0.002);
+COMMIT;
+});
+my ($pgb_out, $pgb_err);
+sub start_writers
+{
+	my ($transactions) = @_;
+	($pgb_out, $pgb_err) = ('', '');
+	return IPC::Run::start(
+		[ 'pgbench', '-n', '-c', '4', '-j', '2', '-t', $transactions, '-f', $script,
+		  '-h', $node->host, '-p', $node->port, 'postgres' ],
+		'>', \$pgb_out, '2>', \$pgb_err);
+}
+
+# Wait, while the writers run, until the handler has recorded $n events.
+sub wait_seen
+{
+	my ($n, $writers) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		$writers->pump_nb if $writers->pumpable;
+		my $c = $node->safe_psql('postgres', 'SELECT count(*) FROM seen');
+		return $c if $c >= $n;
+		usleep(20_000);
+	}
+	die "the handler did not reach $n events";
+}
+
+sub worker_pid
+{
+	return $node->safe_psql('postgres', q{
+		SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'strata worker' AND datname = 'postgres'});
+}
+
+# ---- SIGKILL of the worker mid-stream ----------------------------------
+my $writers = start_writers(1500);
+my $before = wait_seen(2000, $writers);
+note('at the kill: ' . $node->safe_psql('postgres',
+	q{SELECT count(*) || ' events handled of ' || (SELECT count(*) FROM strata.events) || ' committed' FROM seen})
+	. ($writers->pumpable ? ', writers running' : ', writers done'));
+my $pid = worker_pid();
+ok($pid, 'the worker is in pg_stat_activity');
+my $log_offset = -s $node->logfile;
+kill 'KILL', $pid;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+eval { $writers->finish; };
+note("writers after the crash: " . ($pgb_err =~ /aborted/ ? 'aborted' : 'finished'));
+$node->poll_query_until('postgres', 'SELECT true') or die 'no connection after the crash';
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'strata worker' AND datname = 'postgres' AND pid <> $pid}),
+	'a new worker runs after the crash');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'strata launcher'}),
+	'and a launcher');
+
+# ---- immediate shutdown mid-stream -------------------------------------
+my $count = $node->safe_psql('postgres', 'SELECT count(*) FROM seen');
+$writers = start_writers(1500);
+$before = wait_seen($count + 2000, $writers);
+note('at the shutdown: ' . $node->safe_psql('postgres',
+	q{SELECT count(*) || ' events handled of ' || (SELECT count(*) FROM strata.events) || ' committed' FROM seen})
+	. ($writers->pumpable ? ', writers running' : ', writers done'));
+$node->stop('immediate');
+eval { $writers->finish; };
+$node->start;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'strata worker' AND datname = 'postgres'}),
+	'the worker runs again after the restart');
+
+# ---- a last round, to the end ------------------------------------------
+$writers = start_writers(500);
+$writers->finish;
+like($pgb_out, qr/number of failed transactions: 0/, 'the last writers ran without failures')
+  or diag($pgb_err);
+my $total = $node->safe_psql('postgres', 'SELECT count(*) FROM strata.events');
+cmp_ok($total, '>=', 4000 + 4000, "$total events committed in all");
+ok($node->poll_query_until('postgres', q{
+	SELECT count(DISTINCT position) FROM seen = (SELECT count(*) FROM strata.events)}),
+	'the handler got every committed event');
+
+# ---- exactly once, in commit order -------------------------------------
+is($node->safe_psql('postgres', 'SELECT count(*) FROM seen'), $total,
+	'the handler ran once per committed event');
+is($node->safe_psql('postgres',
+	'SELECT count(*) FROM (SELECT position FROM seen GROUP BY position HAVING count(*) > 1) d'),
+	'0', 'no event handled twice across the crashes');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM strata.events e
+	WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.position = e.position
+						AND s.stream = e.stream AND s.version = e.version)}),
+	'0', 'no committed event missing');
+
+my @ref = split /,/, $node->safe_psql('postgres', q{
+	SELECT string_agg(data::jsonb->>'position', ',' ORDER BY o)
+	FROM pg_logical_slot_get_changes('check', NULL, NULL, 'format', 'json')
+		 WITH ORDINALITY AS c(lsn, xid, data, o)});
+is(scalar(@ref), $total, 'the reference slot decoded every committed event');
+my @got = split /,/, $node->safe_psql('postgres',
+	q{SELECT string_agg(position::text, ',' ORDER BY n) FROM seen});
+my $i = 0;
+$i++ while $i < @got && $i < @ref && $got[$i] == $ref[$i];
+ok($i == @got && $i == @ref, 'events arrived in commit order across the crashes')
+  or diag("first difference at index $i: received " . ($got[$i] // 'nothing')
+	  . ', commit order has ' . ($ref[$i] // 'nothing'));
+is($node->safe_psql('postgres', q{
+	SELECT state, events_behind, parked FROM strata.subscription_status WHERE name = 's1'}),
+	'live|0|0', 'status: live, nothing behind, nothing parked');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,654 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The "strata launcher" background worker, the workers' shared memory
+ *	  and GUCs, and the hooks that keep them in step with the databases.
+ *
+ * The launcher is registered at server start (the library must be in
+ * shared_preload_libraries).  It connects to no database, lists
+ * pg_database every few seconds or when woken, and keeps one "strata
+ * worker" running for each database that allows connections, is not a
+ * template and is named in strata.databases (all when empty).  A worker
+ * that finds no extension in its database says so in its slot and exits;
+ * the launcher then leaves that database alone until CREATE EXTENSION
+ * strata commits there (the install script calls strata._worker_notify).
+ *
+ * Workers are dynamic and never restarted by the postmaster: the launcher
+ * restarts one that stopped, after WORKER_RESTART_DELAY_MS, unless its
+ * database is being dropped.  DROP DATABASE would fail while a worker is
+ * connected and holds the database's slot, so a utility hook stops the
+ * worker first and keeps it stopped until the dropping transaction ends.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "strata.h"
+#include "worker.h"
+
+/* Seconds between two scans of pg_database when nothing wakes the launcher */
+#define LAUNCHER_NAPTIME_MS 10000
+
+/* Delay before a stopped worker is started again */
+#define WORKER_RESTART_DELAY_MS 5000
+
+/* How long DROP DATABASE waits for the database's worker to exit */
+#define DROP_WAIT_MS 30000
+
+char *worker_databases = NULL;
+int	  worker_max_workers = 8;
+int	  worker_retry_base_delay = 100;
+int	  worker_max_attempts = 5;
+int	  worker_wal_warning_size = 1024;
+int	  worker_batch_size = 1000;
+
+typedef struct WorkerShared
+{
+	LWLock	  *lock;		   /* protects the slots' assignment */
+	Latch	  *launcher_latch; /* NULL when no launcher runs */
+	int		   nslots;
+	WorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} WorkerShared;
+
+PG_FUNCTION_INFO_V1(strata_worker_notify);
+
+static WorkerShared *worker_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+/* This backend's pending wake-up at commit, and its DROP DATABASE */
+static bool		   notify_at_commit = false;
+static WorkerSlot *dropping_slot = NULL;
+static bool		   xact_callback_set = false;
+
+/* The launcher's handles and restart times, by slot */
+typedef struct LauncherEntry
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz				restart_at;
+} LauncherEntry;
+
+static LauncherEntry *launcher_entries = NULL;
+
+static Size
+worker_shmem_size(void)
+{
+	return add_size(offsetof(WorkerShared, slots),
+					mul_size(worker_max_workers, sizeof(WorkerSlot)));
+}
+
+static void
+worker_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(worker_shmem_size());
+	RequestNamedLWLockTranche("strata workers", 1);
+}
+
+static void
+worker_shmem_startup(void)
+{
+	bool found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_shared =
+		ShmemInitStruct("strata workers", worker_shmem_size(), &found);
+	if (!found)
+	{
+		worker_shared->lock =
+			&(GetNamedLWLockTranche("strata workers"))->lock;
+		worker_shared->launcher_latch = NULL;
+		worker_shared->nslots = worker_max_workers;
+		for (int i = 0; i < worker_max_workers; i++)
+		{
+			WorkerSlot *slot = &worker_shared->slots[i];
+
+			memset(slot, 0, sizeof(WorkerSlot));
+			ConditionVariableInit(&slot->progress);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Wake the worker of a database, if one runs: called at the commit of
+ * every transaction that appended, so it must stay cheap and lock-free.
+ * A latch pointer read while its worker exits only costs a spurious
+ * wake-up of whatever process owns that latch next.
+ */
+void
+worker_wake(Oid dbid)
+{
+	if (worker_shared == NULL)
+		return;
+	for (int i = 0; i < worker_shared->nslots; i++)
+	{
+		WorkerSlot *slot = &worker_shared->slots[i];
+		Latch	   *latch = slot->latch;
+
+		if (slot->dbid == dbid && latch != NULL)
+			SetLatch(latch);
+	}
+}
+
+/* The slot of a database, or NULL */
+WorkerSlot *
+worker_slot_for(Oid dbid)
+{
+	if (worker_shared == NULL)
+		return NULL;
+	for (int i = 0; i < worker_shared->nslots; i++)
+		if (worker_shared->slots[i].dbid == dbid)
+			return &worker_shared->slots[i];
+	return NULL;
+}
+
+WorkerSlot *
+worker_slot(int index)
+{
+	Assert(worker_shared != NULL && index >= 0 &&
+		   index < worker_shared->nslots);
+	return &worker_shared->slots[index];
+}
+
+static void
+worker_wake_launcher(void)
+{
+	Latch *latch = worker_shared ? worker_shared->launcher_latch : NULL;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * End of a transaction of this backend: deliver the pending wake-up of a
+ * committed CREATE EXTENSION or subscription change, and let the launcher
+ * restart the worker of a database whose DROP DATABASE has ended (if it
+ * failed; if it succeeded the launcher frees the slot).
+ */
+static void
+worker_xact_callback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+
+	if (notify_at_commit && event == XACT_EVENT_COMMIT &&
+		worker_shared != NULL)
+	{
+		WorkerSlot *slot;
+
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		slot = worker_slot_for(MyDatabaseId);
+		if (slot != NULL)
+			slot->absent = false;
+		LWLockRelease(worker_shared->lock);
+		worker_wake(MyDatabaseId);
+		worker_wake_launcher();
+	}
+	notify_at_commit = false;
+
+	if (dropping_slot != NULL)
+	{
+		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+		if (dropping_slot->dropper == MyProcPid)
+			dropping_slot->dropper = 0;
+		LWLockRelease(worker_shared->lock);
+		dropping_slot = NULL;
+		worker_wake_launcher();
+	}
+}
+
+static void
+worker_set_xact_callback(void)
+{
+	if (!xact_callback_set)
+	{
+		RegisterXactCallback(worker_xact_callback, NULL);
+		xact_callback_set = true;
+	}
+}
+
+/* Wake the launcher and this database's worker when this transaction commits. */
+void
+worker_notify_at_commit(void)
+{
+	worker_set_xact_callback();
+	notify_at_commit = true;
+}
+
+/*
+ * strata._worker_notify(): called by the install script, so that the
+ * launcher starts a worker for this database once CREATE EXTENSION
+ * commits.
+ */
+Datum
+strata_worker_notify(PG_FUNCTION_ARGS)
+{
+	worker_notify_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Before DROP DATABASE: stop the database's worker (which holds a
+ * connection and a replication slot there, either of which makes DROP
+ * DATABASE fail) and keep the launcher from starting it again until this
+ * transaction ends.
+ */
+static void
+worker_stop_for_drop(const char *dbname)
+{
+	Oid			dbid = get_database_oid(dbname, true);
+	WorkerSlot *slot;
+	pid_t		pid = 0;
+	TimestampTz deadline;
+
+	if (!OidIsValid(dbid) || worker_shared == NULL)
+		return;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	slot = worker_slot_for(dbid);
+	if (slot != NULL)
+	{
+		slot->dropper = MyProcPid;
+		pid = slot->pid;
+	}
+	LWLockRelease(worker_shared->lock);
+	if (slot == NULL)
+		return;
+	worker_set_xact_callback();
+	dropping_slot = slot;
+
+	if (pid != 0)
+		kill(pid, SIGTERM);
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DROP_WAIT_MS);
+	while (slot->pid != 0 && GetCurrentTimestamp() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+worker_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, DropdbStmt))
+		worker_stop_for_drop(((DropdbStmt *) parsetree)->dbname);
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/*
+ * GUCs of the workers, and, at server start, their shared memory, the
+ * launcher and the DROP DATABASE hook.  Called from _PG_init.
+ */
+void
+worker_init(void)
+{
+	BackgroundWorker bgw;
+
+	DefineCustomStringVariable(
+		"strata.databases",
+		"Databases the strata launcher runs workers in.",
+		"A comma-separated list of names; empty means every database "
+		"that has the extension.",
+		&worker_databases, "", PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"strata.max_workers", "Most databases served by strata workers at once.",
+		NULL, &worker_max_workers, 8, 0, 1024, PGC_POSTMASTER, 0, NULL, NULL,
+		NULL);
+	DefineCustomIntVariable(
+		"strata.retry_base_delay",
+		"Delay before the first retry of a failed subscription handler.",
+		"Each further retry waits twice as long.", &worker_retry_base_delay,
+		100, 1, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"strata.max_attempts",
+		"Attempts at an event before a subscription parks it (or stops).",
+		NULL, &worker_max_attempts, 5, 1, 1000, PGC_SIGHUP, 0, NULL, NULL,
+		NULL);
+	DefineCustomIntVariable(
+		"strata.wal_warning_size",
+		"Retained WAL above which strata.subscription_status warns.", NULL,
+		&worker_wal_warning_size, 1024, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MB,
+		NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"strata.worker_batch_size",
+		"Most events a strata worker hands to a subscription in one "
+		"transaction.",
+		NULL, &worker_batch_size, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL,
+		NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = worker_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = worker_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = worker_process_utility;
+
+	if (worker_max_workers == 0)
+		return;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "strata_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "strata launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "strata launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+/* Is 'dbname' one of the databases of strata.databases (or is it empty)? */
+static bool
+launcher_database_wanted(const char *dbname)
+{
+	char	 *raw;
+	List	 *names;
+	ListCell *lc;
+	bool	  wanted = false;
+
+	if (worker_databases == NULL || worker_databases[0] == '\0')
+		return true;
+
+	raw = pstrdup(worker_databases);
+	if (!SplitIdentifierString(raw, ',', &names))
+	{
+		ereport(LOG, (errmsg("invalid list syntax in \"strata.databases\"")));
+		return false;
+	}
+	foreach (lc, names)
+		if (strcmp((char *) lfirst(lc), dbname) == 0)
+			wanted = true;
+	return wanted;
+}
+
+/* The databases the launcher should serve, as a palloc'd array of OIDs */
+static int
+launcher_list_databases(Oid **dbids)
+{
+	Relation	  rel;
+	TableScanDesc scan;
+	HeapTuple	  tup;
+	int			  n = 0;
+	int			  cap = 16;
+	MemoryContext caller = CurrentMemoryContext;
+
+	*dbids = palloc(sizeof(Oid) * cap);
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (!db->datallowconn || db->datistemplate ||
+			!launcher_database_wanted(NameStr(db->datname)))
+			continue;
+		if (n == cap)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			cap *= 2;
+			*dbids = repalloc(*dbids, sizeof(Oid) * cap);
+			MemoryContextSwitchTo(old);
+		}
+		(*dbids)[n++] = db->oid;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return n;
+}
+
+/* Start the worker of slot 'index' */
+static void
+launcher_start_worker(int index)
+{
+	BackgroundWorker bgw;
+	WorkerSlot		*slot = &worker_shared->slots[index];
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "strata_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "strata worker for database %u",
+			 slot->dbid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "strata worker");
+	bgw.bgw_main_arg = Int32GetDatum(index);
+	bgw.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&bgw,
+										 &launcher_entries[index].handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the strata worker for database %u",
+						slot->dbid),
+				 errhint("Raise max_worker_processes.")));
+		launcher_entries[index].handle = NULL;
+		launcher_entries[index].restart_at = TimestampTzPlusMilliseconds(
+			GetCurrentTimestamp(), WORKER_RESTART_DELAY_MS);
+	}
+}
+
+/* Is the worker of slot 'index' (as far as this launcher knows) running? */
+static bool
+launcher_worker_running(int index)
+{
+	pid_t pid;
+
+	if (launcher_entries[index].handle == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(launcher_entries[index].handle, &pid) ==
+		BGWH_STOPPED)
+	{
+		pfree(launcher_entries[index].handle);
+		launcher_entries[index].handle = NULL;
+		launcher_entries[index].restart_at = TimestampTzPlusMilliseconds(
+			GetCurrentTimestamp(), WORKER_RESTART_DELAY_MS);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * One pass of the launcher: free the slots of databases that are gone or
+ * no longer wanted (stopping their workers), give a slot to each new
+ * database, and start the workers that should run and do not.  Returns
+ * the time of the next restart due, or 0.
+ */
+static TimestampTz
+launcher_scan(void)
+{
+	Oid		   *dbids;
+	int			n = launcher_list_databases(&dbids);
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = 0;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+
+	for (int i = 0; i < worker_shared->nslots; i++)
+	{
+		WorkerSlot *slot = &worker_shared->slots[i];
+		bool		listed = false;
+
+		if (!OidIsValid(slot->dbid))
+			continue;
+		for (int j = 0; j < n; j++)
+			if (dbids[j] == slot->dbid)
+				listed = true;
+		if (listed || slot->dropper != 0)
+			continue;
+		if (launcher_worker_running(i))
+		{
+			if (slot->pid != 0)
+				kill(slot->pid, SIGTERM);
+			continue;
+		}
+		slot->dbid = InvalidOid;
+		slot->absent = false;
+	}
+
+	for (int j = 0; j < n; j++)
+	{
+		WorkerSlot *slot = NULL;
+		int			index = -1;
+
+		for (int i = 0; i < worker_shared->nslots; i++)
+			if (worker_shared->slots[i].dbid == dbids[j])
+				index = i;
+		if (index < 0)
+		{
+			for (int i = 0; i < worker_shared->nslots && index < 0; i++)
+				if (!OidIsValid(worker_shared->slots[i].dbid) &&
+					!launcher_worker_running(i))
+					index = i;
+			if (index < 0)
+			{
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("strata.max_workers (%d) is too low to serve "
+								"every database",
+								worker_max_workers),
+						 errhint("Raise strata.max_workers, or list the "
+								 "databases to serve in strata.databases.")));
+				break;
+			}
+			slot = &worker_shared->slots[index];
+			slot->dbid = dbids[j];
+			slot->absent = false;
+			slot->dropper = 0;
+			launcher_entries[index].restart_at = 0;
+		}
+		slot = &worker_shared->slots[index];
+
+		if (slot->absent || slot->dropper != 0 || launcher_worker_running(index))
+			continue;
+		if (launcher_entries[index].restart_at > now)
+		{
+			if (next == 0 || launcher_entries[index].restart_at < next)
+				next = launcher_entries[index].restart_at;
+			continue;
+		}
+		launcher_start_worker(index);
+	}
+
+	LWLockRelease(worker_shared->lock);
+	pfree(dbids);
+	return next;
+}
+
+static void
+launcher_detach(int code, Datum arg)
+{
+	worker_shared->launcher_latch = NULL;
+}
+
+/*
+ * Main of the launcher: scan, then sleep until woken (a notification, a
+ * worker that stopped, SIGHUP) or until the next scan or restart is due.
+ */
+void
+strata_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	launcher_entries = MemoryContextAllocZero(
+		TopMemoryContext, sizeof(LauncherEntry) * worker_max_workers);
+	worker_shared->launcher_latch = MyLatch;
+	before_shmem_exit(launcher_detach, (Datum) 0);
+
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		ereport(LOG, (errmsg("strata launcher: wal_level is not logical, so "
+							 "no strata worker will run"),
+					  errhint("Set wal_level = logical and restart the "
+							  "server to run subscriptions.")));
+
+	for (;;)
+	{
+		TimestampTz next = 0;
+		long		timeout = LAUNCHER_NAPTIME_MS;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (wal_level >= WAL_LEVEL_LOGICAL)
+		{
+			pgstat_report_activity(STATE_RUNNING, "scanning databases");
+			next = launcher_scan();
+			pgstat_report_activity(STATE_IDLE, NULL);
+		}
+		if (next != 0)
+		{
+			long secs;
+			int	 usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), next, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,1289 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The "strata worker": runs one database's subscriptions from the WAL.
+ *
+ * The worker decodes the WAL itself, in its own process, through the
+ * database's logical slot (strata_<database oid>) and the strata output
+ * plugin, the way a walsender does, but with no connection in between:
+ * the plugin hands each committed event to this file (decoder_capture).
+ * One decoding stream serves every subscription of the database.
+ *
+ * A round of the worker:
+ *	1. reads the subscriptions when SQL changed them, and samples the
+ *	   registry's horizon with the WAL insert position;
+ *	2. decodes the WAL written since the last round (up to the flush
+ *	   position, or until a round's worth of events is buffered), and
+ *	   waits until the decoded transactions are visible to new snapshots;
+ *	3. for each live subscription, calls its handler on its events in
+ *	   commit order, in transactions that also move its checkpoint;
+ *	4. moves catching-up subscriptions forward through strata.events,
+ *	   and hands them over to the stream when they reach its end;
+ *	5. confirms to the slot what every live subscription has done.
+ * Then it sleeps on its latch, which every commit that appended sets.
+ *
+ * A subscription's progress is kept two ways (see docs/architecture.md):
+ * the stream checkpoint (end LSN of the last transaction processed, and
+ * how many events of the next one), and the positions processed (every
+ * position below the watermark, and the set 'delivered' above it).  The
+ * first says where the stream resumes; the second makes the hand-over from
+ * the table to the stream exact and answers strata.wait_for.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogutils.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "strata.h"
+#include "decoder.h"
+#include "define.h"
+#include "registry.h"
+#include "subscription.h"
+#include "worker.h"
+
+/* Most events buffered by one round, in units of strata.worker_batch_size */
+#define WORKER_ROUND_BATCHES 10
+
+/* Longest sleep when nothing wakes the worker */
+#define WORKER_NAPTIME_MS 10000
+
+/* Watermark samples kept (older ones are dropped, which is safe) */
+#define WORKER_MAX_SAMPLES 256
+
+/* An event of the stream or of the table, as handed to a handler */
+typedef struct WorkerEvent
+{
+	int64		  position;
+	char		 *category;
+	char		 *type;
+	HeapTuple	  tuple;
+	int			  txn;	 /* index in the round's transactions, -1: table */
+	int			  index; /* index within its transaction */
+} WorkerEvent;
+
+/* A decoded transaction with events */
+typedef struct WorkerTxn
+{
+	TransactionId xid;
+	XLogRecPtr	  end_lsn;
+	int			  first; /* its first event in the round's events */
+	int			  nevents;
+} WorkerTxn;
+
+/* "every position below 'watermark' settles at or before 'lsn'" */
+typedef struct WorkerSample
+{
+	int64		watermark;
+	XLogRecPtr	lsn;
+} WorkerSample;
+
+/* A subscription, as the worker keeps it between rounds */
+typedef struct WorkerSub
+{
+	char	   *name;
+	int64		generation;
+	Oid			handler;
+	Oid			owner;
+	int			ncategories;
+	char	  **categories;
+	int			ntypes;
+	char	  **types;
+	bool		on_error_stop;
+	char		state; /* 'a'ctive, 'p'aused, 's'topped */
+	bool		live;
+	SubProgress progress;
+	int			attempts;
+	TimestampTz last_error_at;
+	XLogRecPtr	stream_lsn; /* the stream has been dispatched up to here */
+	bool		stale;		/* SQL changed it under us: reload */
+	bool		seen;		/* still in the table (reload bookkeeping) */
+} WorkerSub;
+
+/* The worker's state */
+static int			 worker_index;
+static WorkerSlot	*worker_me;
+static MemoryContext worker_cxt;	/* subscriptions, samples */
+static MemoryContext round_cxt;		/* the round's events */
+static MemoryContext event_cxt;		/* one handler call */
+static LogicalDecodingContext *worker_ctx = NULL;
+static XLogRecPtr	 stream_lsn = InvalidXLogRecPtr;
+static char			 slot_name[NAMEDATALEN];
+
+static WorkerSub   **subs = NULL;
+static int			 nsubs = 0;
+static bool			 subs_loaded = false;
+
+static WorkerSample samples[WORKER_MAX_SAMPLES];
+static int			nsamples = 0;
+
+static WorkerEvent *events = NULL;
+static int			nevents = 0;
+static int			events_cap = 0;
+static WorkerTxn   *txns = NULL;
+static int			ntxns = 0;
+static int			txns_cap = 0;
+static int			txn_first = 0;
+
+static TupleDesc events_desc = NULL;
+
+/* ---------- decoding ---------- */
+
+static void
+worker_capture_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
+					 TupleDesc desc, int64 position, Datum category,
+					 Datum type)
+{
+	MemoryContext old = MemoryContextSwitchTo(round_cxt);
+	WorkerEvent	 *ev;
+
+	if (nevents == events_cap)
+	{
+		events_cap = events_cap == 0 ? 1024 : events_cap * 2;
+		events = events == NULL ? palloc(sizeof(WorkerEvent) * events_cap)
+								: repalloc(events, sizeof(WorkerEvent) * events_cap);
+	}
+	ev = &events[nevents++];
+	ev->position = position;
+	ev->category = TextDatumGetCString(category);
+	ev->type = TextDatumGetCString(type);
+	/* values kept in TOAST come as pointers into the reorder buffer */
+	ev->tuple = HeapTupleHasExternal(tuple) ? toast_flatten_tuple(tuple, desc)
+											: heap_copytuple(tuple);
+	ev->txn = ntxns;
+	ev->index = nevents - 1 - txn_first;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+worker_capture_commit(void *arg, ReorderBufferTXN *txn)
+{
+	MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+	if (ntxns == txns_cap)
+	{
+		txns_cap = txns_cap == 0 ? 64 : txns_cap * 2;
+		txns = txns == NULL ? palloc(sizeof(WorkerTxn) * txns_cap)
+							: repalloc(txns, sizeof(WorkerTxn) * txns_cap);
+	}
+	txns[ntxns].xid = txn->xid;
+	txns[ntxns].end_lsn = txn->end_lsn;
+	txns[ntxns].first = txn_first;
+	txns[ntxns].nevents = nevents - txn_first;
+	ntxns++;
+	txn_first = nevents;
+	MemoryContextSwitchTo(old);
+}
+
+static DecoderCapture worker_capture = {worker_capture_event,
+										worker_capture_commit, NULL};
+
+/* The plugin never writes while capturing; these only satisfy the API. */
+static void
+worker_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+					 TransactionId xid, bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+static void
+worker_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid,
+			 bool last_write)
+{
+}
+
+static bool
+worker_slot_invalidated(ReplicationSlot *slot)
+{
+#if PG_VERSION_NUM >= 160000
+	return slot->data.invalidated != RS_INVAL_NONE;
+#else
+	return slot->data.invalidated_at != InvalidXLogRecPtr &&
+		   XLogRecPtrIsInvalid(slot->data.restart_lsn);
+#endif
+}
+
+/* Create the database's slot (in a transaction of its own). */
+static void
+worker_create_slot(void)
+{
+	LogicalDecodingContext *ctx;
+
+	StartTransactionCommand();
+#if PG_VERSION_NUM >= 170000
+	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false, false, false);
+#else
+	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
+#endif
+	ctx = CreateInitDecodingContext(
+		"strata", NIL, false, InvalidXLogRecPtr,
+		XL_ROUTINE(.page_read = read_local_xlog_page,
+				   .segment_open = wal_segment_open,
+				   .segment_close = wal_segment_close),
+		worker_prepare_write, worker_write, NULL);
+	DecodingContextFindStartpoint(ctx);
+	FreeDecodingContext(ctx);
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+	CommitTransactionCommand();
+	ereport(LOG, (errmsg("strata worker created replication slot \"%s\"",
+						 slot_name)));
+}
+
+/*
+ * Every live subscription goes back to catching up from strata.events:
+ * after the slot was lost, the WAL between their checkpoints and the new
+ * slot is gone, but their processed positions are exact.
+ */
+static void
+worker_all_to_catchup(void)
+{
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
+					"generation = generation + 1 WHERE phase = 'live'",
+					false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not reset the subscriptions");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	subs_loaded = false;
+}
+
+/*
+ * (Re)start decoding from the slot: create the slot if missing, replace
+ * it if it was invalidated, and set the stream back to its confirmed
+ * position.  Subscriptions skip what they already processed.
+ */
+static void
+worker_start_stream(void)
+{
+	ReplicationSlot *slot;
+
+	if (worker_ctx != NULL)
+	{
+		FreeDecodingContext(worker_ctx);
+		worker_ctx = NULL;
+	}
+
+	if (MyReplicationSlot == NULL)
+	{
+		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+		slot = SearchNamedReplicationSlot(slot_name, false);
+		LWLockRelease(ReplicationSlotControlLock);
+		if (slot == NULL)
+			worker_create_slot();
+		ReplicationSlotAcquire(slot_name, true);
+	}
+
+	if (worker_slot_invalidated(MyReplicationSlot))
+	{
+		ereport(WARNING,
+				(errmsg("replication slot \"%s\" was invalidated; strata "
+						"subscriptions catch up from strata.events",
+						slot_name),
+				 errdetail("The WAL the slot retained exceeded "
+						   "max_slot_wal_keep_size.")));
+		ReplicationSlotRelease();
+		ReplicationSlotDrop(slot_name, true);
+		worker_create_slot();
+		ReplicationSlotAcquire(slot_name, true);
+		worker_all_to_catchup();
+	}
+
+	decoder_capture = &worker_capture;
+	worker_ctx = CreateDecodingContext(
+		InvalidXLogRecPtr, NIL, false,
+		XL_ROUTINE(.page_read = read_local_xlog_page,
+				   .segment_open = wal_segment_open,
+				   .segment_close = wal_segment_close),
+		worker_prepare_write, worker_write, NULL);
+	XLogBeginRead(worker_ctx->reader, MyReplicationSlot->data.restart_lsn);
+	stream_lsn = MyReplicationSlot->data.confirmed_flush;
+
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->live)
+			subs[i]->stream_lsn = Max(subs[i]->progress.checkpoint_lsn,
+									  stream_lsn);
+}
+
+/*
+ * Decode the WAL flushed since the last round, stopping after a
+ * transaction once a round's worth of events is buffered.  Runs outside
+ * any transaction, like a walsender; the catalog caches are flushed on
+ * the way in and out, as in pg_logical_slot_get_changes, because this
+ * process also runs ordinary transactions between rounds.
+ */
+static void
+worker_decode(void)
+{
+	XLogRecPtr end;
+	int		   limit = worker_batch_size * WORKER_ROUND_BATCHES;
+
+	end = GetFlushRecPtr(NULL);
+	if (worker_ctx->reader->EndRecPtr >= end && stream_lsn >= end)
+		return;
+
+	pgstat_report_activity(STATE_RUNNING, "decoding");
+	InvalidateSystemCaches();
+	while (worker_ctx->reader->EndRecPtr < end && nevents < limit)
+	{
+		XLogRecord *record;
+		char	   *errm = NULL;
+
+		record = XLogReadRecord(worker_ctx->reader, &errm);
+		if (errm)
+			elog(ERROR, "could not read WAL for decoding: %s", errm);
+		if (record != NULL)
+			LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
+		CHECK_FOR_INTERRUPTS();
+	}
+	InvalidateSystemCaches();
+	if (worker_ctx->reader->EndRecPtr > stream_lsn)
+		stream_lsn = worker_ctx->reader->EndRecPtr;
+}
+
+/* ---------- subscriptions ---------- */
+
+static int
+worker_strings(Datum d, char ***out)
+{
+	ArrayType *arr = DatumGetArrayTypeP(d);
+	Datum	  *elems;
+	bool	  *nulls;
+	int		   n;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &n);
+	*out = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*out)[i] = TextDatumGetCString(elems[i]);
+	return n;
+}
+
+static WorkerSub *
+worker_find_sub(const char *name)
+{
+	for (int i = 0; i < nsubs; i++)
+		if (strcmp(subs[i]->name, name) == 0)
+			return subs[i];
+	return NULL;
+}
+
+/*
+ * Read the subscriptions table into worker_cxt.  A subscription whose
+ * generation did not change keeps what the worker knows beyond the table
+ * (how far the stream was dispatched to it).  Must run in a transaction,
+ * connected to SPI.
+ */
+static void
+worker_load_subs(void)
+{
+	MemoryContext old;
+	WorkerSub	**list;
+	int			  n;
+
+	if (SPI_execute("SELECT name, generation, handler::oid, owner, "
+					"categories, types, on_error, state, phase, "
+					"checkpoint_lsn, checkpoint_index, watermark, "
+					"delivered::text, attempts, last_error_at "
+					"FROM strata.subscriptions ORDER BY created_at, name",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.subscriptions");
+
+	old = MemoryContextSwitchTo(worker_cxt);
+	n = (int) SPI_processed;
+	list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple  tup = SPI_tuptable->vals[i];
+		TupleDesc  desc = SPI_tuptable->tupdesc;
+		bool	   isnull;
+		char	  *name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		int64	   generation = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		WorkerSub *prev = worker_find_sub(name);
+		WorkerSub *sub = palloc0(sizeof(WorkerSub));
+		Datum	   d;
+		char	  *str;
+
+		sub->name = name;
+		sub->generation = generation;
+		sub->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull)
+			sub->ncategories = worker_strings(d, &sub->categories);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		if (!isnull)
+			sub->ntypes = worker_strings(d, &sub->types);
+		str = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
+		sub->on_error_stop = strcmp(str, "stop") == 0;
+		str = TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull));
+		sub->state = str[0];
+		str = TextDatumGetCString(SPI_getbinval(tup, desc, 9, &isnull));
+		sub->live = strcmp(str, "live") == 0;
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		sub->progress.checkpoint_lsn = isnull ? InvalidXLogRecPtr
+											  : DatumGetLSN(d);
+		sub->progress.checkpoint_index =
+			DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+		sub->progress.watermark =
+			DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+		subscription_parse_delivered(
+			TextDatumGetCString(SPI_getbinval(tup, desc, 13, &isnull)),
+			&sub->progress);
+		sub->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
+		d = SPI_getbinval(tup, desc, 15, &isnull);
+		sub->last_error_at = isnull ? 0 : DatumGetTimestampTz(d);
+
+		if (prev != NULL && prev->generation == generation && !prev->stale &&
+			prev->live == sub->live)
+			sub->stream_lsn = Max(prev->stream_lsn,
+								  sub->progress.checkpoint_lsn);
+		else
+			sub->stream_lsn = Max(sub->progress.checkpoint_lsn,
+								  worker_ctx ? MyReplicationSlot->data.confirmed_flush
+											 : InvalidXLogRecPtr);
+		list[i] = sub;
+	}
+	MemoryContextSwitchTo(old);
+
+	subs = list;
+	nsubs = n;
+	subs_loaded = true;
+}
+
+/* Is the subscription due to run now (active, not waiting to retry)? */
+static bool
+worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms)
+{
+	TimestampTz retry_at;
+	int			shift;
+
+	if (sub->state != 'a')
+		return false;
+	if (sub->attempts == 0 || sub->last_error_at == 0)
+		return true;
+	shift = Min(sub->attempts - 1, 20);
+	retry_at = TimestampTzPlusMilliseconds(
+		sub->last_error_at, (int64) worker_retry_base_delay << shift);
+	if (retry_at <= now)
+		return true;
+	if (wait_ms != NULL)
+	{
+		long secs;
+		int	 usecs;
+
+		TimestampDifference(now, retry_at, &secs, &usecs);
+		*wait_ms = Min(*wait_ms, secs * 1000 + usecs / 1000 + 1);
+	}
+	return false;
+}
+
+static bool
+worker_in_list(char **list, int n, const char *s)
+{
+	if (n == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool
+worker_matches(WorkerSub *sub, WorkerEvent *ev)
+{
+	return worker_in_list(sub->categories, sub->ncategories, ev->category) &&
+		   worker_in_list(sub->types, sub->ntypes, ev->type);
+}
+
+/* ---------- running handlers ---------- */
+
+/*
+ * Raise the watermark with every sample whose WAL position the
+ * subscription has passed: positions below the sample's watermark all
+ * belong to transactions that committed before that position.
+ */
+static void
+worker_apply_samples(SubProgress *p, XLogRecPtr done)
+{
+	for (int k = 0; k < nsamples; k++)
+		if (samples[k].lsn <= done)
+			subscription_settle(p, samples[k].watermark);
+}
+
+typedef struct WorkerErrorArg
+{
+	const char *name;
+	int64		position;
+} WorkerErrorArg;
+
+static void
+worker_error_callback(void *arg)
+{
+	WorkerErrorArg *a = arg;
+
+	errcontext("subscription \"%s\", event at position " INT64_FORMAT,
+			   a->name, a->position);
+}
+
+/*
+ * Write the subscription's progress and clear its error, in the current
+ * transaction, unless SQL changed the subscription meanwhile (then the
+ * caller's transaction must be rolled back).  'go_live' hands it over to
+ * the stream at 'live_lsn'.
+ */
+static bool
+worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
+					 XLogRecPtr live_lsn, int64 last_position)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid	  argtypes[8] = {TEXTOID, INT8OID, LSNOID, INT4OID,
+						 INT8OID, TEXTOID, INT8OID, BOOLOID};
+	Datum args[8];
+	char  nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool  ok;
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int64GetDatum(sub->generation);
+	if (go_live)
+		args[2] = LSNGetDatum(live_lsn);
+	else if (XLogRecPtrIsInvalid(p->checkpoint_lsn))
+		nulls[2] = 'n';
+	else
+		args[2] = LSNGetDatum(p->checkpoint_lsn);
+	args[3] = Int32GetDatum(go_live ? 0 : p->checkpoint_index);
+	args[4] = Int64GetDatum(p->watermark);
+	args[5] = CStringGetTextDatum(subscription_format_delivered(p));
+	args[6] = Int64GetDatum(last_position);
+	if (last_position <= 0)
+		nulls[6] = 'n';
+	args[7] = BoolGetDatum(go_live);
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan,
+				"UPDATE strata.subscriptions SET checkpoint_lsn = $3, "
+				"checkpoint_index = $4, watermark = $5, "
+				"delivered = $6::pg_catalog.int8multirange, "
+				"last_position = coalesce($7, last_position), "
+				"last_processed_at = CASE WHEN $7 IS NULL "
+				"THEN last_processed_at ELSE pg_catalog.now() END, "
+				"attempts = CASE WHEN $7 IS NULL THEN attempts ELSE 0 END, "
+				"phase = CASE WHEN $8 THEN 'live' ELSE phase END "
+				"WHERE name OPERATOR(pg_catalog.=) $1 "
+				"AND generation OPERATOR(pg_catalog.=) $2",
+				8, argtypes),
+			args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not save the progress of a subscription");
+	ok = SPI_processed == 1;
+	SPI_finish();
+	return ok;
+}
+
+/*
+ * Run the handler of 'sub' on list[from..to) in one transaction.  On
+ * success the transaction commits together with the subscription's new
+ * progress and -1 is returned.  A handler error rolls everything back: the index
+ * of the failing event is returned and *edata holds the error.  -2 means
+ * SQL changed the subscription meanwhile (rolled back too).
+ */
+static int
+worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
+				 ErrorData **edata)
+{
+	SubProgress			 work;
+	volatile int		 current = -1;
+	MemoryContext		 old = CurrentMemoryContext;
+	ErrorContextCallback errcb;
+	WorkerErrorArg		 errarg;
+	volatile int64		 last_position = 0;
+	FmgrInfo			 flinfo;
+	volatile int		 result = -1;
+
+	subscription_progress_copy(&work, &sub->progress, round_cxt);
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		Oid save_userid;
+		int save_sec;
+		AclResult aclresult;
+
+		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("the handler of subscription \"%s\" no longer "
+							"exists",
+							sub->name)));
+		aclresult = pg_proc_aclcheck(sub->handler, sub->owner, ACL_EXECUTE);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION,
+						   get_func_name(sub->handler));
+		fmgr_info(sub->handler, &flinfo);
+
+		errarg.name = sub->name;
+		errcb.callback = worker_error_callback;
+		errcb.arg = &errarg;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		for (int i = from; i < to; i++)
+		{
+			WorkerEvent *ev = &list[i];
+
+			CHECK_FOR_INTERRUPTS();
+			if (!subscription_processed(&work, ev->position) &&
+				worker_matches(sub, ev))
+			{
+				Datum arg;
+
+				current = i;
+				errarg.position = ev->position;
+				MemoryContextSwitchTo(event_cxt);
+				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
+				SetUserIdAndSecContext(sub->owner,
+									   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+				define_call_void(&flinfo, 1, &arg);
+				SetUserIdAndSecContext(save_userid, save_sec);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(event_cxt);
+				current = -1;
+				last_position = ev->position;
+			}
+			subscription_mark_processed(&work, ev->position);
+			if (ev->txn >= 0)
+			{
+				WorkerTxn *t = &txns[ev->txn];
+
+				if (ev->index == t->nevents - 1)
+				{
+					work.checkpoint_lsn = t->end_lsn;
+					work.checkpoint_index = 0;
+				}
+				else
+					work.checkpoint_index = ev->index + 1;
+			}
+		}
+		error_context_stack = errcb.previous;
+
+		if (sub->live)
+			worker_apply_samples(&work, work.checkpoint_lsn);
+		if (!worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
+								  last_position))
+			result = -2;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		if (current < 0)
+			PG_RE_THROW();
+		*edata = CopyErrorData();
+		FlushErrorState();
+		result = current;
+	}
+	PG_END_TRY();
+
+	if (result == -1)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(old);
+		subscription_progress_copy(&sub->progress, &work, worker_cxt);
+		if (last_position > 0)
+			sub->attempts = 0;
+		ConditionVariableBroadcast(&worker_me->progress);
+	}
+	else
+	{
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(event_cxt);
+	}
+	return result;
+}
+
+/*
+ * Write the subscription's progress, with 'settle' as a new watermark
+ * (0: none) and, if 'go_live', the hand-over to the stream at 'live_lsn',
+ * in a transaction of its own.
+ */
+static bool
+worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
+					   XLogRecPtr live_lsn)
+{
+	SubProgress work;
+	bool		ok;
+
+	subscription_progress_copy(&work, &sub->progress, round_cxt);
+	if (settle > 0)
+		subscription_settle(&work, settle);
+	if (go_live)
+	{
+		work.checkpoint_lsn = live_lsn;
+		work.checkpoint_index = 0;
+		worker_apply_samples(&work, live_lsn);
+	}
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ok = worker_save_progress(sub, &work, go_live, live_lsn, 0);
+	PopActiveSnapshot();
+	if (!ok)
+	{
+		AbortCurrentTransaction();
+		sub->stale = true;
+		return false;
+	}
+	CommitTransactionCommand();
+	subscription_progress_copy(&sub->progress, &work, worker_cxt);
+	if (go_live)
+	{
+		sub->live = true;
+		sub->stream_lsn = live_lsn;
+	}
+	ConditionVariableBroadcast(&worker_me->progress);
+	return true;
+}
+
+/*
+ * A handler failed on 'ev'.  Count the attempt; after the last one, park
+ * the event and go on (returns true), or stop the subscription
+ * (on_error 'stop').  Before the last, the subscription waits for its
+ * retry (exponential backoff from strata.retry_base_delay).
+ */
+static bool
+worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
+{
+	static SPIPlanPtr plan_error = NULL;
+	static SPIPlanPtr plan_park = NULL;
+	Oid				  argtypes[6] = {TEXTOID, INT8OID, INT4OID,
+									 TEXTOID, TEXTOID, TEXTOID};
+	Datum			  args[6];
+	bool			  last;
+	bool			  ok = true;
+	SubProgress		  work;
+
+	sub->attempts++;
+	sub->last_error_at = GetCurrentTimestamp();
+	last = sub->attempts >= worker_max_attempts;
+
+	ereport(LOG,
+			(errmsg("strata subscription \"%s\": handler failed on the event "
+					"at position " INT64_FORMAT " (attempt %d of %d): %s",
+					sub->name, ev->position, sub->attempts,
+					worker_max_attempts, edata->message),
+			 last ? errdetail(sub->on_error_stop
+								  ? "The subscription stops."
+								  : "The event is parked in strata.parked_events.")
+				  : 0));
+
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int64GetDatum(ev->position);
+	args[2] = Int32GetDatum(sub->attempts);
+	args[3] = CStringGetTextDatum(edata->message ? edata->message : "");
+	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[5] = CStringGetTextDatum(
+		last ? (sub->on_error_stop ? "stopped" : "active") : "active");
+
+	subscription_progress_copy(&work, &sub->progress, round_cxt);
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(
+				&plan_error,
+				"UPDATE strata.subscriptions SET attempts = $3, "
+				"last_error = $4, last_error_at = pg_catalog.now(), "
+				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1",
+				6, argtypes),
+			args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a handler error");
+	if (last && !sub->on_error_stop)
+	{
+		if (SPI_execute_plan(
+				strata_prepare(
+					&plan_park,
+					"INSERT INTO strata.parked_events (subscription, "
+					"position, attempts, error, sqlstate, first_failed_at) "
+					"VALUES ($1, $2, $3, $4, $5, pg_catalog.now()) "
+					"ON CONFLICT (subscription, position) DO UPDATE SET "
+					"attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
+					"sqlstate = EXCLUDED.sqlstate, parked_at = pg_catalog.now()",
+					5, argtypes),
+				args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not park an event");
+		subscription_mark_processed(&work, ev->position);
+		if (ev->txn >= 0)
+		{
+			WorkerTxn *t = &txns[ev->txn];
+
+			if (ev->index == t->nevents - 1)
+			{
+				work.checkpoint_lsn = t->end_lsn;
+				work.checkpoint_index = 0;
+			}
+			else
+				work.checkpoint_index = ev->index + 1;
+		}
+	}
+	SPI_finish();
+	if (last && !sub->on_error_stop)
+		ok = worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
+								  ev->position);
+	PopActiveSnapshot();
+	if (!ok)
+	{
+		AbortCurrentTransaction();
+		sub->stale = true;
+		return false;
+	}
+	CommitTransactionCommand();
+
+	if (!last)
+		return false;
+	if (sub->on_error_stop)
+	{
+		sub->state = 's';
+		return false;
+	}
+	subscription_progress_copy(&sub->progress, &work, worker_cxt);
+	sub->attempts = 0;
+	sub->last_error_at = 0;
+	ConditionVariableBroadcast(&worker_me->progress);
+	return true;
+}
+
+/*
+ * Run 'sub' over list[0..n), in batches of strata.worker_batch_size.
+ * Returns true when it got through the list, false when it stopped
+ * (waiting to retry, stopped, or changed by SQL).
+ */
+static bool
+worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
+{
+	int from = 0;
+
+	if (n > 0)
+	{
+		char activity[NAMEDATALEN + 64];
+
+		snprintf(activity, sizeof(activity), "subscription %s: %d events",
+				 sub->name, n);
+		pgstat_report_activity(STATE_RUNNING, activity);
+	}
+
+	while (from < n)
+	{
+		int to = Min(n, from + worker_batch_size);
+
+		for (;;)
+		{
+			ErrorData *edata = NULL;
+			int		   r = worker_run_batch(sub, list, from, to, &edata);
+
+			if (r == -1)
+				break;
+			if (r == -2)
+			{
+				sub->stale = true;
+				return false;
+			}
+			if (r > from)
+			{
+				/* commit the events before the failing one first */
+				to = r;
+				FreeErrorData(edata);
+				continue;
+			}
+			if (!worker_handle_failure(sub, &list[r], edata))
+			{
+				FreeErrorData(edata);
+				return false;
+			}
+			FreeErrorData(edata);
+			to = from + 1;
+			break;
+		}
+		from = to;
+	}
+	return true;
+}
+
+/* The position of every event settled now: see registry.c */
+static int64
+worker_settled(Snapshot *snapshot)
+{
+	int64 horizon;
+	int64 next;
+	bool  isnull;
+
+	if (SPI_execute("SELECT CASE WHEN is_called THEN last_value + 1 "
+					"ELSE last_value END FROM strata._position_seq",
+					true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read strata._position_seq");
+	next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	horizon = snapshot ? registry_read_horizon(snapshot) : registry_horizon();
+	return Min(next, horizon);
+}
+
+/* Copy rows of strata.events from the last SPI result, skipping processed ones */
+static void
+worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
+					int64 *last)
+{
+	MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	 tup = SPI_tuptable->vals[i];
+		TupleDesc	 desc = SPI_tuptable->tupdesc;
+		bool		 isnull;
+		int64		 pos = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		WorkerEvent *ev;
+
+		*last = pos;
+		if (subscription_processed(&sub->progress, pos))
+			continue;
+		if (*n == *cap)
+		{
+			*cap = *cap == 0 ? 256 : *cap * 2;
+			*list = *list == NULL ? palloc(sizeof(WorkerEvent) * *cap)
+								  : repalloc(*list, sizeof(WorkerEvent) * *cap);
+		}
+		ev = &(*list)[(*n)++];
+		ev->position = pos;
+		ev->tuple = heap_copytuple(tup);
+		ev->category = SPI_getvalue(tup, desc, 9);
+		ev->type = SPI_getvalue(tup, desc, 5);
+		ev->txn = -1;
+		ev->index = 0;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * One step of a catching-up subscription.  Reads, under a snapshot taken
+ * with the registry's horizon, up to a batch of settled events past its
+ * watermark and runs them.  When fewer than a batch remain, it also runs
+ * every event visible in that snapshot past them and hands the
+ * subscription over to the stream at its current end: every transaction
+ * that ended before that point is visible in the snapshot (the round
+ * waited for them), and every later one comes through the stream, where
+ * the positions already processed are skipped.  Returns true when more
+ * remains to catch up.
+ */
+static bool
+worker_catchup(WorkerSub *sub)
+{
+	static SPIPlanPtr plan_settled = NULL;
+	static SPIPlanPtr plan_rest = NULL;
+	Oid				  argtypes[3] = {INT8OID, INT8OID, INT8OID};
+	Datum			  args[3];
+	Snapshot		  snapshot;
+	int64			  settled;
+	int64			  last = 0;
+	WorkerEvent		 *list = NULL;
+	int				  n = 0;
+	int				  cap = 0;
+	bool			  final;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	settled = worker_settled(&snapshot);
+	args[0] = Int64GetDatum(sub->progress.watermark);
+	args[1] = Int64GetDatum(settled);
+	args[2] = Int64GetDatum(worker_batch_size);
+	if (SPI_execute_snapshot(
+			strata_prepare(&plan_settled,
+						   "SELECT * FROM strata.events WHERE position "
+						   "OPERATOR(pg_catalog.>=) $1 AND position "
+						   "OPERATOR(pg_catalog.<) $2 ORDER BY position "
+						   "LIMIT $3",
+						   3, argtypes),
+			args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.events");
+	final = SPI_processed < (uint64) worker_batch_size;
+	worker_collect_rows(sub, &list, &n, &cap, &last);
+	if (final)
+	{
+		args[0] = Int64GetDatum(settled);
+		if (SPI_execute_snapshot(
+				strata_prepare(&plan_rest,
+							   "SELECT * FROM strata.events WHERE position "
+							   "OPERATOR(pg_catalog.>=) $1 ORDER BY position",
+							   1, argtypes),
+				args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
+			SPI_OK_SELECT)
+			elog(ERROR, "could not read strata.events");
+		worker_collect_rows(sub, &list, &n, &cap, &last);
+	}
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (!worker_run_list(sub, list, n))
+		return false;
+	if (!final)
+		return worker_commit_progress(sub, last + 1, false, InvalidXLogRecPtr);
+	(void) worker_commit_progress(sub, settled, true, stream_lsn);
+	return false;
+}
+
+/* ---------- the round ---------- */
+
+/* Start of a round: extension check, subscriptions, a watermark sample */
+static bool
+worker_begin_round(void)
+{
+	Oid	 extoid;
+	bool present;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	extoid = get_extension_oid("strata", true);
+	present = OidIsValid(extoid) &&
+			  OidIsValid(get_relname_relid(
+				  "subscriptions", get_namespace_oid(STRATA_SCHEMA, true)));
+	if (!present)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return false;
+	}
+
+	SPI_connect();
+	worker_load_subs();
+	if (nsamples == WORKER_MAX_SAMPLES)
+	{
+		memmove(samples, samples + WORKER_MAX_SAMPLES / 2,
+				sizeof(WorkerSample) * (WORKER_MAX_SAMPLES / 2));
+		nsamples = WORKER_MAX_SAMPLES / 2;
+	}
+	samples[nsamples].watermark = worker_settled(NULL);
+	samples[nsamples].lsn = GetXLogInsertRecPtr();
+	nsamples++;
+	SPI_finish();
+
+	{
+		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+
+		if (events_desc != NULL)
+			FreeTupleDesc(events_desc);
+		events_desc = lookup_rowtype_tupdesc_copy(define_events_type(), -1);
+		MemoryContextSwitchTo(old);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return true;
+}
+
+/* Wait until the decoded transactions are visible to new snapshots */
+static void
+worker_wait_visible(void)
+{
+	if (ntxns == 0)
+		return;
+	StartTransactionCommand();
+	for (int i = 0; i < ntxns; i++)
+		if (TransactionIdIsInProgress(txns[i].xid))
+			XactLockTableWait(txns[i].xid, NULL, NULL, XLTW_None);
+	CommitTransactionCommand();
+}
+
+/* Confirm to the slot what every live subscription has processed */
+static void
+worker_confirm(void)
+{
+	XLogRecPtr confirm = stream_lsn;
+
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->live)
+			confirm = Min(confirm, subs[i]->stream_lsn);
+	if (confirm > MyReplicationSlot->data.confirmed_flush)
+	{
+		LogicalConfirmReceivedLocation(confirm);
+		ReplicationSlotMarkDirty();
+	}
+}
+
+/*
+ * One round (see the file's header).  Returns how long the worker may
+ * sleep: 0 when work remains.
+ */
+static long
+worker_round(void)
+{
+	long		wait_ms = WORKER_NAPTIME_MS;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		rewind = (worker_ctx == NULL);
+	int			limit = worker_batch_size * WORKER_ROUND_BATCHES;
+
+	MemoryContextReset(round_cxt);
+	events = NULL;
+	nevents = events_cap = 0;
+	txns = NULL;
+	ntxns = txns_cap = 0;
+	txn_first = 0;
+
+	if (!worker_begin_round())
+	{
+		ereport(LOG, (errmsg("strata worker: extension strata is not "
+							 "installed (at version 0.3.0 or later) in this "
+							 "database; exiting")));
+		worker_me->absent = true;
+		if (worker_ctx != NULL)
+			FreeDecodingContext(worker_ctx);
+		worker_ctx = NULL;
+		if (MyReplicationSlot != NULL)
+		{
+			ReplicationSlotRelease();
+			ReplicationSlotDrop(slot_name, true);
+		}
+		proc_exit(0);
+	}
+
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->live && subs[i]->stream_lsn < stream_lsn &&
+			worker_sub_ready(subs[i], now, NULL))
+			rewind = true;
+	if (rewind)
+		worker_start_stream();
+
+	worker_decode();
+	worker_wait_visible();
+
+	for (int i = 0; i < nsubs; i++)
+	{
+		WorkerSub *sub = subs[i];
+		int		   k = 0;
+
+		if (!sub->live || !worker_sub_ready(sub, now, &wait_ms))
+			continue;
+		while (k < nevents && txns[events[k].txn].end_lsn <= sub->stream_lsn)
+			k++;
+		if (worker_run_list(sub, events + k, nevents - k))
+			sub->stream_lsn = stream_lsn;
+		else if (sub->state == 'a' && !sub->stale)
+			(void) worker_sub_ready(sub, GetCurrentTimestamp(), &wait_ms);
+	}
+
+	for (int i = 0; i < nsubs; i++)
+	{
+		WorkerSub *sub = subs[i];
+
+		if (sub->live || !worker_sub_ready(sub, now, &wait_ms))
+			continue;
+		if (worker_catchup(sub))
+			wait_ms = 0;
+		else if (!sub->live && sub->state == 'a' && !sub->stale)
+			(void) worker_sub_ready(sub, GetCurrentTimestamp(), &wait_ms);
+	}
+
+	worker_confirm();
+	if (nevents >= limit)
+		wait_ms = 0;
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->stale)
+			wait_ms = 0;
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return wait_ms;
+}
+
+static void
+worker_detach(int code, Datum arg)
+{
+	decoder_capture = NULL;
+	worker_me->latch = NULL;
+	worker_me->pid = 0;
+}
+
+/*
+ * Main of a worker: connect to the slot's database, then run rounds,
+ * sleeping on the latch in between.
+ */
+void
+strata_worker_main(Datum arg)
+{
+	worker_index = DatumGetInt32(arg);
+	worker_me = worker_slot(worker_index);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(worker_me->dbid, InvalidOid, 0);
+
+	worker_me->pid = MyProcPid;
+	worker_me->latch = MyLatch;
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker round",
+									  ALLOCSET_DEFAULT_SIZES);
+	event_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker event",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		long wait_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		wait_ms = worker_round();
+		if (wait_ms > 0)
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

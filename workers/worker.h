@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  Background workers of pg_strata: the launcher (launcher.c), which
+ *	  keeps one worker per database that has the extension, and the
+ *	  worker (worker.c), which runs that database's subscriptions from the
+ *	  WAL.  Declares the GUCs of both and the shared state other
+ *	  subsystems use to wake a worker or wait for its progress.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STRATA_WORKER_H
+#define STRATA_WORKER_H
+
+#include "postgres.h"
+
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+
+/* GUC strata.databases: databases to run workers in ("" = all) */
+extern char *worker_databases;
+
+/* GUC strata.max_workers: most databases served at once */
+extern int worker_max_workers;
+
+/* GUC strata.retry_base_delay (ms): first delay before a handler retry */
+extern int worker_retry_base_delay;
+
+/* GUC strata.max_attempts: attempts at an event before parking it */
+extern int worker_max_attempts;
+
+/* GUC strata.wal_warning_size (MB): retained WAL flagged by the status */
+extern int worker_wal_warning_size;
+
+/* GUC strata.worker_batch_size: events per handler transaction */
+extern int worker_batch_size;
+
+/*
+ * One database's entry in shared memory.  The launcher assigns entries;
+ * the worker publishes its pid and latch in its entry and broadcasts the
+ * condition variable after each transaction that moved a checkpoint.
+ */
+typedef struct WorkerSlot
+{
+	Oid				  dbid;	   /* InvalidOid: free */
+	pid_t			  pid;	   /* worker's pid, 0 when none runs */
+	Latch			 *latch;   /* worker's latch, NULL when none runs */
+	bool			  absent;  /* the database has no extension */
+	pid_t			  dropper; /* backend dropping the database, or 0 */
+	ConditionVariable progress;
+} WorkerSlot;
+
+extern void		   worker_init(void);
+extern void		   worker_wake(Oid dbid);
+extern void		   worker_notify_at_commit(void);
+extern WorkerSlot *worker_slot_for(Oid dbid);
+extern WorkerSlot *worker_slot(int index);
+
+extern PGDLLEXPORT void strata_launcher_main(Datum arg);
+extern PGDLLEXPORT void strata_worker_main(Datum arg);
+
+#endif /* STRATA_WORKER_H */
