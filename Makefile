@@ -26,7 +26,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 # (test/expected links to ../expected).
 REGRESS = setup append expected_version idempotency bad_input reads \
 	immutability transactions privileges aggregates commands \
-	projections decoder upgrade
+	projections decoder subscriptions upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata

@@ -2,7 +2,7 @@
 # PGV_OPTS holds the pg_virtualenv options every such cluster gets.
 PGV_OPTS="-o shared_preload_libraries=strata -o wal_level=logical \
 -o max_prepared_transactions=4 -o max_replication_slots=8 \
--o max_wal_senders=8"
+-o max_wal_senders=8 -o max_worker_processes=16"
 # PostgreSQL 15.19 and later allow only the output plugins named in
 # output_plugin_libraries; older servers do not know the parameter and
 # would refuse to start with it, so it is set only where it exists.  No

@@ -40,6 +40,8 @@
 #include "define.h"
 #include "projection.h"
 #include "stream.h"
+#include "subscription.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(strata_define_projection);
 PG_FUNCTION_INFO_V1(strata_drop_projection);
@@ -114,6 +116,7 @@ static void
 projection_load_cache(void)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_mode = NULL;
 	MemoryContext	  old;
 	int				  ret;
 
@@ -154,11 +157,22 @@ projection_load_cache(void)
 	SPI_connect();
 	PG_TRY();
 	{
+		/* 0.2.0 had inline projections only, and no mode column */
+		bool has_mode =
+			get_attnum(projection_relid, "mode") != InvalidAttrNumber;
+
 		ret = SPI_execute_snapshot(
-			strata_prepare(&plan,
-						   "SELECT name, handler::oid, categories, types "
-						   "FROM strata.projections ORDER BY name",
-						   0, NULL),
+			has_mode ? strata_prepare(&plan_mode,
+									  "SELECT name, handler::oid, categories, "
+									  "types FROM strata.projections WHERE "
+									  "mode OPERATOR(pg_catalog.=) 'inline' "
+									  "ORDER BY name",
+									  0, NULL)
+					 : strata_prepare(&plan,
+									  "SELECT name, handler::oid, categories, "
+									  "types FROM strata.projections "
+									  "ORDER BY name",
+									  0, NULL),
 			NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read projections: %s",
@@ -327,25 +341,99 @@ projection_apply_inline(Datum *row, const char *category, const char *type)
 }
 
 /*
+ * Keep the subscription of projection 'name' in step with its mode: an
+ * async projection runs as the subscription of the same name (created
+ * from the beginning, or from now when an inline projection becomes
+ * async: its read model is up to date), an inline one has none.
+ * Connected to SPI.
+ */
+static void
+projection_sync_subscription(const char *name, bool async, bool was_inline,
+							 Datum *args, const char *nulls)
+{
+	static SPIPlanPtr plan_find = NULL;
+	static SPIPlanPtr plan_update = NULL;
+	static SPIPlanPtr plan_delete = NULL;
+	Oid				  argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID,
+									 TEXTARRAYOID};
+	bool			  exists;
+	bool			  isnull;
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan_find,
+						   "SELECT projection IS NOT DISTINCT FROM name "
+						   "FROM strata.subscriptions WHERE name "
+						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+						   1, argtypes),
+			args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.subscriptions");
+	exists = SPI_processed > 0;
+	if (exists && !DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1,
+											  &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("subscription \"%s\" already exists", name),
+				 errdetail("An async projection runs as the subscription of "
+						   "its name."),
+				 errhint("Choose another name for the projection.")));
+
+	if (!async)
+	{
+		if (exists &&
+			SPI_execute_plan(
+				strata_prepare(&plan_delete,
+							   "DELETE FROM strata.subscriptions WHERE name "
+							   "OPERATOR(pg_catalog.=) $1",
+							   1, argtypes),
+				args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not drop the projection's subscription");
+	}
+	else if (exists)
+	{
+		if (SPI_execute_plan(
+				strata_prepare(&plan_update,
+							   "UPDATE strata.subscriptions SET handler = $2, "
+							   "categories = $3, types = $4, generation = "
+							   "generation OPERATOR(pg_catalog.+) 1 WHERE name "
+							   "OPERATOR(pg_catalog.=) $1",
+							   4, argtypes),
+				args, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update the projection's subscription");
+	}
+	else
+		subscription_insert(name, DatumGetObjectId(args[1]), args[2],
+							nulls[2] == 'n', args[3], nulls[3] == 'n',
+							!was_inline, false, name);
+	worker_notify_at_commit();
+}
+
+/*
  * strata.define_projection(name text, handler regprocedure, categories
- * text[], types text[]): create or replace an inline projection.
+ * text[], types text[], mode text): create or replace a projection.
+ * Under the 0.2.0 SQL (four arguments) every projection is inline.
  */
 Datum
 strata_define_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum args[4];
-	char  nulls[4] = {' ', ' ', ' ', ' '};
+	static SPIPlanPtr plan_mode = NULL;
+	Oid	  argtypes[5] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum args[5];
+	char  nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	Oid	  evtype;
+	char *name;
+	bool  has_mode = PG_NARGS() >= 5;
+	bool  async = false;
+	bool  was_inline = false;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("name and handler must not be null")));
 
-	args[0] = CStringGetTextDatum(
-		define_name_arg(PG_GETARG_TEXT_PP(0), "projection name"));
+	name = define_name_arg(PG_GETARG_TEXT_PP(0), "projection name");
+	args[0] = CStringGetTextDatum(name);
 	args[1] = PG_GETARG_DATUM(1);
 	evtype = define_events_type();
 	define_check_function(DatumGetObjectId(args[1]), "projection handler", 1,
@@ -363,20 +451,70 @@ strata_define_projection(PG_FUNCTION_ARGS)
 						  i == 2 ? "categories" : "types", i == 2);
 		args[i] = PG_GETARG_DATUM(i);
 	}
+	if (has_mode)
+	{
+		char *mode;
+
+		if (PG_ARGISNULL(4))
+			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							errmsg("mode must not be null")));
+		mode = TextDatumGetCString(PG_GETARG_DATUM(4));
+		if (strcmp(mode, "async") == 0)
+			async = true;
+		else if (strcmp(mode, "inline") != 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("invalid projection mode \"%s\"", mode),
+							errhint("Use 'inline' or 'async'.")));
+		args[4] = CStringGetTextDatum(mode);
+	}
 
 	PreventCommandIfReadOnly("strata.define_projection()");
 	SPI_connect();
+	if (has_mode)
+	{
+		static SPIPlanPtr plan_old = NULL;
+
+		if (SPI_execute_plan(
+				strata_prepare(&plan_old,
+							   "SELECT mode FROM strata.projections WHERE "
+							   "name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							   1, argtypes),
+				args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read strata.projections");
+		if (SPI_processed > 0)
+		{
+			bool isnull;
+
+			was_inline =
+				strcmp(TextDatumGetCString(SPI_getbinval(
+						   SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						   &isnull)),
+					   "inline") == 0;
+		}
+	}
 	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"INSERT INTO strata.projections (name, handler, categories, "
-				"types) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE "
-				"SET handler = EXCLUDED.handler, categories = "
-				"EXCLUDED.categories, types = EXCLUDED.types, "
-				"defined_at = pg_catalog.now()",
-				4, argtypes),
+			has_mode
+				? strata_prepare(
+					  &plan_mode,
+					  "INSERT INTO strata.projections (name, handler, "
+					  "categories, types, mode) VALUES ($1, $2, $3, $4, $5) "
+					  "ON CONFLICT (name) DO UPDATE SET handler = "
+					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
+					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
+					  "defined_at = pg_catalog.now()",
+					  5, argtypes)
+				: strata_prepare(
+					  &plan,
+					  "INSERT INTO strata.projections (name, handler, "
+					  "categories, types) VALUES ($1, $2, $3, $4) ON "
+					  "CONFLICT (name) DO UPDATE SET handler = "
+					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
+					  "types = EXCLUDED.types, defined_at = pg_catalog.now()",
+					  4, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
+	if (has_mode)
+		projection_sync_subscription(name, async, was_inline, args, nulls);
 	SPI_finish();
 	define_invalidate("projections");
 	PG_RETURN_VOID();
@@ -389,6 +527,17 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan = NULL;
 
 	strata_require_preload();
+	if (OidIsValid(get_relname_relid(
+			"subscriptions", get_namespace_oid(STRATA_SCHEMA, false))))
+	{
+		static SPIPlanPtr plan_sub = NULL;
+
+		(void) define_delete(&plan_sub,
+							 "DELETE FROM strata.subscriptions WHERE "
+							 "projection OPERATOR(pg_catalog.=) $1",
+							 PG_GETARG_DATUM(0), "strata.drop_projection()");
+		worker_notify_at_commit();
+	}
 	if (define_delete(&plan,
 					  "DELETE FROM strata.projections "
 					  "WHERE name OPERATOR(pg_catalog.=) $1",
@@ -398,6 +547,54 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
 	define_invalidate("projections");
 	PG_RETURN_VOID();
+}
+
+/*
+ * Rebuild of an async projection: call the reset function, then send the
+ * projection's subscription back to the beginning; the worker replays
+ * the events.  The reset comes first, so that the worker's batch under
+ * way (whose progress update then fails on the new generation) commits or
+ * rolls back before the read model is reset, never after.  Connected to
+ * SPI.
+ */
+static void
+projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
+						 const char *name)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtype = TEXTOID;
+
+	if (!PG_ARGISNULL(1))
+	{
+		Oid		 reset = PG_GETARG_OID(1);
+		FmgrInfo flinfo;
+
+		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
+							  "() RETURNS void");
+		fmgr_info(reset, &flinfo);
+		define_call_void(&flinfo, 0, NULL);
+		CommandCounterIncrement();
+	}
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "WITH s AS (UPDATE strata.subscriptions SET "
+						   "phase = 'catchup', watermark = 1, delivered = "
+						   "'{}', checkpoint_lsn = NULL, checkpoint_index = 0, "
+						   "attempts = 0, state = 'active', generation = "
+						   "generation OPERATOR(pg_catalog.+) 1 WHERE "
+						   "projection OPERATOR(pg_catalog.=) $1 RETURNING "
+						   "name) DELETE FROM strata.parked_events p USING s "
+						   "WHERE p.subscription OPERATOR(pg_catalog.=) s.name",
+						   1, &argtype),
+			&name_d, NULL, false, 0) < 0)
+		elog(ERROR, "could not restart the projection's subscription");
+	worker_notify_at_commit();
+	ereport(NOTICE,
+			(errmsg("async projection \"%s\" is being rebuilt by the strata "
+					"worker",
+					name),
+			 errhint("Follow it in strata.subscription_status, or wait for "
+					 "it with strata.wait_for.")));
 }
 
 /*
@@ -437,14 +634,27 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan_def,
-				"SELECT handler::oid, categories, types FROM "
-				"strata.projections WHERE name OPERATOR(pg_catalog.=) $1",
+				"SELECT handler::oid, categories, types, "
+				"to_jsonb(p)->>'mode' FROM "
+				"strata.projections p WHERE name OPERATOR(pg_catalog.=) $1",
 				1, &texttype),
 			&name_d, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the projection");
 	if (SPI_processed == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("projection \"%s\" does not exist", name)));
+	{
+		bool  isnull;
+		Datum mode = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 4, &isnull);
+
+		if (!isnull && strcmp(TextDatumGetCString(mode), "async") == 0)
+		{
+			projection_rebuild_async(fcinfo, name_d, name);
+			SPI_finish();
+			PG_RETURN_INT64(0);
+		}
+	}
 	{
 		bool isnull;
 

@@ -433,8 +433,10 @@ strata_subscribe(PG_FUNCTION_ARGS)
 	char *on_error;
 
 	strata_require_preload();
-	name = define_name_arg(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-						   "subscription name");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("name must not be null")));
+	name = define_name_arg(PG_GETARG_TEXT_PP(0), "subscription name");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("handler must not be null")));

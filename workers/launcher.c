@@ -212,7 +212,10 @@ worker_xact_callback(XactEvent event, void *arg)
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 		slot = worker_slot_for(MyDatabaseId);
 		if (slot != NULL)
+		{
 			slot->absent = false;
+			slot->notified = true;
+		}
 		LWLockRelease(worker_shared->lock);
 		worker_wake(MyDatabaseId);
 		worker_wake_launcher();
@@ -576,6 +579,12 @@ launcher_scan(void)
 
 		if (slot->absent || slot->dropper != 0 || launcher_worker_running(index))
 			continue;
+		if (slot->notified)
+		{
+			/* a CREATE EXTENSION or ALTER EXTENSION UPDATE just committed */
+			slot->notified = false;
+			launcher_entries[index].restart_at = 0;
+		}
 		if (launcher_entries[index].restart_at > now)
 		{
 			if (next == 0 || launcher_entries[index].restart_at < next)

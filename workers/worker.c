@@ -157,6 +157,7 @@ static int			txns_cap = 0;
 static int			txn_first = 0;
 
 static TupleDesc events_desc = NULL;
+static Oid		 worker_extoid = InvalidOid;
 
 /* ---------- decoding ---------- */
 
@@ -1087,6 +1088,16 @@ worker_begin_round(void)
 	present = OidIsValid(extoid) &&
 			  OidIsValid(get_relname_relid(
 				  "subscriptions", get_namespace_oid(STRATA_SCHEMA, true)));
+
+	/*
+	 * A new extension (DROP and CREATE EXTENSION) starts positions again
+	 * from 1: what the samples say is about the old log.
+	 */
+	if (extoid != worker_extoid)
+	{
+		nsamples = 0;
+		worker_extoid = extoid;
+	}
 	if (!present)
 	{
 		PopActiveSnapshot();

@@ -46,6 +46,7 @@ typedef struct WorkerSlot
 	pid_t			  pid;	   /* worker's pid, 0 when none runs */
 	Latch			 *latch;   /* worker's latch, NULL when none runs */
 	bool			  absent;  /* the database has no extension */
+	bool			  notified; /* start the worker without delay */
 	pid_t			  dropper; /* backend dropping the database, or 0 */
 	ConditionVariable progress;
 } WorkerSlot;
