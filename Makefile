@@ -46,6 +46,9 @@ deps-hint:
 else
 include $(PGXS)
 
+# PGXS does not track headers: rebuild every object when one changes.
+$(OBJS): $(wildcard src/*.h workers/*.h)
+
 # The example consumer of the decoding feed (docs/consumers.md): a libpq
 # program, built with the extension.
 all: examples/strata_consumer

@@ -143,7 +143,6 @@ static char			 slot_name[NAMEDATALEN];
 
 static WorkerSub   **subs = NULL;
 static int			 nsubs = 0;
-static bool			 subs_loaded = false;
 
 static WorkerSample samples[WORKER_MAX_SAMPLES];
 static int			nsamples = 0;
@@ -280,7 +279,8 @@ worker_all_to_catchup(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	subs_loaded = false;
+	for (int i = 0; i < nsubs; i++)
+		subs[i]->stale = true;
 }
 
 /*
@@ -305,7 +305,15 @@ worker_start_stream(void)
 		slot = SearchNamedReplicationSlot(slot_name, false);
 		LWLockRelease(ReplicationSlotControlLock);
 		if (slot == NULL)
+		{
+			/*
+			 * A new slot (first start, a restore from pg_dump, a promoted
+			 * standby, a slot dropped by hand): the stream checkpoints of
+			 * live subscriptions refer to WAL this slot never saw.
+			 */
 			worker_create_slot();
+			worker_all_to_catchup();
+		}
 		ReplicationSlotAcquire(slot_name, true);
 	}
 
@@ -483,7 +491,6 @@ worker_load_subs(void)
 
 	subs = list;
 	nsubs = n;
-	subs_loaded = true;
 }
 
 /* Is the subscription due to run now (active, not waiting to retry)? */
@@ -1211,7 +1218,7 @@ worker_round(void)
 		WorkerSub *sub = subs[i];
 		int		   k = 0;
 
-		if (!sub->live || !worker_sub_ready(sub, now, &wait_ms))
+		if (sub->stale || !sub->live || !worker_sub_ready(sub, now, &wait_ms))
 			continue;
 		while (k < nevents && txns[events[k].txn].end_lsn <= sub->stream_lsn)
 			k++;
@@ -1225,7 +1232,7 @@ worker_round(void)
 	{
 		WorkerSub *sub = subs[i];
 
-		if (sub->live || !worker_sub_ready(sub, now, &wait_ms))
+		if (sub->stale || sub->live || !worker_sub_ready(sub, now, &wait_ms))
 			continue;
 		if (worker_catchup(sub))
 			wait_ms = 0;
