@@ -72,7 +72,9 @@
 # Prints a summary with the targets (PASS/MISS) and writes it to
 # bench/out/subscribe/summary.md; raw figures go to bench/out/subscribe/
 # (lat.tsv, tp.tsv, per-event latencies lat-*.tsv, lag samples lag-*.tsv,
-# pgbench logs).  A missed target is reported, not an error: the exit
+# pgbench logs).  Diagnostics of the throughput runs: the CPU time of the
+# database's strata worker (from /proc) and how busy the machine's CPUs
+# were, during each pgbench run.  A missed target is reported, not an error: the exit
 # status is 0 unless something failed.  About 2.5 minutes with the
 # defaults.
 #
@@ -117,7 +119,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 export PGDATABASE=strata_subscribe
 LAT="$OUT/lat.tsv"		# round method appended seen missing dups rate p50 p90 p99 max min p50send p99send rtt
-TP="$OUT/tp.tsv"		# round method tps n lag_end lag_max drain
+TP="$OUT/tp.tsv"		# round method tps n lag_end lag_max drain worker_cpu_s busy% max_s_behind
 NOTES="$OUT/notes.txt"	# anomalies, printed with the summary
 : > "$NOTES"
 
@@ -228,19 +230,36 @@ sampler() {
 		sleep 1
 	done
 }
-# tp ROUND METHOD
+# The CPU time (user + system, clock ticks) of process $1, empty if gone.
+ticks() {
+	if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2> /dev/null || true; fi
+}
+# The machine's busy and total clock ticks, all CPUs.
+cpustat() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+worker_pid() {
+	sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'strata worker'
+		AND datname = current_database() LIMIT 1"
+}
+# tp ROUND METHOD: one run; the lag sampler runs in both methods, so that
+# its connections cost the same on both sides (no row without the
+# subscription).
 tp() {
-	local r=$1 m=$2 res res2 tps n lag=0 maxlag=0 drain=0 t_end t_done pos ok spid left
-	if [ "$m" = max ]; then
-		sql "CHECKPOINT"
-		res=$(pgb "tp-$r-max")
-	else
+	local r=$1 m=$2 res res2 tps n lag=0 maxlag=0 maxsecs=0 drain=0 t_end t_done pos ok
+	local spid left wpid w0 w1 c0 c1 wcpu busy lagfile="$OUT/lag-$r-$m.tsv"
+	if [ "$m" = sub ]; then
 		subscribe bench_noop 'public.bench_noop(strata.events)' NULL
-		sql "CHECKPOINT"
-		sampler "$OUT/lag-$r.tsv" &
-		spid=$!
-		res=$(pgb "tp-$r-sub")
-		t_end=$(date +%s.%N)
+	fi
+	wpid=$(worker_pid)
+	sql "CHECKPOINT"
+	: > "$lagfile"
+	sampler "$lagfile" &
+	spid=$!
+	w0=$(ticks "$wpid") c0=$(cpustat)
+	res=$(pgb "tp-$r-$m")
+	t_end=$(date +%s.%N)
+	w1=$(ticks "$wpid") c1=$(cpustat)
+	if [ "$m" = sub ]; then
 		# one session: the lag left, then wait for the last event, and the
 		# (server, same clock) time when the wait returned
 		res2=$(psql -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 \
@@ -248,13 +267,16 @@ tp() {
 			-c "SELECT max(position) FROM strata.events" \
 			-c "SELECT strata.wait_for('bench_noop', (SELECT max(position) FROM strata.events),
 				'${DRAIN}s'), extract(epoch FROM clock_timestamp())")
-		kill "$spid"
-		wait "$spid" 2> /dev/null || true
+	fi
+	kill "$spid"
+	wait "$spid" 2> /dev/null || true
+	if [ "$m" = sub ]; then
 		# shellcheck disable=SC2086
 		set -- $res2
 		lag=$1 pos=$2 ok=$3 t_done=$4
-		echo "$t_end $lag end" >> "$OUT/lag-$r.tsv"
-		maxlag=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$OUT/lag-$r.tsv")
+		echo "$t_end $lag end" >> "$lagfile"
+		maxlag=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$lagfile")
+		maxsecs=$(awk '$3 != "end" && $3 > m { m = $3 } END { print m + 0 }' "$lagfile")
 		drain=$(awk -v a="$t_end" -v b="$t_done" 'BEGIN { printf "%.2f", b - a }')
 		left=$(behind)
 		if [ "$ok" != t ]; then
@@ -268,12 +290,20 @@ tp() {
 	# shellcheck disable=SC2086
 	set -- $res
 	tps=$1 n=$2
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$tps" "$n" "$lag" "$maxlag" "$drain" >> "$TP"
+	# worker CPU seconds during the run ("" if no worker), machine busy %
+	wcpu=$(awk -v a="$w0" -v b="$w1" -v hz="$HZ" 'BEGIN { if (a != "" && b != "") printf "%.2f", (b - a) / hz }')
+	# shellcheck disable=SC2086
+	busy=$(echo $c0 $c1 | awk '{ printf "%.0f", 100 * ($3 - $1) / ($4 - $2) }')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$tps" "$n" "$lag" \
+		"$maxlag" "$drain" "${wcpu:-?}" "$busy" "$maxsecs" >> "$TP"
 	if [ "$m" = max ]; then
-		printf '  round %s max  %8.1f appends/s\n' "$r" "$tps"
+		printf '  round %s max  %8.1f appends/s; worker CPU %s s, machine busy %s %%\n' \
+			"$r" "$tps" "${wcpu:-?}" "$busy"
 	else
-		printf '  round %s sub  %8.1f appends/s, lag: max %s, at the end %s, drained in %s s\n' \
-			"$r" "$tps" "$maxlag" "$lag" "$drain"
+		printf '  round %s sub  %8.1f appends/s; worker CPU %s s, machine busy %s %%;' \
+			"$r" "$tps" "${wcpu:-?}" "$busy"
+		printf ' lag: max %s (%s s), at the end %s, drained in %s s\n' \
+			"$maxlag" "$maxsecs" "$lag" "$drain"
 	fi
 }
 echo "== sustained throughput: $TPCLIENTS clients, ${SECS}s per run, $ROUNDS rounds"
@@ -359,15 +389,17 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 		"$(awk -v a="$a1" -v b="$p" 'BEGIN { print b / a }')" \
 		"$TARGET_RATIO" "$(awk -v r="$ratio" -v t="$TARGET_RATIO" 'BEGIN { print (r >= t ? "PASS" : "MISS") }')"
 	echo
-	echo "| round | A0 | A1 | events | lag max | lag at end | drain s | P | P/A0 | lag every second |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| round | A0 | A1 | events | lag max | s behind max | lag at end | drain s | P | P/A0 |" \
+		"worker CPU s, max / sub | worker µs per event | machine busy %, max / sub | lag every second |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for r in $(seq 1 "$ROUNDS"); do
-		awk -F'\t' -v r="$r" -v lags="$(awk '$3 != "end" { printf "%s%s", (n++ ? " " : ""), $2 }' "$OUT/lag-$r.tsv")" '
-			$1 == r && $2 == "max" { a0 = $3 }
-			$1 == r && $2 == "sub" { a1 = $3; n = $4; le = $5; lm = $6; d = $7 }
+		awk -F'\t' -v r="$r" -v lags="$(awk '$3 != "end" { printf "%s%s", (n++ ? " " : ""), $2 }' "$OUT/lag-$r-sub.tsv")" '
+			$1 == r && $2 == "max" { a0 = $3; wm = $8; bm = $9 }
+			$1 == r && $2 == "sub" { a1 = $3; n = $4; le = $5; lm = $6; d = $7; ws = $8; bs = $9; sm = $10 }
 			END { pp = a1 * (n - le) / n
-				printf "| %s | %.0f | %.0f | %s | %s | %s | %s | %.0f | %.3f | %s |\n",
-					r, a0, a1, n, lm, le, d, pp, pp / a0, lags }' "$TP"
+				printf "| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f | %.3f | %s / %s | %s | %s / %s | %s |\n",
+					r, a0, a1, n, lm, sm, le, d, pp, pp / a0, wm, ws,
+					(ws == "?" ? "?" : sprintf("%.1f", ws * 1e6 / n)), bm, bs, lags }' "$TP"
 	done
 	if [ -s "$NOTES" ]; then
 		echo

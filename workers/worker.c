@@ -76,6 +76,9 @@
 /* Most events buffered by one round, in units of strata.worker_batch_size */
 #define WORKER_ROUND_BATCHES 10
 
+/* worker_run_batch: the handler cannot be called at all */
+#define WORKER_BAD_HANDLER (-3)
+
 /* Longest sleep when nothing wakes the worker */
 #define WORKER_NAPTIME_MS 10000
 
@@ -134,7 +137,8 @@ typedef struct WorkerSub
 /* The worker's state */
 static int			 worker_index;
 static WorkerSlot	*worker_me;
-static MemoryContext worker_cxt;	/* subscriptions, samples */
+static MemoryContext worker_cxt;	/* the events' tuple descriptor */
+static MemoryContext subs_cxt = NULL; /* the subscriptions, renewed per load */
 static MemoryContext round_cxt;		/* the round's events */
 static MemoryContext event_cxt;		/* one handler call */
 static LogicalDecodingContext *worker_ctx = NULL;
@@ -412,7 +416,7 @@ worker_find_sub(const char *name)
 }
 
 /*
- * Read the subscriptions table into worker_cxt.  A subscription whose
+ * Read the subscriptions table into a new subs_cxt.  A subscription whose
  * generation did not change keeps what the worker knows beyond the table
  * (how far the stream was dispatched to it).  Must run in a transaction,
  * connected to SPI.
@@ -421,6 +425,7 @@ static void
 worker_load_subs(void)
 {
 	MemoryContext old;
+	MemoryContext new_cxt;
 	WorkerSub	**list;
 	int			  n;
 
@@ -432,7 +437,9 @@ worker_load_subs(void)
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.subscriptions");
 
-	old = MemoryContextSwitchTo(worker_cxt);
+	new_cxt = AllocSetContextCreate(TopMemoryContext, "strata subscriptions",
+									ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(new_cxt);
 	n = (int) SPI_processed;
 	list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -489,6 +496,9 @@ worker_load_subs(void)
 	}
 	MemoryContextSwitchTo(old);
 
+	if (subs_cxt != NULL)
+		MemoryContextDelete(subs_cxt);
+	subs_cxt = new_cxt;
 	subs = list;
 	nsubs = n;
 }
@@ -628,7 +638,9 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
  * success the transaction commits together with the subscription's new
  * progress and -1 is returned.  A handler error rolls everything back: the index
  * of the failing event is returned and *edata holds the error.  -2 means
- * SQL changed the subscription meanwhile (rolled back too).
+ * SQL changed the subscription meanwhile (rolled back too);
+ * WORKER_BAD_HANDLER, that the handler cannot be called (dropped, or no
+ * EXECUTE privilege for the owner), with the error in *edata.
  */
 static int
 worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
@@ -647,6 +659,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	current = WORKER_BAD_HANDLER;
 	PG_TRY();
 	{
 		Oid save_userid;
@@ -664,6 +677,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 			aclcheck_error(aclresult, OBJECT_FUNCTION,
 						   get_func_name(sub->handler));
 		fmgr_info(sub->handler, &flinfo);
+		current = -1;
 
 		errarg.name = sub->name;
 		errcb.callback = worker_error_callback;
@@ -720,7 +734,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(old);
-		if (current < 0)
+		if (current == -1)
 			PG_RE_THROW();
 		*edata = CopyErrorData();
 		FlushErrorState();
@@ -733,7 +747,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(old);
-		subscription_progress_copy(&sub->progress, &work, worker_cxt);
+		subscription_progress_copy(&sub->progress, &work, subs_cxt);
 		if (last_position > 0)
 			sub->attempts = 0;
 		ConditionVariableBroadcast(&worker_me->progress);
@@ -780,7 +794,7 @@ worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 		return false;
 	}
 	CommitTransactionCommand();
-	subscription_progress_copy(&sub->progress, &work, worker_cxt);
+	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	if (go_live)
 	{
 		sub->live = true;
@@ -892,11 +906,49 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 		sub->state = 's';
 		return false;
 	}
-	subscription_progress_copy(&sub->progress, &work, worker_cxt);
+	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	sub->attempts = 0;
 	sub->last_error_at = 0;
 	ConditionVariableBroadcast(&worker_me->progress);
 	return true;
+}
+
+/*
+ * The handler of 'sub' cannot be called: stop the subscription (whatever
+ * its on_error), since every event would fail the same way, and say why.
+ * resume_subscription starts it again once the handler is fixed.
+ */
+static void
+worker_stop_sub(WorkerSub *sub, ErrorData *edata)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+	Datum			  args[3];
+
+	ereport(WARNING,
+			(errmsg("strata subscription \"%s\" stopped: %s", sub->name,
+					edata->message),
+			 errhint("Fix the handler, then call "
+					 "strata.resume_subscription.")));
+	args[0] = CStringGetTextDatum(sub->name);
+	args[1] = Int64GetDatum(sub->generation);
+	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "UPDATE strata.subscriptions SET state = 'stopped', "
+						   "last_error = $3, last_error_at = pg_catalog.now() "
+						   "WHERE name OPERATOR(pg_catalog.=) $1 AND "
+						   "generation OPERATOR(pg_catalog.=) $2",
+						   3, argtypes),
+			args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not stop a subscription");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	sub->state = 's';
 }
 
 /*
@@ -932,6 +984,12 @@ worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 			if (r == -2)
 			{
 				sub->stale = true;
+				return false;
+			}
+			if (r == WORKER_BAD_HANDLER)
+			{
+				worker_stop_sub(sub, edata);
+				FreeErrorData(edata);
 				return false;
 			}
 			if (r > from)
