@@ -35,6 +35,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -450,6 +451,7 @@ launcher_list_databases(Oid **dbids)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 	return n;
 }
 
@@ -459,6 +461,8 @@ launcher_start_worker(int index)
 {
 	BackgroundWorker bgw;
 	WorkerSlot		*slot = &worker_shared->slots[index];
+	MemoryContext	 old;
+	bool			 registered;
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -472,8 +476,11 @@ launcher_start_worker(int index)
 	bgw.bgw_main_arg = Int32GetDatum(index);
 	bgw.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&bgw,
-										 &launcher_entries[index].handle))
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(
+		&bgw, &launcher_entries[index].handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -507,6 +514,32 @@ launcher_worker_running(int index)
 }
 
 /*
+ * Drop the replication slot of a database the launcher no longer serves
+ * (taken out of strata.databases), which would otherwise keep WAL
+ * forever.  Its subscriptions catch up from strata.events if it is served
+ * again.  A dropped database took its slot with it.
+ */
+static void
+launcher_drop_replication_slot(Oid dbid)
+{
+	char			 name[NAMEDATALEN];
+	ReplicationSlot *rs;
+	bool			 drop;
+
+	snprintf(name, sizeof(name), "strata_%u", dbid);
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	rs = SearchNamedReplicationSlot(name, false);
+	drop = rs != NULL && rs->active_pid == 0;
+	LWLockRelease(ReplicationSlotControlLock);
+	if (!drop)
+		return;
+	ReplicationSlotDrop(name, true);
+	ereport(LOG, (errmsg("strata launcher dropped replication slot \"%s\" of "
+						 "a database it no longer serves",
+						 name)));
+}
+
+/*
  * One pass of the launcher: free the slots of databases that are gone or
  * no longer wanted (stopping their workers), give a slot to each new
  * database, and start the workers that should run and do not.  Returns
@@ -519,6 +552,8 @@ launcher_scan(void)
 	int			n = launcher_list_databases(&dbids);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = 0;
+	Oid		   *to_drop = palloc(sizeof(Oid) * worker_shared->nslots);
+	int			ndrop = 0;
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 
@@ -540,6 +575,7 @@ launcher_scan(void)
 				kill(slot->pid, SIGTERM);
 			continue;
 		}
+		to_drop[ndrop++] = slot->dbid;
 		slot->dbid = InvalidOid;
 		slot->absent = false;
 	}
@@ -595,6 +631,9 @@ launcher_scan(void)
 	}
 
 	LWLockRelease(worker_shared->lock);
+	for (int i = 0; i < ndrop; i++)
+		launcher_drop_replication_slot(to_drop[i]);
+	pfree(to_drop);
 	pfree(dbids);
 	return next;
 }
@@ -612,6 +651,8 @@ launcher_detach(int code, Datum arg)
 void
 strata_launcher_main(Datum arg)
 {
+	MemoryContext scan_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -620,6 +661,8 @@ strata_launcher_main(Datum arg)
 
 	launcher_entries = MemoryContextAllocZero(
 		TopMemoryContext, sizeof(LauncherEntry) * worker_max_workers);
+	scan_cxt = AllocSetContextCreate(TopMemoryContext, "strata launcher scan",
+									 ALLOCSET_DEFAULT_SIZES);
 	worker_shared->launcher_latch = MyLatch;
 	before_shmem_exit(launcher_detach, (Datum) 0);
 
@@ -643,9 +686,13 @@ strata_launcher_main(Datum arg)
 
 		if (wal_level >= WAL_LEVEL_LOGICAL)
 		{
+			MemoryContext old = MemoryContextSwitchTo(scan_cxt);
+
 			pgstat_report_activity(STATE_RUNNING, "scanning databases");
 			next = launcher_scan();
 			pgstat_report_activity(STATE_IDLE, NULL);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(scan_cxt);
 		}
 		if (next != 0)
 		{
