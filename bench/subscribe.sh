@@ -38,52 +38,58 @@
 #      it: by the reply's trip to the client, and by however long the
 #      writer thread waits for a CPU before it reads the reply (on 2 busy
 #      CPUs single events come out a few ms negative); handled - sent (over
-#      it by the append's own execution) is reported alongside.  Every appended
-#      event must be handled exactly once (checked: missing and duplicate
-#      counts).  BENCH_SUB_ROUNDS rounds, order (listen, sub), (sub,
+#      it by the append's own execution) is reported alongside.  Every
+#      appended event must be handled exactly once (checked: missing and
+#      duplicate counts).  BENCH_SUB_ROUNDS rounds, order (listen, sub), (sub,
 #      listen), ...; the subscription is created (start_from 'now') before,
 #      and dropped after, each sub run; an unmeasured 1-second run of each
 #      first.  Reported: the medians of the rounds' p50, p90, p99, and the
 #      percentiles of all rounds' events pooled.
 #
 #   2. Sustained throughput of a no-op subscription.  BENCH_SUB_ROUNDS
-#      rounds, order (max, sub), (sub, max), ...; a CHECKPOINT before each:
-#        max     pgbench -n -M prepared -c/-j BENCH_SUB_TP_CLIENTS, no
-#                --rate, -T BENCH_SUB_SECONDS, bench/subscribe_append.sql
-#                (one strata.append of one event to a random stream among
-#                10,000, as bench/append_single.sql), no subscription: the
-#                maximum append rate A0;
+#      rounds of three runs, order (off, idle, sub), (sub, idle, off), ...,
+#      a CHECKPOINT before each; every run is pgbench -n -M prepared -c/-j
+#      BENCH_SUB_TP_CLIENTS, no --rate, -T BENCH_SUB_SECONDS,
+#      bench/subscribe_append.sql (one strata.append of one event to a
+#      random stream among 10,000, as bench/append_single.sql):
+#        idle    the worker running, no subscription: the maximum append
+#                rate A0, as a user without subscriptions has it;
 #        sub     the same with a subscription of every event whose handler,
 #                public.bench_noop, does nothing (PL/pgSQL RETURN); the
-#                worker competes for the same CPUs.  events_behind of
-#                strata.subscription_status is sampled every second during
-#                the run; at its end the lag left (L), then the drain time:
-#                from pgbench's end until strata.wait_for(the last
-#                position) returns (one psql session, which also reads the
-#                lag; its connection, about 0.02 s, is included), checked
-#                against events_behind = 0.
+#                worker competes for the same CPUs;
+#        off     no strata worker for the database (strata.databases set to
+#                'postgres', which has no extension, and reloaded; reset
+#                and the worker back before the next run): A_off, what the
+#                appends do without any worker.
+#      events_behind of strata.subscription_status is sampled every second
+#      during every run (the sampler's connections cost the same in all
+#      three; only sub has a row); at the end of a sub run, the lag left
+#      (L), then the drain time: from pgbench's end until
+#      strata.wait_for(the last position) returns (one psql session, which
+#      also reads L; its connection, about 0.02 s, is included), checked
+#      against events_behind = 0.
 #      With n events appended at rate A1 in the sub run, the subscription
 #      processed n - L of them during the run: P = A1 * (n - L) / n events/s.
 #      When the lag stays bounded, P ~ A1; when it grows, P is the rate it
 #      keeps up with.  Keep-up ratio = median P / median A0 (target >= 0.95);
 #      A1/A0 (the appends slowed by the worker sharing the CPUs) and P/A1
-#      (the lag growing) split it.
+#      (the lag growing) split it; P/A_off is the same against no worker.
 #
 # Prints a summary with the targets (PASS/MISS) and writes it to
 # bench/out/subscribe/summary.md; raw figures go to bench/out/subscribe/
 # (lat.tsv, tp.tsv, per-event latencies lat-*.tsv, lag samples lag-*.tsv,
 # pgbench logs).  Diagnostics of the throughput runs: the CPU time of the
 # database's strata worker (from /proc) and how busy the machine's CPUs
-# were, during each pgbench run.  A missed target is reported, not an error: the exit
-# status is 0 unless something failed.  About 2.5 minutes with the
-# defaults.
+# were, during each pgbench run.  A missed target is reported, not an
+# error: the exit status is 0 unless something failed.  About 2 minutes
+# with the defaults.
 #
 # Settings (environment):
 #   BENCH_SUB_RATE         events/s of the latency runs       (default 500)
 #   BENCH_SUB_CLIENTS      writers of the latency runs        (default 4)
 #   BENCH_SUB_LAT_SECONDS  seconds per latency run            (default 5)
 #   BENCH_SUB_TP_CLIENTS   pgbench clients, throughput runs   (default 4)
-#   BENCH_SUB_SECONDS      seconds per throughput run         (default 8)
+#   BENCH_SUB_SECONDS      seconds per throughput run         (default 6)
 #   BENCH_SUB_ROUNDS       rounds of each comparison          (default 3)
 #   BENCH_SUB_DRAIN        seconds to wait for a drain        (default 20)
 #   BENCH_PGV_OPTS         more pg_virtualenv options         (default none)
@@ -107,7 +113,7 @@ RATE=${BENCH_SUB_RATE:-500}
 CLIENTS=${BENCH_SUB_CLIENTS:-4}
 LATSECS=${BENCH_SUB_LAT_SECONDS:-5}
 TPCLIENTS=${BENCH_SUB_TP_CLIENTS:-4}
-SECS=${BENCH_SUB_SECONDS:-8}
+SECS=${BENCH_SUB_SECONDS:-6}
 ROUNDS=${BENCH_SUB_ROUNDS:-3}
 DRAIN=${BENCH_SUB_DRAIN:-20}
 TARGET_P50=5
@@ -241,6 +247,27 @@ worker_pid() {
 	sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'strata worker'
 		AND datname = current_database() LIMIT 1"
 }
+# worker_wait N: wait (up to 15 s) until N workers serve this database.
+worker_wait() {
+	local k=""
+	for _ in $(seq 1 150); do
+		k=$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'strata worker'
+			AND datname = current_database()")
+		[ "$k" = "$1" ] && return 0
+		sleep 0.1
+	done
+	note "strata.databases reloaded: $k workers in the database after 15 s, not $1"
+}
+worker_off() {
+	sql "ALTER SYSTEM SET strata.databases = 'postgres'"
+	sql "SELECT pg_reload_conf()" > /dev/null
+	worker_wait 0
+}
+worker_on() {
+	sql "ALTER SYSTEM RESET strata.databases"
+	sql "SELECT pg_reload_conf()" > /dev/null
+	worker_wait 1
+}
 # tp ROUND METHOD: one run; the lag sampler runs in both methods, so that
 # its connections cost the same on both sides (no row without the
 # subscription).
@@ -249,6 +276,8 @@ tp() {
 	local spid left wpid w0 w1 c0 c1 wcpu busy lagfile="$OUT/lag-$r-$m.tsv"
 	if [ "$m" = sub ]; then
 		subscribe bench_noop 'public.bench_noop(strata.events)' NULL
+	elif [ "$m" = off ]; then
+		worker_off
 	fi
 	wpid=$(worker_pid)
 	sql "CHECKPOINT"
@@ -286,6 +315,8 @@ tp() {
 			note "throughput round $r: wait_for($pos) returned true but events_behind is $left"
 		fi
 		unsubscribe bench_noop
+	elif [ "$m" = off ]; then
+		worker_on
 	fi
 	# shellcheck disable=SC2086
 	set -- $res
@@ -296,9 +327,9 @@ tp() {
 	busy=$(echo $c0 $c1 | awk '{ printf "%.0f", 100 * ($3 - $1) / ($4 - $2) }')
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$tps" "$n" "$lag" \
 		"$maxlag" "$drain" "${wcpu:-?}" "$busy" "$maxsecs" >> "$TP"
-	if [ "$m" = max ]; then
-		printf '  round %s max  %8.1f appends/s; worker CPU %s s, machine busy %s %%\n' \
-			"$r" "$tps" "${wcpu:-?}" "$busy"
+	if [ "$m" != sub ]; then
+		printf '  round %s %-4s %8.1f appends/s; worker CPU %s s, machine busy %s %%\n' \
+			"$r" "$m" "$tps" "${wcpu:--}" "$busy"
 	else
 		printf '  round %s sub  %8.1f appends/s; worker CPU %s s, machine busy %s %%;' \
 			"$r" "$tps" "${wcpu:-?}" "$busy"
@@ -310,7 +341,7 @@ echo "== sustained throughput: $TPCLIENTS clients, ${SECS}s per run, $ROUNDS rou
 pgbench -n -M prepared -c "$TPCLIENTS" -j "$TPCLIENTS" -T 2 \
 	-f bench/subscribe_append.sql > "$OUT/tp-warmup.log" 2>&1
 for r in $(seq 1 "$ROUNDS"); do
-	if [ $((r % 2)) -eq 1 ]; then order="max sub"; else order="sub max"; fi
+	if [ $((r % 2)) -eq 1 ]; then order="off idle sub"; else order="sub idle off"; fi
 	for m in $order; do tp "$r" "$m"; done
 done
 
@@ -334,7 +365,8 @@ verdict_le() { awk -v x="$1" -v t="$2" 'BEGIN { print (x != "" && x < t ? "PASS"
 
 lp50=$(latmed listen 6) lp99=$(latmed listen 8)
 sp50=$(latmed sub 6) sp99=$(latmed sub 8)
-a0=$(tpcol max 3 | med)
+aoff=$(tpcol off 3 | med)
+a0=$(tpcol idle 3 | med)
 a1=$(tpcol sub 3 | med)
 p=$(keep | med)
 ratio=$(awk -v a="$a0" -v p="$p" 'BEGIN { printf "%.3f", p / a }')
@@ -350,7 +382,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "- strata processes at the start: $WORKERS"
 	echo "- latency: $CLIENTS writers, $RATE single-event appends/s in all (Poisson), ${LATSECS}s per run," \
 		"$ROUNDS rounds (order LS, SL, ...) after 1 s of each; throughput: pgbench -n -M prepared" \
-		"-c $TPCLIENTS -j $TPCLIENTS -T $SECS, $ROUNDS rounds (order MS, SM, ...), CHECKPOINT before each run"
+		"-c $TPCLIENTS -j $TPCLIENTS -T $SECS, $ROUNDS rounds (order off idle sub, sub idle off, ...), CHECKPOINT before each run"
 	echo "- run time of bench/subscribe.sh: ${elapsed}s; load average at start $LOAD_START, at end $LOAD_END"
 	echo
 	echo "Commit-to-handler latency, ms from COMMIT returned to the client until the handler ran" \
@@ -381,26 +413,37 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "Sustained throughput, single-event appends/s (medians of the rounds):"
 	echo
-	echo "| max append rate, no subscription (A0) | appends with a no-op subscription (A1) |" \
-		"subscription keeps up with (P) | P/A0 | A1/A0 | P/A1 | target | result |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|---|"
-	printf '| %.0f | %.0f | %.0f | %s | %.3f | %.3f | >= %s | %s |\n' "$a0" "$a1" "$p" "$ratio" \
+	echo "| no subscription (A0) | with a no-op subscription (A1) | kept up with (P)" \
+		"| P/A0 | A1/A0 | P/A1 | target | result | no worker (A_off) | P/A_off |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+	printf '| %.0f | %.0f | %.0f | %s | %.3f | %.3f | >= %s | %s | %.0f | %.3f |\n' "$a0" "$a1" "$p" "$ratio" \
 		"$(awk -v a="$a0" -v b="$a1" 'BEGIN { print b / a }')" \
 		"$(awk -v a="$a1" -v b="$p" 'BEGIN { print b / a }')" \
-		"$TARGET_RATIO" "$(awk -v r="$ratio" -v t="$TARGET_RATIO" 'BEGIN { print (r >= t ? "PASS" : "MISS") }')"
+		"$TARGET_RATIO" "$(awk -v r="$ratio" -v t="$TARGET_RATIO" 'BEGIN { print (r >= t ? "PASS" : "MISS") }')" \
+		"$aoff" "$(awk -v a="$aoff" -v b="$p" 'BEGIN { print b / a }')"
 	echo
-	echo "| round | A0 | A1 | events | lag max | s behind max | lag at end | drain s | P | P/A0 |" \
-		"worker CPU s, max / sub | worker µs per event | machine busy %, max / sub | lag every second |"
+	echo "Per round: appends/s, lag of the sub run (events_behind sampled every second)," \
+		"CPU seconds of the database's strata worker during each run and its CPU time" \
+		"per event appended, how busy the 2 CPUs were:"
+	echo
+	echo "| round | A_off | A0 | A1 | P | P/A0 | lag max | s behind max | lag at end | drain s |" \
+		"worker CPU s, idle / sub | worker µs per event, idle / sub | CPUs busy %, off / idle / sub | lag every second |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for r in $(seq 1 "$ROUNDS"); do
 		awk -F'\t' -v r="$r" -v lags="$(awk '$3 != "end" { printf "%s%s", (n++ ? " " : ""), $2 }' "$OUT/lag-$r-sub.tsv")" '
-			$1 == r && $2 == "max" { a0 = $3; wm = $8; bm = $9 }
+			function us(w, n) { return (w == "?" ? "?" : sprintf("%.1f", w * 1e6 / n)) }
+			$1 == r && $2 == "off" { ao = $3; bo = $9 }
+			$1 == r && $2 == "idle" { a0 = $3; n0 = $4; wi = $8; bi = $9 }
 			$1 == r && $2 == "sub" { a1 = $3; n = $4; le = $5; lm = $6; d = $7; ws = $8; bs = $9; sm = $10 }
 			END { pp = a1 * (n - le) / n
-				printf "| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f | %.3f | %s / %s | %s | %s / %s | %s |\n",
-					r, a0, a1, n, lm, sm, le, d, pp, pp / a0, wm, ws,
-					(ws == "?" ? "?" : sprintf("%.1f", ws * 1e6 / n)), bm, bs, lags }' "$TP"
+				printf "| %s | %.0f | %.0f | %.0f | %.0f | %.3f | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s / %s | %s |\n",
+					r, ao, a0, a1, pp, pp / a0, lm, sm, le, d, wi, ws, us(wi, n0), us(ws, n),
+					bo, bi, bs, lags }' "$TP"
 	done
+	echo
+	echo "Median of the per-round P/A0: $(awk -F'\t' '$2 == "idle" { a[$1] = $3 }
+		$2 == "sub" { p[$1] = $3 * ($4 - $5) / $4 } END { for (r in p) print p[r] / a[r] }' "$TP" |
+		med | awk '{ printf "%.3f", $1 }')"
 	if [ -s "$NOTES" ]; then
 		echo
 		echo "Anomalies:"

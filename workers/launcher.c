@@ -216,6 +216,7 @@ worker_xact_callback(XactEvent event, void *arg)
 		{
 			slot->absent = false;
 			slot->notified = true;
+			slot->changed = true;
 		}
 		LWLockRelease(worker_shared->lock);
 		worker_wake(MyDatabaseId);

@@ -82,6 +82,16 @@
 /* Longest sleep when nothing wakes the worker */
 #define WORKER_NAPTIME_MS 10000
 
+/*
+ * Shortest time between the starts of two rounds: under a high append
+ * rate, the commits of that time share a round (and its fixed cost of
+ * cache resets and queries) instead of each waking one.
+ */
+#define WORKER_MIN_ROUND_MS 1
+
+/* Round interval of a worker with no subscription: it only moves its slot */
+#define WORKER_IDLE_ROUND_MS 1000
+
 /* Watermark samples kept (older ones are dropped, which is safe) */
 #define WORKER_MAX_SAMPLES 256
 
@@ -429,12 +439,17 @@ worker_load_subs(void)
 	WorkerSub	**list;
 	int			  n;
 
-	if (SPI_execute("SELECT name, generation, handler::oid, owner, "
-					"categories, types, on_error, state, phase, "
-					"checkpoint_lsn, checkpoint_index, watermark, "
-					"delivered::text, attempts, last_error_at "
-					"FROM strata.subscriptions ORDER BY created_at, name",
-					true, 0) != SPI_OK_SELECT)
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT name, generation, handler::oid, owner, "
+						   "categories, types, on_error, state, phase, "
+						   "checkpoint_lsn, checkpoint_index, watermark, "
+						   "delivered::text, attempts, last_error_at "
+						   "FROM strata.subscriptions ORDER BY created_at, name",
+						   0, NULL),
+			NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.subscriptions");
 
 	new_cxt = AllocSetContextCreate(TopMemoryContext, "strata subscriptions",
@@ -1021,9 +1036,15 @@ worker_settled(Snapshot *snapshot)
 	int64 next;
 	bool  isnull;
 
-	if (SPI_execute("SELECT CASE WHEN is_called THEN last_value + 1 "
-					"ELSE last_value END FROM strata._position_seq",
-					true, 1) != SPI_OK_SELECT ||
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT CASE WHEN is_called THEN last_value "
+						   "OPERATOR(pg_catalog.+) 1 ELSE last_value END "
+						   "FROM strata._position_seq",
+						   0, NULL),
+			NULL, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read strata._position_seq");
 	next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1323,6 +1344,8 @@ worker_detach(int code, Datum arg)
 void
 strata_worker_main(Datum arg)
 {
+	TimestampTz last_round = 0;
+
 	worker_index = DatumGetInt32(arg);
 	worker_me = worker_slot(worker_index);
 
@@ -1346,7 +1369,9 @@ strata_worker_main(Datum arg)
 
 	for (;;)
 	{
-		long wait_ms;
+		long		wait_ms;
+		TimestampTz now;
+		long		pause_ms = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1355,6 +1380,34 @@ strata_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* pace the rounds (see WORKER_MIN_ROUND_MS, WORKER_IDLE_ROUND_MS) */
+		now = GetCurrentTimestamp();
+		if (last_round != 0)
+		{
+			long since;
+			int	 usecs;
+
+			TimestampDifference(last_round, now, &since, &usecs);
+			since = since * 1000 + usecs / 1000;
+			if (nsubs == 0 && !worker_me->changed &&
+				since < WORKER_IDLE_ROUND_MS)
+				pause_ms = WORKER_IDLE_ROUND_MS - since;
+			else if (since < WORKER_MIN_ROUND_MS)
+				pause_ms = WORKER_MIN_ROUND_MS - since;
+		}
+		if (pause_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 pause_ms, PG_WAIT_EXTENSION);
+			if (nsubs == 0 && !worker_me->changed)
+			{
+				ResetLatch(MyLatch);
+				continue;
+			}
+		}
+
+		worker_me->changed = false;
+		last_round = GetCurrentTimestamp();
 		wait_ms = worker_round();
 		if (wait_ms > 0)
 			(void) WaitLatch(MyLatch,

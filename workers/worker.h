@@ -47,6 +47,7 @@ typedef struct WorkerSlot
 	Latch			 *latch;   /* worker's latch, NULL when none runs */
 	bool			  absent;  /* the database has no extension */
 	bool			  notified; /* start the worker without delay */
+	bool			  changed; /* subscriptions changed: run a round */
 	pid_t			  dropper; /* backend dropping the database, or 0 */
 	ConditionVariable progress;
 } WorkerSlot;

@@ -98,8 +98,8 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM strata.events WHERE posit
 	'20000', '20,000 events committed');
 
 ok($node->poll_query_until('postgres', qq{
-	SELECT count(DISTINCT position) FROM seen
-	  = (SELECT count(*) FROM strata.events WHERE position > $pre)}),
+	SELECT count(DISTINCT position) = (SELECT count(*) FROM strata.events WHERE position > $pre)
+	FROM seen}),
 	'the handler got every event');
 
 # ---- exactly once -------------------------------------------------------
@@ -197,7 +197,7 @@ my $otheroid = $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE 
 my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE other');
 is($ret, 0, 'DROP DATABASE works while its worker runs') or diag($err);
 ok($node->poll_query_until('postgres', qq{
-	SELECT count(*) = 0 FROM pg_replication_slots WHERE database = $otheroid}),
+	SELECT count(*) = 0 FROM pg_replication_slots WHERE datoid = $otheroid}),
 	"the dropped database's slot is gone");
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'strata worker'}),
