@@ -171,6 +171,9 @@ static int			txn_first = 0;
 
 static TupleDesc events_desc = NULL;
 static Oid		 worker_extoid = InvalidOid;
+static bool		 worker_rewind = false; /* restart decoding next round */
+
+static void worker_reset_caches(void);
 
 /* ---------- decoding ---------- */
 
@@ -380,7 +383,7 @@ worker_decode(void)
 		return;
 
 	pgstat_report_activity(STATE_RUNNING, "decoding");
-	InvalidateSystemCaches();
+	worker_reset_caches();
 	while (worker_ctx->reader->EndRecPtr < end && nevents < limit)
 	{
 		XLogRecord *record;
@@ -393,9 +396,42 @@ worker_decode(void)
 			LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
 		CHECK_FOR_INTERRUPTS();
 	}
-	InvalidateSystemCaches();
+	worker_reset_caches();
 	if (worker_ctx->reader->EndRecPtr > stream_lsn)
 		stream_lsn = worker_ctx->reader->EndRecPtr;
+}
+
+/*
+ * Catalog invalidations seen since the caches were last reset.  Decoding
+ * runs under historic snapshots and the rounds' transactions under
+ * current ones, in one process: a cache entry built under one must not be
+ * used under the other when the catalog changed in between.  Any
+ * invalidation (a catalog change committed anywhere, or one replayed by
+ * decoding) sets this flag, and only then are the caches reset around
+ * decoding, as pg_logical_slot_get_changes always does.
+ */
+static bool worker_catalog_changed = true;
+
+static void
+worker_relcache_callback(Datum arg, Oid relid)
+{
+	worker_catalog_changed = true;
+}
+
+static void
+worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	worker_catalog_changed = true;
+}
+
+/* Reset the caches if the catalog may have changed since the last reset */
+static void
+worker_reset_caches(void)
+{
+	if (!worker_catalog_changed)
+		return;
+	InvalidateSystemCaches();
+	worker_catalog_changed = false;
 }
 
 /* ---------- subscriptions ---------- */
@@ -1161,9 +1197,24 @@ worker_catchup(WorkerSub *sub)
 
 /* ---------- the round ---------- */
 
-/* Start of a round: extension check, subscriptions, a watermark sample */
+/* Wait until the decoded transactions are visible to new snapshots */
+static void
+worker_wait_visible(void)
+{
+	for (int i = 0; i < ntxns; i++)
+		if (TransactionIdIsInProgress(txns[i].xid))
+			XactLockTableWait(txns[i].xid, NULL, NULL, XLTW_None);
+}
+
+/*
+ * After decoding, in one transaction: check that the extension is still
+ * there, read the subscriptions again if SQL changed them, take a
+ * watermark sample, and wait until the decoded transactions are visible
+ * to the snapshots the handlers will take.  Returns false when the
+ * extension is gone.
+ */
 static bool
-worker_begin_round(void)
+worker_prepare_round(bool reload)
 {
 	Oid	 extoid;
 	bool present;
@@ -1183,6 +1234,7 @@ worker_begin_round(void)
 	{
 		nsamples = 0;
 		worker_extoid = extoid;
+		reload = true;
 	}
 	if (!present)
 	{
@@ -1191,8 +1243,23 @@ worker_begin_round(void)
 		return false;
 	}
 
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->stale)
+			reload = true;
+
 	SPI_connect();
-	worker_load_subs();
+	if (reload || subs == NULL)
+	{
+		MemoryContext old;
+
+		worker_load_subs();
+		/* SPI calls leave the SPI procedure context current: switch now */
+		old = MemoryContextSwitchTo(worker_cxt);
+		if (events_desc != NULL)
+			FreeTupleDesc(events_desc);
+		events_desc = lookup_rowtype_tupdesc_copy(define_events_type(), -1);
+		MemoryContextSwitchTo(old);
+	}
 	if (nsamples == WORKER_MAX_SAMPLES)
 	{
 		memmove(samples, samples + WORKER_MAX_SAMPLES / 2,
@@ -1204,30 +1271,10 @@ worker_begin_round(void)
 	nsamples++;
 	SPI_finish();
 
-	{
-		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
-
-		if (events_desc != NULL)
-			FreeTupleDesc(events_desc);
-		events_desc = lookup_rowtype_tupdesc_copy(define_events_type(), -1);
-		MemoryContextSwitchTo(old);
-	}
+	worker_wait_visible();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return true;
-}
-
-/* Wait until the decoded transactions are visible to new snapshots */
-static void
-worker_wait_visible(void)
-{
-	if (ntxns == 0)
-		return;
-	StartTransactionCommand();
-	for (int i = 0; i < ntxns; i++)
-		if (TransactionIdIsInProgress(txns[i].xid))
-			XactLockTableWait(txns[i].xid, NULL, NULL, XLTW_None);
-	CommitTransactionCommand();
 }
 
 /* Confirm to the slot what every live subscription has processed */
@@ -1247,16 +1294,17 @@ worker_confirm(void)
 }
 
 /*
- * One round (see the file's header).  Returns how long the worker may
- * sleep: 0 when work remains.
+ * One round (see the file's header).  'reload': SQL changed the
+ * subscriptions.  Returns how long the worker may sleep: 0 when work
+ * remains.
  */
 static long
-worker_round(void)
+worker_round(bool reload)
 {
 	long		wait_ms = WORKER_NAPTIME_MS;
-	TimestampTz now = GetCurrentTimestamp();
-	bool		rewind = (worker_ctx == NULL);
+	TimestampTz now;
 	int			limit = worker_batch_size * WORKER_ROUND_BATCHES;
+	XLogRecPtr	round_start;
 
 	MemoryContextReset(round_cxt);
 	events = NULL;
@@ -1265,7 +1313,13 @@ worker_round(void)
 	ntxns = txns_cap = 0;
 	txn_first = 0;
 
-	if (!worker_begin_round())
+	if (worker_rewind || worker_ctx == NULL)
+		worker_start_stream();
+	worker_rewind = false;
+	round_start = stream_lsn;
+
+	worker_decode();
+	if (!worker_prepare_round(reload))
 	{
 		ereport(LOG, (errmsg("strata worker: extension strata is not "
 							 "installed (at version 0.3.0 or later) in this "
@@ -1282,22 +1336,15 @@ worker_round(void)
 		proc_exit(0);
 	}
 
-	for (int i = 0; i < nsubs; i++)
-		if (subs[i]->live && subs[i]->stream_lsn < stream_lsn &&
-			worker_sub_ready(subs[i], now, NULL))
-			rewind = true;
-	if (rewind)
-		worker_start_stream();
-
-	worker_decode();
-	worker_wait_visible();
-
+	now = GetCurrentTimestamp();
 	for (int i = 0; i < nsubs; i++)
 	{
 		WorkerSub *sub = subs[i];
 		int		   k = 0;
 
-		if (sub->stale || !sub->live || !worker_sub_ready(sub, now, &wait_ms))
+		/* one behind the stream waits for the rewind of the next round */
+		if (sub->stale || !sub->live || sub->stream_lsn < round_start ||
+			!worker_sub_ready(sub, now, &wait_ms))
 			continue;
 		while (k < nevents && txns[events[k].txn].end_lsn <= sub->stream_lsn)
 			k++;
@@ -1320,11 +1367,23 @@ worker_round(void)
 	}
 
 	worker_confirm();
+
+	now = GetCurrentTimestamp();
+	for (int i = 0; i < nsubs; i++)
+	{
+		WorkerSub *sub = subs[i];
+
+		if (sub->stale)
+			wait_ms = 0;
+		else if (sub->live && sub->stream_lsn < stream_lsn &&
+				 worker_sub_ready(sub, now, NULL))
+		{
+			worker_rewind = true;
+			wait_ms = 0;
+		}
+	}
 	if (nevents >= limit)
 		wait_ms = 0;
-	for (int i = 0; i < nsubs; i++)
-		if (subs[i]->stale)
-			wait_ms = 0;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return wait_ms;
 }
@@ -1366,12 +1425,19 @@ strata_worker_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	event_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker event",
 									  ALLOCSET_DEFAULT_SIZES);
+	CacheRegisterRelcacheCallback(worker_relcache_callback, (Datum) 0);
+	/* relations come through the relcache callback; these are the rest */
+	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, worker_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, worker_syscache_callback,
+								  (Datum) 0);
 
 	for (;;)
 	{
 		long		wait_ms;
 		TimestampTz now;
 		long		pause_ms = 0;
+		bool		reload;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1406,9 +1472,10 @@ strata_worker_main(Datum arg)
 			}
 		}
 
+		reload = worker_me->changed;
 		worker_me->changed = false;
 		last_round = GetCurrentTimestamp();
-		wait_ms = worker_round();
+		wait_ms = worker_round(reload);
 		if (wait_ms > 0)
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

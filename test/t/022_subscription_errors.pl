@@ -77,6 +77,7 @@ sub seen
 }
 
 # ---- on_error 'park' --------------------------------------------------
+my $t_park = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 my @ok1 = append('acct-1', '{"type": "Opened"}');
 my @fail1 = append('acct-1', '{"type": "Broken", "data": {"fail": true}}');
 # one transaction: ok, failing, ok
@@ -97,16 +98,22 @@ is($node->safe_psql('postgres', q{
 	FROM strata.parked_events WHERE subscription = 'park'}),
 	"$parked[0]:3:P0001:bad event $parked[0],$parked[1]:3:P0001:bad event $parked[1]",
 	'parked with 3 attempts, the SQLSTATE and the error');
-is($node->safe_psql('postgres', q{
-	SELECT bool_and(parked_at >= first_failed_at + interval '10ms')
+is($node->safe_psql('postgres', qq{
+	SELECT bool_and(first_failed_at >= '$t_park')
 	FROM strata.parked_events WHERE subscription = 'park'}),
-	't', 'parked after at least the base retry delay');
+	't', 'first_failed_at is after the append');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(CASE WHEN parked_at >= first_failed_at + interval '10ms' THEN 'ok'
+		ELSE first_failed_at || ' .. ' || parked_at END, ',')
+	FROM strata.parked_events WHERE subscription = 'park'}),
+	'ok,ok', 'parked at least the base retry delay after the first failure');
 is($node->safe_psql('postgres', q{
 	SELECT state, parked, last_error FROM strata.subscription_status WHERE name = 'park'}),
 	"live|2|bad event $parked[1]", 'status: live, 2 parked, the last error');
-ok($node->safe_psql('postgres', q{
-	SELECT last_error_at IS NOT NULL FROM strata.subscription_status WHERE name = 'park'}),
-	'and when it happened');
+is($node->safe_psql('postgres', qq{
+	SELECT last_error_at >= '$t_park' AND last_processed_at >= '$t_park'
+	FROM strata.subscription_status WHERE name = 'park'}),
+	't', 'and when it happened (last_error_at and last_processed_at are after the append)');
 
 # the subscription goes on
 my @ok3 = append('acct-4', '[{"type": "E"}, {"type": "F"}]');
@@ -146,6 +153,7 @@ is($node->safe_psql('postgres', q{SELECT strata.retry_parked('park')}), '0',
 	'retry_parked with nothing parked returns 0');
 
 # ---- on_error 'stop' ---------------------------------------------------
+my $t_stop = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 my @s1 = append('ord-1', '{"type": "Placed"}');
 my @s2 = append('ord-1', '{"type": "Broken", "data": {"fail": true}}');
 my @s3 = append('ord-2', '{"type": "Placed"}');
@@ -156,6 +164,8 @@ is(seen('stop'), $s1[0], 'at the failing event: the one before was processed, th
 my ($err_at, $err) = split /\|/, $node->safe_psql('postgres',
 	q{SELECT last_error_at, last_error FROM strata.subscription_status WHERE name = 'stop'});
 is($err, "bad order $s2[0]", 'status: the last error');
+is($node->safe_psql('postgres', "SELECT '$err_at'::timestamptz >= '$t_stop'"), 't',
+	"last_error_at is after the append ($err_at)");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM strata.parked_events WHERE subscription = 'stop'}),
 	'0', 'nothing parked');
 
@@ -170,10 +180,12 @@ is($node->safe_psql('postgres', q{SELECT state FROM strata.subscription_status W
 
 # resume while the handler still fails: it stops again at the same event
 $node->safe_psql('postgres', q{SELECT strata.resume_subscription('stop')});
-ok($node->poll_query_until('postgres', qq{
-	SELECT state = 'stopped' AND last_error_at > '$err_at'
-	FROM strata.subscription_status WHERE name = 'stop'}),
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'stopped' FROM strata.subscription_status WHERE name = 'stop'}),
 	'resumed with the handler still failing, it stops again');
+is($node->safe_psql('postgres', qq{
+	SELECT last_error_at > '$err_at' FROM strata.subscription_status WHERE name = 'stop'}),
+	't', 'with a new last_error_at');
 is(seen('stop'), $s1[0], 'at the same event');
 
 # fix the handler, resume: it continues from the failing event
@@ -191,6 +203,26 @@ ok($node->poll_query_until('postgres',
 	q{SELECT state = 'live' FROM strata.subscription_status WHERE name = 'stop'}),
 	'and is live again');
 is(seen('park'), join(',', @good, @parked, @ok4), 'the park subscription saw its events once');
+
+# ---- the GUCs are reloaded on SIGHUP -------------------------------------
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET strata.max_attempts = 2;
+	SELECT pg_reload_conf();
+	CREATE OR REPLACE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		IF (e.data->>'fail')::boolean THEN
+			RAISE EXCEPTION 'still bad %', e.position;
+		END IF;
+		INSERT INTO seen (sub, position) VALUES ('park', e.position);
+	END $$;
+});
+my @fail2 = append('acct-6', '{"type": "Broken", "data": {"fail": true}}');
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 1 FROM strata.parked_events WHERE position = $fail2[0]}),
+	'after a reload, a failing event is parked');
+is($node->safe_psql('postgres', qq{
+	SELECT attempts || ':' || error FROM strata.parked_events WHERE position = $fail2[0]}),
+	"2:still bad $fail2[0]", 'after strata.max_attempts = 2 attempts');
 
 $node->stop;
 done_testing();
