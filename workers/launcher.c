@@ -66,6 +66,7 @@ int	  worker_retry_base_delay = 100;
 int	  worker_max_attempts = 5;
 int	  worker_wal_warning_size = 1024;
 int	  worker_batch_size = 1000;
+bool  worker_self_appended = false;
 
 typedef struct WorkerShared
 {
@@ -158,7 +159,11 @@ worker_wake(Oid dbid)
 		Latch	   *latch = slot->latch;
 
 		if (slot->dbid == dbid && latch != NULL)
+		{
+			if (slot->pid == MyProcPid)
+				worker_self_appended = true;
 			SetLatch(latch);
+		}
 	}
 }
 

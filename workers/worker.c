@@ -92,6 +92,9 @@
 /* Round interval of a worker with no subscription: it only moves its slot */
 #define WORKER_IDLE_ROUND_MS 1000
 
+/* Shortest time between two confirmations to the slot */
+#define WORKER_CONFIRM_MS 1000
+
 /* Watermark samples kept (older ones are dropped, which is safe) */
 #define WORKER_MAX_SAMPLES 256
 
@@ -378,6 +381,16 @@ worker_decode(void)
 	XLogRecPtr end;
 	int		   limit = worker_batch_size * WORKER_ROUND_BATCHES;
 
+	/*
+	 * Events appended by handlers were committed asynchronously (see
+	 * strata_worker_main): flush them, so that they are decoded now rather
+	 * than after the WAL writer's next flush and some other wake-up.
+	 */
+	if (worker_self_appended)
+	{
+		worker_self_appended = false;
+		XLogFlush(XactLastCommitEnd);
+	}
 	end = GetFlushRecPtr(NULL);
 	if (worker_ctx->reader->EndRecPtr >= end && stream_lsn >= end)
 		return;
@@ -1277,20 +1290,31 @@ worker_prepare_round(bool reload)
 	return true;
 }
 
-/* Confirm to the slot what every live subscription has processed */
+/*
+ * Confirm to the slot what every live subscription has processed, at most
+ * every WORKER_CONFIRM_MS.  The worker commits asynchronously, so its
+ * commits are flushed first: a slot saved past a transaction whose
+ * commit a crash then lost would skip that transaction's events.
+ */
 static void
 worker_confirm(void)
 {
-	XLogRecPtr confirm = stream_lsn;
+	static TimestampTz last_confirm = 0;
+	XLogRecPtr		   confirm = stream_lsn;
+	TimestampTz		   now = GetCurrentTimestamp();
 
+	if (!TimestampDifferenceExceeds(last_confirm, now, WORKER_CONFIRM_MS))
+		return;
 	for (int i = 0; i < nsubs; i++)
 		if (subs[i]->live)
 			confirm = Min(confirm, subs[i]->stream_lsn);
 	if (confirm > MyReplicationSlot->data.confirmed_flush)
 	{
+		XLogFlush(XactLastCommitEnd);
 		LogicalConfirmReceivedLocation(confirm);
 		ReplicationSlotMarkDirty();
 	}
+	last_confirm = now;
 }
 
 /*
@@ -1413,6 +1437,14 @@ strata_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnectionByOid(worker_me->dbid, InvalidOid, 0);
+
+	/*
+	 * A crash may lose the last transactions of the worker, but only whole:
+	 * the handlers' effects together with the checkpoint that records them,
+	 * so the events are run again and exactly-once holds.  The slot is
+	 * confirmed only past flushed commits (worker_confirm).
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_me->pid = MyProcPid;
 	worker_me->latch = MyLatch;

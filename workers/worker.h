@@ -52,6 +52,9 @@ typedef struct WorkerSlot
 	ConditionVariable progress;
 } WorkerSlot;
 
+/* In a worker: one of its own transactions (a handler) appended events */
+extern bool worker_self_appended;
+
 extern void		   worker_init(void);
 extern void		   worker_wake(Oid dbid);
 extern void		   worker_notify_at_commit(void);
