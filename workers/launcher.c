@@ -348,10 +348,6 @@ worker_init(void)
 		"that has the extension.",
 		&worker_databases, "", PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
 	DefineCustomIntVariable(
-		"strata.max_workers", "Most databases served by strata workers at once.",
-		NULL, &worker_max_workers, 8, 0, 1024, PGC_POSTMASTER, 0, NULL, NULL,
-		NULL);
-	DefineCustomIntVariable(
 		"strata.retry_base_delay",
 		"Delay before the first retry of a failed subscription handler.",
 		"Each further retry waits twice as long.", &worker_retry_base_delay,
@@ -375,6 +371,12 @@ worker_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	/* a server-start setting can only be defined while preloading */
+	DefineCustomIntVariable(
+		"strata.max_workers", "Most databases served by strata workers at once.",
+		NULL, &worker_max_workers, 8, 0, 1024, PGC_POSTMASTER, 0, NULL, NULL,
+		NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = worker_shmem_request;
@@ -433,6 +435,7 @@ launcher_list_databases(Oid **dbids)
 	MemoryContext caller = CurrentMemoryContext;
 
 	*dbids = palloc(sizeof(Oid) * cap);
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
 	rel = table_open(DatabaseRelationId, AccessShareLock);

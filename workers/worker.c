@@ -142,6 +142,7 @@ typedef struct WorkerSub
 	SubProgress progress;
 	int			attempts;
 	TimestampTz last_error_at;
+	TimestampTz first_failed_at; /* first failed attempt at the event */
 	XLogRecPtr	stream_lsn; /* the stream has been dispatched up to here */
 	bool		stale;		/* SQL changed it under us: reload */
 	bool		seen;		/* still in the table (reload bookkeeping) */
@@ -260,6 +261,7 @@ worker_create_slot(void)
 {
 	LogicalDecodingContext *ctx;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 #if PG_VERSION_NUM >= 170000
 	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false, false, false);
@@ -289,6 +291,7 @@ worker_create_slot(void)
 static void
 worker_all_to_catchup(void)
 {
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -548,6 +551,8 @@ worker_load_subs(void)
 		d = SPI_getbinval(tup, desc, 15, &isnull);
 		sub->last_error_at = isnull ? 0 : DatumGetTimestampTz(d);
 
+		if (prev != NULL && prev->attempts > 0 && sub->attempts > 0)
+			sub->first_failed_at = prev->first_failed_at;
 		if (prev != NULL && prev->generation == generation && !prev->stale &&
 			prev->live == sub->live)
 			sub->stream_lsn = Max(prev->stream_lsn,
@@ -721,6 +726,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	current = WORKER_BAD_HANDLER;
@@ -847,6 +853,7 @@ worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 		worker_apply_samples(&work, live_lsn);
 	}
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ok = worker_save_progress(sub, &work, go_live, live_lsn, 0);
@@ -879,15 +886,17 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 {
 	static SPIPlanPtr plan_error = NULL;
 	static SPIPlanPtr plan_park = NULL;
-	Oid				  argtypes[6] = {TEXTOID, INT8OID, INT4OID,
-									 TEXTOID, TEXTOID, TEXTOID};
-	Datum			  args[6];
+	Oid				  argtypes[7] = {TEXTOID, INT8OID,	INT4OID,	TEXTOID,
+									 TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum			  args[7];
 	bool			  last;
 	bool			  ok = true;
 	SubProgress		  work;
 
 	sub->attempts++;
 	sub->last_error_at = GetCurrentTimestamp();
+	if (sub->attempts == 1 || sub->first_failed_at == 0)
+		sub->first_failed_at = sub->last_error_at;
 	last = sub->attempts >= worker_max_attempts;
 
 	ereport(LOG,
@@ -907,9 +916,11 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	args[5] = CStringGetTextDatum(
 		last ? (sub->on_error_stop ? "stopped" : "active") : "active");
+	args[6] = TimestampTzGetDatum(sub->first_failed_at);
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -919,7 +930,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 				"UPDATE strata.subscriptions SET attempts = $3, "
 				"last_error = $4, last_error_at = pg_catalog.now(), "
 				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1",
-				6, argtypes),
+				7, argtypes),
 			args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a handler error");
 	if (last && !sub->on_error_stop)
@@ -929,11 +940,11 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 					&plan_park,
 					"INSERT INTO strata.parked_events (subscription, "
 					"position, attempts, error, sqlstate, first_failed_at) "
-					"VALUES ($1, $2, $3, $4, $5, pg_catalog.now()) "
+					"VALUES ($1, $2, $3, $4, $5, $7) "
 					"ON CONFLICT (subscription, position) DO UPDATE SET "
 					"attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
 					"sqlstate = EXCLUDED.sqlstate, parked_at = pg_catalog.now()",
-					5, argtypes),
+					7, argtypes),
 				args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not park an event");
 		subscription_mark_processed(&work, ev->position);
@@ -973,6 +984,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	sub->attempts = 0;
 	sub->last_error_at = 0;
+	sub->first_failed_at = 0;
 	ConditionVariableBroadcast(&worker_me->progress);
 	return true;
 }
@@ -997,6 +1009,7 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int64GetDatum(sub->generation);
 	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -1163,6 +1176,7 @@ worker_catchup(WorkerSub *sub)
 	int				  cap = 0;
 	bool			  final;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -1232,6 +1246,7 @@ worker_prepare_round(bool reload)
 	Oid	 extoid;
 	bool present;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	extoid = get_extension_oid("strata", true);

@@ -95,8 +95,9 @@ SELECT is(
 SELECT is(
 	(SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_extension e,
 	 unnest(e.extconfig) cfg JOIN pg_class c ON c.oid = cfg WHERE e.extname = 'strata'),
-	ARRAY['_definition_seq', '_position_seq', 'aggregates', 'commands', 'events', 'projections', 'snapshots', 'streams'],
-	'pg_dump keeps the log, the streams, the positions, the definitions and the snapshots');
+	ARRAY['_definition_seq', '_position_seq', 'aggregates', 'commands', 'events',
+		  'parked_events', 'projections', 'snapshots', 'streams', 'subscriptions'],
+	'pg_dump keeps the log, the streams, the positions, the definitions, the snapshots and the subscriptions');
 SELECT is(current_setting('strata.max_event_size'), '1MB', 'strata.max_event_size defaults to 1MB');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'strata.max_event_size'), 'superuser',
 	'only a superuser may change strata.max_event_size');

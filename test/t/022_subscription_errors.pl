@@ -34,7 +34,8 @@ $node->append_conf('postgresql.conf', $conf);
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
-	CREATE TABLE seen (n bigserial PRIMARY KEY, sub text NOT NULL, position bigint NOT NULL);
+	CREATE TABLE seen (n bigserial PRIMARY KEY, sub text NOT NULL, position bigint NOT NULL,
+					   at timestamptz NOT NULL DEFAULT now());
 	CREATE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
 	BEGIN
 		INSERT INTO seen (sub, position) VALUES ('park', e.position);
@@ -93,6 +94,8 @@ ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 4 FROM seen WHERE sub = 'park'"),
 	'the other four are processed');
 is(seen('park'), join(',', @good), 'the others in order, each once; the failed attempts left nothing');
+is($node->safe_psql('postgres', qq{SELECT bool_and(at >= '$t_park') FROM seen WHERE sub = 'park'}),
+	't', "now() in the handler's transaction is not older than the append");
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(position || ':' || attempts || ':' || sqlstate || ':' || error, ',' ORDER BY position)
 	FROM strata.parked_events WHERE subscription = 'park'}),
