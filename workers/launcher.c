@@ -84,8 +84,9 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
-/* This backend's pending wake-up at commit, and its DROP DATABASE */
+/* This backend's pending wake-ups at commit, and its DROP DATABASE */
 static bool		   notify_at_commit = false;
+static bool		   notify_launcher = false;
 static WorkerSlot *dropping_slot = NULL;
 static bool		   xact_callback_set = false;
 
@@ -219,15 +220,20 @@ worker_xact_callback(XactEvent event, void *arg)
 		slot = worker_slot_for(MyDatabaseId);
 		if (slot != NULL)
 		{
-			slot->absent = false;
-			slot->notified = true;
 			slot->changed = true;
+			if (notify_launcher)
+			{
+				slot->absent = false;
+				slot->notified = true;
+			}
 		}
 		LWLockRelease(worker_shared->lock);
 		worker_wake(MyDatabaseId);
-		worker_wake_launcher();
+		if (notify_launcher)
+			worker_wake_launcher();
 	}
 	notify_at_commit = false;
+	notify_launcher = false;
 
 	if (dropping_slot != NULL)
 	{
@@ -250,7 +256,10 @@ worker_set_xact_callback(void)
 	}
 }
 
-/* Wake the launcher and this database's worker when this transaction commits. */
+/*
+ * Wake this database's worker when this transaction commits: its
+ * subscriptions changed.  (strata._worker_notify also wakes the launcher.)
+ */
 void
 worker_notify_at_commit(void)
 {
@@ -267,6 +276,7 @@ Datum
 strata_worker_notify(PG_FUNCTION_ARGS)
 {
 	worker_notify_at_commit();
+	notify_launcher = true;
 	PG_RETURN_VOID();
 }
 

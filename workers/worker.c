@@ -1224,6 +1224,47 @@ worker_catchup(WorkerSub *sub)
 
 /* ---------- the round ---------- */
 
+/* Is the extension installed here, at 0.3.0 or later?  In a transaction. */
+static bool
+worker_extension_present(void)
+{
+	Oid nspid;
+
+	if (!OidIsValid(get_extension_oid("strata", true)))
+		return false;
+	nspid = get_namespace_oid(STRATA_SCHEMA, true);
+	return OidIsValid(nspid) &&
+		   OidIsValid(get_relname_relid("subscriptions", nspid));
+}
+
+/*
+ * No extension here (never installed, dropped, or older than 0.3.0): drop
+ * the slot if there is one, so that it keeps no WAL, say so in the shared
+ * slot for the launcher, and exit.  CREATE EXTENSION and ALTER EXTENSION
+ * UPDATE wake the launcher again.
+ */
+static void
+worker_exit_absent(bool was_running)
+{
+	ReplicationSlot *rs;
+
+	ereport(was_running ? LOG : DEBUG1, (errmsg("strata worker: extension strata is not installed "
+						 "(at version 0.3.0 or later) in this database; "
+						 "exiting")));
+	worker_me->absent = true;
+	if (worker_ctx != NULL)
+		FreeDecodingContext(worker_ctx);
+	worker_ctx = NULL;
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	rs = SearchNamedReplicationSlot(slot_name, false);
+	LWLockRelease(ReplicationSlotControlLock);
+	if (rs != NULL)
+		ReplicationSlotDrop(slot_name, true);
+	proc_exit(0);
+}
+
 /* Wait until the decoded transactions are visible to new snapshots */
 static void
 worker_wait_visible(void)
@@ -1250,9 +1291,7 @@ worker_prepare_round(bool reload)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	extoid = get_extension_oid("strata", true);
-	present = OidIsValid(extoid) &&
-			  OidIsValid(get_relname_relid(
-				  "subscriptions", get_namespace_oid(STRATA_SCHEMA, true)));
+	present = worker_extension_present();
 
 	/*
 	 * A new extension (DROP and CREATE EXTENSION) starts positions again
@@ -1359,21 +1398,7 @@ worker_round(bool reload)
 
 	worker_decode();
 	if (!worker_prepare_round(reload))
-	{
-		ereport(LOG, (errmsg("strata worker: extension strata is not "
-							 "installed (at version 0.3.0 or later) in this "
-							 "database; exiting")));
-		worker_me->absent = true;
-		if (worker_ctx != NULL)
-			FreeDecodingContext(worker_ctx);
-		worker_ctx = NULL;
-		if (MyReplicationSlot != NULL)
-		{
-			ReplicationSlotRelease();
-			ReplicationSlotDrop(slot_name, true);
-		}
-		proc_exit(0);
-	}
+		worker_exit_absent(true);
 
 	now = GetCurrentTimestamp();
 	for (int i = 0; i < nsubs; i++)
@@ -1466,6 +1491,16 @@ strata_worker_main(Datum arg)
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
+
+	/* nothing to do (and no slot to create) without the extension */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!worker_extension_present())
+	{
+		CommitTransactionCommand();
+		worker_exit_absent(false);
+	}
+	CommitTransactionCommand();
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
 									   ALLOCSET_DEFAULT_SIZES);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker round",

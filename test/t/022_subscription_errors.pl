@@ -10,7 +10,12 @@
 #     parked_events: every event handled exactly once;
 #   - on_error 'stop': the subscription stops at the failing event (state
 #     'stopped', later events wait), resume_subscription while the handler
-#     still fails stops again, and after the fix it continues from there.
+#     still fails stops again, and after the fix it continues from there;
+#   - the times are real: first_failed_at, parked_at (at least the base
+#     delay later), last_error_at, last_processed_at and now() inside the
+#     handler are not older than the append that caused them;
+#   - strata.max_attempts changed with ALTER SYSTEM and pg_reload_conf
+#     (SIGHUP) applies to the next failing event.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
