@@ -47,6 +47,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/walwriter.h"
 #include "replication/decode.h"
 #include "replication/logical.h"
 #include "replication/slot.h"
@@ -230,6 +231,21 @@ worker_capture_commit(void *arg, ReorderBufferTXN *txn)
 static DecoderCapture worker_capture = {worker_capture_event,
 										worker_capture_commit, NULL};
 
+/*
+ * Read WAL pages as pg_logical_slot_get_changes does, but never wait: a
+ * record that goes past the flush position is read in a later round
+ * (read_local_xlog_page would sleep in 1 ms steps until it is flushed).
+ */
+static int
+worker_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
+				 XLogRecPtr targetRecPtr, char *cur_page)
+{
+	if (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+		return XLREAD_WOULDBLOCK;
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr,
+								cur_page);
+}
+
 /* The plugin never writes while capturing; these only satisfy the API. */
 static void
 worker_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
@@ -358,7 +374,7 @@ worker_start_stream(void)
 	decoder_capture = &worker_capture;
 	worker_ctx = CreateDecodingContext(
 		InvalidXLogRecPtr, NIL, false,
-		XL_ROUTINE(.page_read = read_local_xlog_page,
+		XL_ROUTINE(.page_read = worker_page_read,
 				   .segment_open = wal_segment_open,
 				   .segment_close = wal_segment_close),
 		worker_prepare_write, worker_write, NULL);
@@ -408,8 +424,9 @@ worker_decode(void)
 		record = XLogReadRecord(worker_ctx->reader, &errm);
 		if (errm)
 			elog(ERROR, "could not read WAL for decoding: %s", errm);
-		if (record != NULL)
-			LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
+		if (record == NULL)
+			break; /* the rest of the record is not flushed yet */
+		LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
 		CHECK_FOR_INTERRUPTS();
 	}
 	worker_reset_caches();
@@ -1448,6 +1465,15 @@ worker_round(bool reload)
 	}
 	if (nevents >= limit)
 		wait_ms = 0;
+
+	/*
+	 * WAL written but not flushed yet may hold commits of transactions
+	 * that appended with synchronous_commit = off, whose wake-up came
+	 * before their commit records were flushed: look again once the WAL
+	 * writer has flushed them.
+	 */
+	if (GetXLogInsertRecPtr() > stream_lsn)
+		wait_ms = Min(wait_ms, WalWriterDelay);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return wait_ms;
 }
