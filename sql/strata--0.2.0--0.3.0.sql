@@ -26,6 +26,7 @@ CREATE TABLE strata.subscriptions (
 	last_error			text,
 	last_error_at		timestamptz,
 	projection			text,
+	stream_id			text,
 	generation			bigint		NOT NULL DEFAULT 1,
 	created_at			timestamptz	NOT NULL DEFAULT now()
 );
@@ -55,6 +56,8 @@ COMMENT ON COLUMN strata.subscriptions.attempts IS 'Failed attempts at the event
 COMMENT ON COLUMN strata.subscriptions.last_error IS 'Message of the last handler error.';
 COMMENT ON COLUMN strata.subscriptions.last_error_at IS 'When the last handler error happened.';
 COMMENT ON COLUMN strata.subscriptions.projection IS 'Async projection the subscription runs, or NULL.';
+COMMENT ON COLUMN strata.subscriptions.stream_id IS
+	'The worker''s decoding stream the checkpoint refers to; under another one (a new slot, a restored database) the subscription catches up from strata.events.';
 COMMENT ON COLUMN strata.subscriptions.generation IS
 	'Bumped by every change from SQL; the worker discards work done under an older generation.';
 COMMENT ON COLUMN strata.subscriptions.created_at IS 'When the subscription was created.';
@@ -79,6 +82,14 @@ COMMENT ON COLUMN strata.parked_events.error IS 'Message of the last error.';
 COMMENT ON COLUMN strata.parked_events.sqlstate IS 'SQLSTATE of the last error.';
 COMMENT ON COLUMN strata.parked_events.first_failed_at IS 'When the first attempt failed.';
 COMMENT ON COLUMN strata.parked_events.parked_at IS 'When the event was parked.';
+
+-- Not dumped: a restored database gets a new stream.
+CREATE TABLE strata._stream (
+	id					text		NOT NULL
+);
+COMMENT ON TABLE strata._stream IS
+	'Private: the identity of the worker''s current decoding stream (its slot), written before the slot is created.';
+COMMENT ON COLUMN strata._stream.id IS 'Identity of the stream.';
 
 SELECT pg_catalog.pg_extension_config_dump('strata.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('strata.parked_events', '');
@@ -170,7 +181,7 @@ COMMENT ON FUNCTION strata._worker_notify() IS
 CREATE VIEW strata.subscription_status AS
 	SELECT s.name,
 		   CASE WHEN s.state <> 'active' THEN s.state
-				WHEN s.phase = 'catchup' THEN 'catching up'
+				WHEN NOT x.following THEN 'catching up'
 				WHEN s.attempts > 0 THEN 'retrying'
 				ELSE 'live' END AS state,
 		   s.checkpoint_lsn AS checkpoint,
@@ -198,7 +209,10 @@ CREATE VIEW strata.subscription_status AS
 		  AND (s.categories IS NULL OR e.category = ANY (s.categories))
 		  AND (s.types IS NULL OR e.type = ANY (s.types))) b
 	CROSS JOIN LATERAL (
-		SELECT CASE WHEN s.phase = 'live' AND NOT pg_catalog.pg_is_in_recovery()
+		SELECT s.phase = 'live' AND s.stream_id IS NOT DISTINCT FROM
+			   (SELECT id FROM strata._stream LIMIT 1) AS following) x
+	CROSS JOIN LATERAL (
+		SELECT CASE WHEN x.following AND NOT pg_catalog.pg_is_in_recovery()
 					THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
 													s.checkpoint_lsn)::bigint
 			   END AS retained_wal_bytes) w;
@@ -225,7 +239,7 @@ COMMENT ON COLUMN strata.subscription_status.last_error_at IS 'When it happened.
 COMMENT ON COLUMN strata.subscription_status.projection IS 'Async projection the subscription runs, or NULL.';
 
 REVOKE ALL ON strata.subscriptions, strata.parked_events,
-	strata.subscription_status FROM PUBLIC;
+	strata.subscription_status, strata._stream FROM PUBLIC;
 -- wait_for and the status are for every reader of a projection.
 GRANT SELECT ON strata.subscriptions, strata.subscription_status TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION strata._worker_notify() FROM PUBLIC;

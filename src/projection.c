@@ -550,12 +550,9 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 }
 
 /*
- * Rebuild of an async projection: call the reset function, then send the
- * projection's subscription back to the beginning; the worker replays
- * the events.  The reset comes first, so that the worker's batch under
- * way (whose progress update then fails on the new generation) commits or
- * rolls back before the read model is reset, never after.  Connected to
- * SPI.
+ * Rebuild of an async projection: send the projection's subscription back
+ * to the beginning, then call the reset function; the worker replays the
+ * events once this commits.  Connected to SPI.
  */
 static void
 projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
@@ -564,17 +561,12 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtype = TEXTOID;
 
-	if (!PG_ARGISNULL(1))
-	{
-		Oid		 reset = PG_GETARG_OID(1);
-		FmgrInfo flinfo;
-
-		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
-							  "() RETURNS void");
-		fmgr_info(reset, &flinfo);
-		define_call_void(&flinfo, 0, NULL);
-		CommandCounterIncrement();
-	}
+	/*
+	 * The subscription first: its row lock makes a batch of the worker that
+	 * has not updated it yet wait and then fail on the new generation (its
+	 * writes roll back), and a batch that already holds it commit before
+	 * this goes on, so that the reset below sees (and resets) its writes.
+	 */
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
 						   "WITH s AS (UPDATE strata.subscriptions SET "
@@ -588,6 +580,17 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 						   1, &argtype),
 			&name_d, NULL, false, 0) < 0)
 		elog(ERROR, "could not restart the projection's subscription");
+	if (!PG_ARGISNULL(1))
+	{
+		Oid		 reset = PG_GETARG_OID(1);
+		FmgrInfo flinfo;
+
+		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
+							  "() RETURNS void");
+		fmgr_info(reset, &flinfo);
+		define_call_void(&flinfo, 0, NULL);
+		CommandCounterIncrement();
+	}
 	worker_notify_at_commit();
 	ereport(NOTICE,
 			(errmsg("async projection \"%s\" is being rebuilt by the strata "

@@ -80,6 +80,7 @@ subscription_parse_delivered(const char *text, SubProgress *p)
 	p->nranges = 0;
 	p->cap = 0;
 	p->lo = p->hi = NULL;
+	subscription_grow(p, 1);
 	while (*s != '\0')
 	{
 		int64 lo;
@@ -210,6 +211,7 @@ subscription_mark_processed(SubProgress *p, int64 position)
 
 	if (p->nranges == p->cap)
 	{
+		/* the ranges stay in the context they were made in */
 		MemoryContext old = MemoryContextSwitchTo(
 			p->lo != NULL ? GetMemoryChunkContext(p->lo) : CurrentMemoryContext);
 
@@ -223,7 +225,22 @@ subscription_mark_processed(SubProgress *p, int64 position)
 	p->nranges++;
 }
 
-/* Copy 'src' into 'dst', with the ranges allocated in 'cxt' */
+/* Free the ranges of 'p' */
+void
+subscription_progress_free(SubProgress *p)
+{
+	if (p->lo != NULL)
+		pfree(p->lo);
+	if (p->hi != NULL)
+		pfree(p->hi);
+	p->lo = p->hi = NULL;
+	p->nranges = p->cap = 0;
+}
+
+/*
+ * Copy 'src' into 'dst', with the ranges allocated in 'cxt' (where later
+ * growth stays too); 'dst' must not own ranges.
+ */
 void
 subscription_progress_copy(SubProgress *dst, SubProgress *src,
 						   MemoryContext cxt)
@@ -233,7 +250,7 @@ subscription_progress_copy(SubProgress *dst, SubProgress *src,
 
 	copy.cap = 0;
 	copy.lo = copy.hi = NULL;
-	subscription_grow(&copy, src->nranges);
+	subscription_grow(&copy, Max(src->nranges, 1));
 	if (src->nranges > 0)
 	{
 		memcpy(copy.lo, src->lo, sizeof(int64) * src->nranges);
@@ -460,6 +477,15 @@ strata_subscribe(PG_FUNCTION_ARGS)
 						errmsg("invalid on_error \"%s\"", on_error),
 						errhint("Use 'park' or 'stop'.")));
 	PreventCommandIfReadOnly("strata.subscribe()");
+
+	/* the handler will see every event it takes, history included */
+	{
+		AclResult aclresult = pg_class_aclcheck(strata_relid("events"),
+												GetUserId(), ACL_SELECT);
+
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_TABLE, "events");
+	}
 
 	SPI_connect();
 	subscription_insert(name, handler, PG_GETARG_DATUM(2), PG_ARGISNULL(2),
@@ -695,6 +721,7 @@ subscription_reached(Datum name, int64 position)
 	Datum			  args[2];
 	Snapshot		  snapshot;
 	bool			  isnull;
+	bool			  reached;
 	int				  ret;
 
 	args[0] = name;
@@ -715,8 +742,10 @@ subscription_reached(Datum name, int64 position)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("subscription \"%s\" does not exist",
 							   TextDatumGetCString(name))));
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull));
+	reached = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return reached;
 }
 
 /*

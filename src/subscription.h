@@ -37,6 +37,7 @@ extern char *subscription_format_delivered(SubProgress *p);
 extern bool	 subscription_processed(SubProgress *p, int64 position);
 extern void	 subscription_mark_processed(SubProgress *p, int64 position);
 extern void	 subscription_settle(SubProgress *p, int64 watermark);
+extern void	 subscription_progress_free(SubProgress *p);
 extern void	 subscription_progress_copy(SubProgress *dst, SubProgress *src,
 										MemoryContext cxt);
 extern void	 subscription_insert(const char *name, Oid handler,

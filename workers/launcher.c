@@ -41,6 +41,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -163,6 +164,8 @@ worker_wake(Oid dbid)
 		{
 			if (slot->pid == MyProcPid)
 				worker_self_appended = true;
+			else if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+				slot->async_wake = true;
 			SetLatch(latch);
 		}
 	}
@@ -186,6 +189,54 @@ worker_slot(int index)
 	Assert(worker_shared != NULL && index >= 0 &&
 		   index < worker_shared->nslots);
 	return &worker_shared->slots[index];
+}
+
+/*
+ * A starting worker takes its slot: not while its database is being
+ * dropped, nor while another worker of the slot is alive (a launcher
+ * restarted after an error has no handles and may start a second one).
+ */
+bool
+worker_claim(WorkerSlot *slot)
+{
+	bool ok = false;
+
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (slot->dropper == 0 &&
+		(slot->pid == 0 || slot->pid == MyProcPid || kill(slot->pid, 0) != 0))
+	{
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		ok = true;
+	}
+	LWLockRelease(worker_shared->lock);
+	return ok;
+}
+
+/* A worker that exits gives its slot back (if it is still its own). */
+void
+worker_release(WorkerSlot *slot)
+{
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+	{
+		slot->pid = 0;
+		slot->latch = NULL;
+	}
+	LWLockRelease(worker_shared->lock);
+}
+
+/*
+ * A worker found no extension: the launcher leaves the database alone,
+ * unless a CREATE EXTENSION committed meanwhile.
+ */
+void
+worker_mark_absent(WorkerSlot *slot)
+{
+	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
+	if (!slot->notified)
+		slot->absent = true;
+	LWLockRelease(worker_shared->lock);
 }
 
 static void
@@ -296,6 +347,14 @@ worker_stop_for_drop(const char *dbname)
 
 	if (!OidIsValid(dbid) || worker_shared == NULL)
 		return;
+	/* only for a role that may drop it: dropdb checks that later */
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(DatabaseRelationId, dbid, GetUserId()))
+		return;
+#else
+	if (!pg_database_ownercheck(dbid, GetUserId()))
+		return;
+#endif
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	slot = worker_slot_for(dbid);
@@ -313,9 +372,16 @@ worker_stop_for_drop(const char *dbname)
 	if (pid != 0)
 		kill(pid, SIGTERM);
 
+	/* the worker gone, and its replication slot released */
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DROP_WAIT_MS);
-	while (slot->pid != 0 && GetCurrentTimestamp() < deadline)
+	while (GetCurrentTimestamp() < deadline)
 	{
+		int nslots;
+		int nactive;
+
+		(void) ReplicationSlotsCountDBSlots(dbid, &nslots, &nactive);
+		if (slot->pid == 0 && nactive == 0)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -519,7 +585,12 @@ launcher_worker_running(int index)
 	pid_t pid;
 
 	if (launcher_entries[index].handle == NULL)
-		return false;
+	{
+		/* a worker started by an earlier launcher */
+		pid_t other = worker_shared->slots[index].pid;
+
+		return other != 0 && kill(other, 0) == 0;
+	}
 	if (GetBackgroundWorkerPid(launcher_entries[index].handle, &pid) ==
 		BGWH_STOPPED)
 	{

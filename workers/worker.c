@@ -58,6 +58,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -177,8 +178,28 @@ static int			txn_first = 0;
 static TupleDesc events_desc = NULL;
 static Oid		 worker_extoid = InvalidOid;
 static bool		 worker_rewind = false; /* restart decoding next round */
+static char		*worker_stream_id = NULL;  /* identity of the slot's stream */
+static TimestampTz worker_loaded_at = 0;   /* when subscriptions were read */
 
-static void worker_reset_caches(void);
+static void worker_reset_caches(XLogRecPtr from);
+
+/*
+ * Commit (abort) the current transaction and make round_cxt current:
+ * what the worker allocates between transactions lives for the round.
+ */
+static void
+worker_commit(void)
+{
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(round_cxt);
+}
+
+static void
+worker_abort(void)
+{
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(round_cxt);
+}
 
 /* ---------- decoding ---------- */
 
@@ -294,32 +315,80 @@ worker_create_slot(void)
 	FreeDecodingContext(ctx);
 	ReplicationSlotPersist();
 	ReplicationSlotRelease();
-	CommitTransactionCommand();
+	worker_commit();
 	ereport(LOG, (errmsg("strata worker created replication slot \"%s\"",
 						 slot_name)));
 }
 
 /*
- * Every live subscription goes back to catching up from strata.events:
- * after the slot was lost, the WAL between their checkpoints and the new
- * slot is gone, but their processed positions are exact.
+ * A new stream is about to start (a new slot): give it a new identity,
+ * and send every live subscription back to catching up from
+ * strata.events: their checkpoints refer to WAL this slot never saw, but
+ * their processed positions are exact.  Committed and flushed before the
+ * slot exists, so that no crash can leave a new slot with old
+ * checkpoints; a checkpoint saved under another identity (as a restored
+ * database brings) is ignored the same way (worker_load_subs).
  */
 static void
-worker_all_to_catchup(void)
+worker_new_stream(void)
 {
+	char *id;
+
+	id = psprintf(UINT64_FORMAT "/%X/%X/" INT64_FORMAT,
+				  GetSystemIdentifier(),
+				  LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
+				  (int64) GetCurrentTimestamp());
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	if (SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
-					"generation = generation + 1 WHERE phase = 'live'",
+	if (SPI_execute("DELETE FROM strata._stream", false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("INSERT INTO strata._stream (id) VALUES ($1)", 1,
+							  (Oid[]){TEXTOID},
+							  (Datum[]){CStringGetTextDatum(id)}, NULL,
+							  false, 0) != SPI_OK_INSERT ||
+		SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
+					"generation = generation OPERATOR(pg_catalog.+) 1 "
+					"WHERE phase OPERATOR(pg_catalog.=) 'live'",
 					false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not reset the subscriptions");
+		elog(ERROR, "could not start a new stream");
 	SPI_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_commit();
+	XLogFlush(XactLastCommitEnd);
+
+	if (worker_stream_id != NULL)
+		pfree(worker_stream_id);
+	worker_stream_id = MemoryContextStrdup(TopMemoryContext, id);
 	for (int i = 0; i < nsubs; i++)
 		subs[i]->stale = true;
+}
+
+/* Read the identity of the current stream; false if there is none */
+static bool
+worker_read_stream_id(void)
+{
+	bool found = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute("SELECT id FROM strata._stream", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata._stream");
+	if (SPI_processed == 1)
+	{
+		if (worker_stream_id != NULL)
+			pfree(worker_stream_id);
+		worker_stream_id = MemoryContextStrdup(
+			TopMemoryContext,
+			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		found = true;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	worker_commit();
+	return found;
 }
 
 /*
@@ -331,6 +400,7 @@ static void
 worker_start_stream(void)
 {
 	ReplicationSlot *slot;
+	MemoryContext	 old;
 
 	if (worker_ctx != NULL)
 	{
@@ -345,14 +415,12 @@ worker_start_stream(void)
 		LWLockRelease(ReplicationSlotControlLock);
 		if (slot == NULL)
 		{
-			/*
-			 * A new slot (first start, a restore from pg_dump, a promoted
-			 * standby, a slot dropped by hand): the stream checkpoints of
-			 * live subscriptions refer to WAL this slot never saw.
-			 */
+			/* first start, a promoted standby, a slot dropped by hand */
+			worker_new_stream();
 			worker_create_slot();
-			worker_all_to_catchup();
 		}
+		else if (!worker_read_stream_id())
+			worker_new_stream();
 		ReplicationSlotAcquire(slot_name, true);
 	}
 
@@ -366,18 +434,20 @@ worker_start_stream(void)
 						   "max_slot_wal_keep_size.")));
 		ReplicationSlotRelease();
 		ReplicationSlotDrop(slot_name, true);
+		worker_new_stream();
 		worker_create_slot();
 		ReplicationSlotAcquire(slot_name, true);
-		worker_all_to_catchup();
 	}
 
 	decoder_capture = &worker_capture;
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	worker_ctx = CreateDecodingContext(
 		InvalidXLogRecPtr, NIL, false,
 		XL_ROUTINE(.page_read = worker_page_read,
 				   .segment_open = wal_segment_open,
 				   .segment_close = wal_segment_close),
 		worker_prepare_write, worker_write, NULL);
+	MemoryContextSwitchTo(old);
 	XLogBeginRead(worker_ctx->reader, MyReplicationSlot->data.restart_lsn);
 	stream_lsn = MyReplicationSlot->data.confirmed_flush;
 
@@ -397,8 +467,10 @@ worker_start_stream(void)
 static void
 worker_decode(void)
 {
-	XLogRecPtr end;
-	int		   limit = worker_batch_size * WORKER_ROUND_BATCHES;
+	XLogRecPtr	  end;
+	XLogRecPtr	  from;
+	int			  limit = worker_batch_size * WORKER_ROUND_BATCHES;
+	MemoryContext old;
 
 	/*
 	 * Events appended by handlers were committed asynchronously (see
@@ -415,7 +487,12 @@ worker_decode(void)
 		return;
 
 	pgstat_report_activity(STATE_RUNNING, "decoding");
-	worker_reset_caches();
+	from = worker_ctx->reader->EndRecPtr;
+	if (XLogRecPtrIsInvalid(from))
+		from = MyReplicationSlot->data.restart_lsn;
+	worker_reset_caches(from);
+	/* the WAL reader allocates as it goes: not in round_cxt */
+	old = MemoryContextSwitchTo(worker_ctx->context);
 	while (worker_ctx->reader->EndRecPtr < end && nevents < limit)
 	{
 		XLogRecord *record;
@@ -429,42 +506,59 @@ worker_decode(void)
 		LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
 		CHECK_FOR_INTERRUPTS();
 	}
-	worker_reset_caches();
+	MemoryContextSwitchTo(old);
+	worker_reset_caches(from);
 	if (worker_ctx->reader->EndRecPtr > stream_lsn)
 		stream_lsn = worker_ctx->reader->EndRecPtr;
 }
 
 /*
- * Catalog invalidations seen since the caches were last reset.  Decoding
- * runs under historic snapshots and the rounds' transactions under
- * current ones, in one process: a cache entry built under one must not be
- * used under the other when the catalog changed in between.  Any
- * invalidation (a catalog change committed anywhere, or one replayed by
- * decoding) sets this flag, and only then are the caches reset around
- * decoding, as pg_logical_slot_get_changes always does.
+ * The WAL insert position when this process last saw a catalog change.
+ * Decoding runs under historic snapshots and the rounds' transactions
+ * under current ones, in one process.  A cache entry built under one must
+ * not be used under the other when the catalog changed between the two
+ * points in time: the decoded WAL and now.  Every invalidation (a catalog
+ * change committed anywhere, seen when a transaction starts, or one
+ * replayed by decoding) moves this position to the current end of the
+ * WAL, and any decoding that starts below it resets the caches before
+ * and after, as pg_logical_slot_get_changes always does.  Once the
+ * decoding has passed it, the catalog of the decoded WAL is the current
+ * one, and the caches are left alone.
  */
-static bool worker_catalog_changed = true;
+static XLogRecPtr worker_catalog_lsn = InvalidXLogRecPtr;
+
+static void
+worker_catalog_changed(void)
+{
+	worker_catalog_lsn = GetXLogInsertRecPtr();
+}
 
 static void
 worker_relcache_callback(Datum arg, Oid relid)
 {
-	worker_catalog_changed = true;
+	worker_catalog_changed();
 }
 
 static void
 worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	worker_catalog_changed = true;
+	worker_catalog_changed();
 }
 
-/* Reset the caches if the catalog may have changed since the last reset */
+/* Reset the caches if decoding from 'from' may meet another catalog */
 static void
-worker_reset_caches(void)
+worker_reset_caches(XLogRecPtr from)
 {
-	if (!worker_catalog_changed)
-		return;
-	InvalidateSystemCaches();
-	worker_catalog_changed = false;
+	if (from < worker_catalog_lsn || XLogRecPtrIsInvalid(worker_catalog_lsn))
+	{
+		XLogRecPtr known = worker_catalog_lsn;
+
+		InvalidateSystemCaches();
+		/* our own reset calls the callbacks too: it is no catalog change */
+		worker_catalog_lsn = known;
+		if (XLogRecPtrIsInvalid(worker_catalog_lsn))
+			worker_catalog_changed();
+	}
 }
 
 /* ---------- subscriptions ---------- */
@@ -515,7 +609,7 @@ worker_load_subs(void)
 						   "SELECT name, generation, handler::oid, owner, "
 						   "categories, types, on_error, state, phase, "
 						   "checkpoint_lsn, checkpoint_index, watermark, "
-						   "delivered::text, attempts, last_error_at "
+						   "delivered::text, attempts, last_error_at, stream_id "
 						   "FROM strata.subscriptions ORDER BY created_at, name",
 						   0, NULL),
 			NULL, NULL, true, 0) != SPI_OK_SELECT)
@@ -553,7 +647,11 @@ worker_load_subs(void)
 		str = TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull));
 		sub->state = str[0];
 		str = TextDatumGetCString(SPI_getbinval(tup, desc, 9, &isnull));
-		sub->live = strcmp(str, "live") == 0;
+		/* a checkpoint is only valid for the stream it was taken from */
+		d = SPI_getbinval(tup, desc, 16, &isnull);
+		sub->live = strcmp(str, "live") == 0 && !isnull &&
+					worker_stream_id != NULL &&
+					strcmp(TextDatumGetCString(d), worker_stream_id) == 0;
 		d = SPI_getbinval(tup, desc, 10, &isnull);
 		sub->progress.checkpoint_lsn = isnull ? InvalidXLogRecPtr
 											  : DatumGetLSN(d);
@@ -587,6 +685,7 @@ worker_load_subs(void)
 	subs_cxt = new_cxt;
 	subs = list;
 	nsubs = n;
+	worker_loaded_at = GetCurrentTimestamp();
 }
 
 /* Is the subscription due to run now (active, not waiting to retry)? */
@@ -675,10 +774,10 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 					 XLogRecPtr live_lsn, int64 last_position)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[8] = {TEXTOID, INT8OID, LSNOID, INT4OID,
-						 INT8OID, TEXTOID, INT8OID, BOOLOID};
-	Datum args[8];
-	char  nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid	  argtypes[9] = {TEXTOID, INT8OID, LSNOID,	INT4OID, INT8OID,
+						 TEXTOID, INT8OID, BOOLOID, TEXTOID};
+	Datum args[9];
+	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool  ok;
 
 	args[0] = CStringGetTextDatum(sub->name);
@@ -696,6 +795,7 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 	if (last_position <= 0)
 		nulls[6] = 'n';
 	args[7] = BoolGetDatum(go_live);
+	args[8] = CStringGetTextDatum(worker_stream_id ? worker_stream_id : "");
 
 	SPI_connect();
 	if (SPI_execute_plan(
@@ -708,10 +808,11 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 				"last_processed_at = CASE WHEN $7 IS NULL "
 				"THEN last_processed_at ELSE pg_catalog.now() END, "
 				"attempts = CASE WHEN $7 IS NULL THEN attempts ELSE 0 END, "
-				"phase = CASE WHEN $8 THEN 'live' ELSE phase END "
+				"phase = CASE WHEN $8 THEN 'live' ELSE phase END, "
+				"stream_id = CASE WHEN $8 THEN $9 ELSE stream_id END "
 				"WHERE name OPERATOR(pg_catalog.=) $1 "
 				"AND generation OPERATOR(pg_catalog.=) $2",
-				8, argtypes),
+				9, argtypes),
 			args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not save the progress of a subscription");
 	ok = SPI_processed == 1;
@@ -751,6 +852,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	{
 		Oid save_userid;
 		int save_sec;
+		int nestlevel;
 		AclResult aclresult;
 
 		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
@@ -789,7 +891,10 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
 				SetUserIdAndSecContext(sub->owner,
 									   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+				/* a SET in a handler must not outlive its call */
+				nestlevel = NewGUCNestLevel();
 				define_call_void(&flinfo, 1, &arg);
+				AtEOXact_GUC(true, nestlevel);
 				SetUserIdAndSecContext(save_userid, save_sec);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(event_cxt);
@@ -832,8 +937,9 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	if (result == -1)
 	{
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		worker_commit();
 		MemoryContextSwitchTo(old);
+		subscription_progress_free(&sub->progress);
 		subscription_progress_copy(&sub->progress, &work, subs_cxt);
 		if (last_position > 0)
 			sub->attempts = 0;
@@ -841,7 +947,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	}
 	else
 	{
-		AbortCurrentTransaction();
+		worker_abort();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(event_cxt);
 	}
@@ -877,11 +983,12 @@ worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 	PopActiveSnapshot();
 	if (!ok)
 	{
-		AbortCurrentTransaction();
+		worker_abort();
 		sub->stale = true;
 		return false;
 	}
-	CommitTransactionCommand();
+	worker_commit();
+	subscription_progress_free(&sub->progress);
 	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	if (go_live)
 	{
@@ -903,9 +1010,9 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 {
 	static SPIPlanPtr plan_error = NULL;
 	static SPIPlanPtr plan_park = NULL;
-	Oid				  argtypes[7] = {TEXTOID, INT8OID,	INT4OID,	TEXTOID,
-									 TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum			  args[7];
+	Oid				  argtypes[8] = {TEXTOID, INT8OID, INT4OID,		 TEXTOID,
+									 TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Datum			  args[8];
 	bool			  last;
 	bool			  ok = true;
 	SubProgress		  work;
@@ -934,6 +1041,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 	args[5] = CStringGetTextDatum(
 		last ? (sub->on_error_stop ? "stopped" : "active") : "active");
 	args[6] = TimestampTzGetDatum(sub->first_failed_at);
+	args[7] = Int64GetDatum(sub->generation);
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
@@ -946,11 +1054,13 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 				&plan_error,
 				"UPDATE strata.subscriptions SET attempts = $3, "
 				"last_error = $4, last_error_at = pg_catalog.now(), "
-				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1",
-				7, argtypes),
+				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1 "
+				"AND generation OPERATOR(pg_catalog.=) $8",
+				8, argtypes),
 			args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a handler error");
-	if (last && !sub->on_error_stop)
+	ok = SPI_processed == 1;
+	if (ok && last && !sub->on_error_stop)
 	{
 		if (SPI_execute_plan(
 				strata_prepare(
@@ -979,17 +1089,17 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 		}
 	}
 	SPI_finish();
-	if (last && !sub->on_error_stop)
+	if (ok && last && !sub->on_error_stop)
 		ok = worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
 								  ev->position);
 	PopActiveSnapshot();
 	if (!ok)
 	{
-		AbortCurrentTransaction();
+		worker_abort();
 		sub->stale = true;
 		return false;
 	}
-	CommitTransactionCommand();
+	worker_commit();
 
 	if (!last)
 		return false;
@@ -998,6 +1108,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 		sub->state = 's';
 		return false;
 	}
+	subscription_progress_free(&sub->progress);
 	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	sub->attempts = 0;
 	sub->last_error_at = 0;
@@ -1041,7 +1152,7 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 		elog(ERROR, "could not stop a subscription");
 	SPI_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_commit();
 	sub->state = 's';
 }
 
@@ -1066,7 +1177,9 @@ worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 
 	while (from < n)
 	{
-		int to = Min(n, from + worker_batch_size);
+		int		   to = Min(n, from + worker_batch_size);
+		int		   failed = -1; /* the event whose handler failed */
+		ErrorData *error = NULL;
 
 		for (;;)
 		{
@@ -1075,32 +1188,35 @@ worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 
 			if (r == -1)
 				break;
+			if (error != NULL)
+				FreeErrorData(error);
+			error = edata;
 			if (r == -2)
 			{
 				sub->stale = true;
+				FreeErrorData(error);
 				return false;
 			}
 			if (r == WORKER_BAD_HANDLER)
 			{
-				worker_stop_sub(sub, edata);
-				FreeErrorData(edata);
+				worker_stop_sub(sub, error);
+				FreeErrorData(error);
 				return false;
 			}
-			if (r > from)
-			{
-				/* commit the events before the failing one first */
-				to = r;
-				FreeErrorData(edata);
-				continue;
-			}
-			if (!worker_handle_failure(sub, &list[r], edata))
-			{
-				FreeErrorData(edata);
+			/* commit the events before the failing one, then count it */
+			failed = r;
+			if (r == from)
+				break;
+			to = r;
+		}
+		if (failed >= 0)
+		{
+			bool parked = worker_handle_failure(sub, &list[failed], error);
+
+			FreeErrorData(error);
+			if (!parked)
 				return false;
-			}
-			FreeErrorData(edata);
-			to = from + 1;
-			break;
+			to = failed + 1;
 		}
 		from = to;
 	}
@@ -1192,6 +1308,7 @@ worker_catchup(WorkerSub *sub)
 	int				  n = 0;
 	int				  cap = 0;
 	bool			  final;
+	bool			  go_live = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1215,26 +1332,43 @@ worker_catchup(WorkerSub *sub)
 	worker_collect_rows(sub, &list, &n, &cap, &last);
 	if (final)
 	{
-		args[0] = Int64GetDatum(settled);
+		Oid	  rest_types[3] = {INT8OID, TEXTOID, INT8OID};
+		Datum rest_args[3];
+
+		rest_args[0] = Int64GetDatum(settled);
+		rest_args[1] = CStringGetTextDatum(
+			subscription_format_delivered(&sub->progress));
+		rest_args[2] = Int64GetDatum(worker_batch_size);
+		/*
+		 * At most a batch of it: more (a long transaction holding the
+		 * horizon down while others commit) is run a batch per round, and
+		 * the hand-over waits until the rest fits in one.
+		 */
 		if (SPI_execute_snapshot(
 				strata_prepare(&plan_rest,
 							   "SELECT * FROM strata.events WHERE position "
-							   "OPERATOR(pg_catalog.>=) $1 ORDER BY position",
-							   1, argtypes),
-				args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
+							   "OPERATOR(pg_catalog.>=) $1 AND NOT "
+							   "$2::pg_catalog.int8multirange "
+							   "OPERATOR(pg_catalog.@>) position "
+							   "ORDER BY position LIMIT $3",
+							   3, rest_types),
+				rest_args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
 			SPI_OK_SELECT)
 			elog(ERROR, "could not read strata.events");
+		go_live = SPI_processed < (uint64) worker_batch_size;
 		worker_collect_rows(sub, &list, &n, &cap, &last);
 	}
 	UnregisterSnapshot(snapshot);
 	SPI_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_commit();
 
 	if (!worker_run_list(sub, list, n))
 		return false;
 	if (!final)
 		return worker_commit_progress(sub, last + 1, false, InvalidXLogRecPtr);
+	if (!go_live)
+		return worker_commit_progress(sub, settled, false, InvalidXLogRecPtr);
 	(void) worker_commit_progress(sub, settled, true, stream_lsn);
 	return false;
 }
@@ -1268,7 +1402,7 @@ worker_exit_absent(bool was_running)
 	ereport(was_running ? LOG : DEBUG1, (errmsg("strata worker: extension strata is not installed "
 						 "(at version 0.3.0 or later) in this database; "
 						 "exiting")));
-	worker_me->absent = true;
+	worker_mark_absent(worker_me);
 	if (worker_ctx != NULL)
 		FreeDecodingContext(worker_ctx);
 	worker_ctx = NULL;
@@ -1303,6 +1437,7 @@ worker_prepare_round(bool reload)
 {
 	Oid	 extoid;
 	bool present;
+	bool new_extension = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1316,6 +1451,7 @@ worker_prepare_round(bool reload)
 	 */
 	if (extoid != worker_extoid)
 	{
+		new_extension = OidIsValid(worker_extoid);
 		nsamples = 0;
 		worker_extoid = extoid;
 		reload = true;
@@ -1323,13 +1459,17 @@ worker_prepare_round(bool reload)
 	if (!present)
 	{
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		worker_commit();
 		return false;
 	}
 
 	for (int i = 0; i < nsubs; i++)
 		if (subs[i]->stale)
 			reload = true;
+	/* rows can also come without a notification (a restore's COPY) */
+	if (TimestampDifferenceExceeds(worker_loaded_at, GetCurrentTimestamp(),
+								   WORKER_NAPTIME_MS))
+		reload = true;
 
 	SPI_connect();
 	if (reload || subs == NULL)
@@ -1357,7 +1497,11 @@ worker_prepare_round(bool reload)
 
 	worker_wait_visible();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_commit();
+
+	/* a new extension has a new (empty) strata._stream: label the stream */
+	if (new_extension)
+		worker_new_stream();
 	return true;
 }
 
@@ -1400,13 +1544,22 @@ worker_round(bool reload)
 	TimestampTz now;
 	int			limit = worker_batch_size * WORKER_ROUND_BATCHES;
 	XLogRecPtr	round_start;
+	bool		async_wake;
 
+	MemoryContextSwitchTo(round_cxt);
 	MemoryContextReset(round_cxt);
 	events = NULL;
 	nevents = events_cap = 0;
 	txns = NULL;
 	ntxns = txns_cap = 0;
 	txn_first = 0;
+
+	async_wake = worker_me->async_wake;
+	if (async_wake)
+	{
+		worker_me->async_wake = false;
+		pg_memory_barrier();
+	}
 
 	if (worker_rewind || worker_ctx == NULL)
 		worker_start_stream();
@@ -1467,23 +1620,26 @@ worker_round(bool reload)
 		wait_ms = 0;
 
 	/*
-	 * WAL written but not flushed yet may hold commits of transactions
-	 * that appended with synchronous_commit = off, whose wake-up came
-	 * before their commit records were flushed: look again once the WAL
-	 * writer has flushed them.
+	 * A transaction that appended with synchronous_commit = off woke the
+	 * worker before its commit record was flushed: look again once the
+	 * WAL writer has flushed it.
 	 */
-	if (GetXLogInsertRecPtr() > stream_lsn)
+	if (async_wake)
 		wait_ms = Min(wait_ms, WalWriterDelay);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return wait_ms;
 }
 
+/*
+ * At exit, after the transaction was aborted and the replication slot
+ * released (both before_shmem_exit callbacks): only then may DROP
+ * DATABASE, which waits for this, go on.
+ */
 static void
 worker_detach(int code, Datum arg)
 {
 	decoder_capture = NULL;
-	worker_me->latch = NULL;
-	worker_me->pid = 0;
+	worker_release(worker_me);
 }
 
 /*
@@ -1502,7 +1658,20 @@ strata_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker round",
+									  ALLOCSET_DEFAULT_SIZES);
+	event_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker event",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	/* not while the database is being dropped, nor twice */
+	if (worker_me->dropper != 0)
+		proc_exit(0);
 	BackgroundWorkerInitializeConnectionByOid(worker_me->dbid, InvalidOid, 0);
+	if (!worker_claim(worker_me))
+		proc_exit(0);
+	on_shmem_exit(worker_detach, (Datum) 0);
 
 	/*
 	 * A crash may lose the last transactions of the worker, but only whole:
@@ -1512,10 +1681,6 @@ strata_worker_main(Datum arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	worker_me->pid = MyProcPid;
-	worker_me->latch = MyLatch;
-	before_shmem_exit(worker_detach, (Datum) 0);
-
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
 
 	/* nothing to do (and no slot to create) without the extension */
@@ -1523,16 +1688,10 @@ strata_worker_main(Datum arg)
 	StartTransactionCommand();
 	if (!worker_extension_present())
 	{
-		CommitTransactionCommand();
+		worker_commit();
 		worker_exit_absent(false);
 	}
-	CommitTransactionCommand();
-	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
-									   ALLOCSET_DEFAULT_SIZES);
-	round_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker round",
-									  ALLOCSET_DEFAULT_SIZES);
-	event_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker event",
-									  ALLOCSET_DEFAULT_SIZES);
+	worker_commit();
 	CacheRegisterRelcacheCallback(worker_relcache_callback, (Datum) 0);
 	/* relations come through the relcache callback; these are the rest */
 	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback, (Datum) 0);
@@ -1569,19 +1728,29 @@ strata_worker_main(Datum arg)
 			else if (since < WORKER_MIN_ROUND_MS)
 				pause_ms = WORKER_MIN_ROUND_MS - since;
 		}
-		if (pause_ms > 0)
+		if (pause_ms > 0 && nsubs == 0 && !worker_me->changed)
 		{
+			/*
+			 * Idle: appends do not end the pause (they would wake the worker
+			 * for nothing at every commit); a SIGTERM waits for it, at most
+			 * WORKER_IDLE_ROUND_MS.
+			 */
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 pause_ms, PG_WAIT_EXTENSION);
-			if (nsubs == 0 && !worker_me->changed)
-			{
-				ResetLatch(MyLatch);
-				continue;
-			}
+			ResetLatch(MyLatch);
+			continue;
 		}
+		if (pause_ms > 0)
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 pause_ms, PG_WAIT_EXTENSION);
 
+		/* clear before reading: a change after this sets it again */
 		reload = worker_me->changed;
-		worker_me->changed = false;
+		if (reload)
+		{
+			worker_me->changed = false;
+			pg_memory_barrier();
+		}
 		last_round = GetCurrentTimestamp();
 		wait_ms = worker_round(reload);
 		if (wait_ms > 0)

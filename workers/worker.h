@@ -48,6 +48,7 @@ typedef struct WorkerSlot
 	bool			  absent;  /* the database has no extension */
 	bool			  notified; /* start the worker without delay */
 	bool			  changed; /* subscriptions changed: run a round */
+	bool			  async_wake; /* woken by an unflushed (async) commit */
 	pid_t			  dropper; /* backend dropping the database, or 0 */
 	ConditionVariable progress;
 } WorkerSlot;
@@ -60,6 +61,9 @@ extern void		   worker_wake(Oid dbid);
 extern void		   worker_notify_at_commit(void);
 extern WorkerSlot *worker_slot_for(Oid dbid);
 extern WorkerSlot *worker_slot(int index);
+extern bool		   worker_claim(WorkerSlot *slot);
+extern void		   worker_release(WorkerSlot *slot);
+extern void		   worker_mark_absent(WorkerSlot *slot);
 
 extern PGDLLEXPORT void strata_launcher_main(Datum arg);
 extern PGDLLEXPORT void strata_worker_main(Datum arg);

@@ -14,6 +14,14 @@ SELECT strata.subscribe('from_now', 'sub_record(strata.events)');
 SELECT strata.append('sub-1', '[{"type": "A"}, {"type": "B"}]');
 SELECT strata.wait_for('from_now', (SELECT max(position) FROM strata.events));
 SELECT type FROM sub_seen ORDER BY n;
+-- the hand-over to the WAL commits just after the last event of history
+DO $$
+BEGIN
+	FOR i IN 1..500 LOOP
+		EXIT WHEN (SELECT state FROM strata.subscription_status WHERE name = 'from_now') = 'live';
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
 SELECT name, state, checkpoint IS NOT NULL AS has_checkpoint, events_behind,
 	   seconds_behind, parked, last_error, wal_warning
 FROM strata.subscription_status;
