@@ -1193,8 +1193,8 @@ worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 			error = edata;
 			if (r == -2)
 			{
+				/* SQL changed the subscription: no error to keep */
 				sub->stale = true;
-				FreeErrorData(error);
 				return false;
 			}
 			if (r == WORKER_BAD_HANDLER)
