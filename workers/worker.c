@@ -1416,12 +1416,19 @@ worker_exit_absent(bool was_running)
 	proc_exit(0);
 }
 
-/* Wait until the decoded transactions are visible to new snapshots */
+/*
+ * Wait until the decoded transactions are visible to new snapshots.  The
+ * transaction's snapshot tells which may still be running (one scan of
+ * the proc array for the round, not one per transaction); the lock of
+ * each of those is waited for.
+ */
 static void
 worker_wait_visible(void)
 {
+	Snapshot snapshot = GetActiveSnapshot();
+
 	for (int i = 0; i < ntxns; i++)
-		if (TransactionIdIsInProgress(txns[i].xid))
+		if (XidInMVCCSnapshot(txns[i].xid, snapshot))
 			XactLockTableWait(txns[i].xid, NULL, NULL, XLTW_None);
 }
 
