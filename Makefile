@@ -82,4 +82,4 @@ bench:
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h examples/*.c
+	clang-format -i src/*.c src/*.h workers/*.c workers/*.h examples/*.c

@@ -765,13 +765,13 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			data->values[decoder_attnums[DECODER_COL_TYPE] - 1]);
 	}
 	else if ((data->categories.count == 0 ||
-		 decoder_filter_match(
-			 &data->categories,
-			 data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1])) &&
-		(data->types.count == 0 ||
-		 decoder_filter_match(
-			 &data->types,
-			 data->values[decoder_attnums[DECODER_COL_TYPE] - 1])))
+			  decoder_filter_match(
+				  &data->categories,
+				  data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1])) &&
+			 (data->types.count == 0 ||
+			  decoder_filter_match(
+				  &data->types,
+				  data->values[decoder_attnums[DECODER_COL_TYPE] - 1])))
 	{
 		if (data->include_transaction && !data->sent_begin)
 			decoder_write_begin(ctx, data, txn);

@@ -354,10 +354,9 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 	static SPIPlanPtr plan_find = NULL;
 	static SPIPlanPtr plan_update = NULL;
 	static SPIPlanPtr plan_delete = NULL;
-	Oid				  argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID,
-									 TEXTARRAYOID};
-	bool			  exists;
-	bool			  isnull;
+	Oid	 argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID};
+	bool exists;
+	bool isnull;
 
 	if (SPI_execute_plan(
 			strata_prepare(&plan_find,
@@ -368,9 +367,9 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 			args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.subscriptions");
 	exists = SPI_processed > 0;
-	if (exists && !DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1,
-											  &isnull)))
+	if (exists &&
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("subscription \"%s\" already exists", name),
@@ -392,12 +391,13 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 	else if (exists)
 	{
 		if (SPI_execute_plan(
-				strata_prepare(&plan_update,
-							   "UPDATE strata.subscriptions SET handler = $2, "
-							   "categories = $3, types = $4, generation = "
-							   "generation OPERATOR(pg_catalog.+) 1 WHERE name "
-							   "OPERATOR(pg_catalog.=) $1",
-							   4, argtypes),
+				strata_prepare(
+					&plan_update,
+					"UPDATE strata.subscriptions SET handler = $2, "
+					"categories = $3, types = $4, generation = "
+					"generation OPERATOR(pg_catalog.+) 1 WHERE name "
+					"OPERATOR(pg_catalog.=) $1",
+					4, argtypes),
 				args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update the projection's subscription");
 	}
@@ -485,11 +485,10 @@ strata_define_projection(PG_FUNCTION_ARGS)
 		{
 			bool isnull;
 
-			was_inline =
-				strcmp(TextDatumGetCString(SPI_getbinval(
-						   SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						   &isnull)),
-					   "inline") == 0;
+			was_inline = strcmp(TextDatumGetCString(SPI_getbinval(
+									SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)),
+								"inline") == 0;
 		}
 	}
 	if (SPI_execute_plan(
@@ -527,8 +526,8 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan = NULL;
 
 	strata_require_preload();
-	if (OidIsValid(get_relname_relid(
-			"subscriptions", get_namespace_oid(STRATA_SCHEMA, false))))
+	if (OidIsValid(get_relname_relid("subscriptions",
+									 get_namespace_oid(STRATA_SCHEMA, false))))
 	{
 		static SPIPlanPtr plan_sub = NULL;
 
@@ -568,16 +567,17 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 	 * this goes on, so that the reset below sees (and resets) its writes.
 	 */
 	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "WITH s AS (UPDATE strata.subscriptions SET "
-						   "phase = 'catchup', watermark = 1, delivered = "
-						   "'{}', checkpoint_lsn = NULL, checkpoint_index = 0, "
-						   "attempts = 0, state = 'active', generation = "
-						   "generation OPERATOR(pg_catalog.+) 1 WHERE "
-						   "projection OPERATOR(pg_catalog.=) $1 RETURNING "
-						   "name) DELETE FROM strata.parked_events p USING s "
-						   "WHERE p.subscription OPERATOR(pg_catalog.=) s.name",
-						   1, &argtype),
+			strata_prepare(
+				&plan,
+				"WITH s AS (UPDATE strata.subscriptions SET "
+				"phase = 'catchup', watermark = 1, delivered = "
+				"'{}', checkpoint_lsn = NULL, checkpoint_index = 0, "
+				"attempts = 0, state = 'active', generation = "
+				"generation OPERATOR(pg_catalog.+) 1 WHERE "
+				"projection OPERATOR(pg_catalog.=) $1 RETURNING "
+				"name) DELETE FROM strata.parked_events p USING s "
+				"WHERE p.subscription OPERATOR(pg_catalog.=) s.name",
+				1, &argtype),
 			&name_d, NULL, false, 0) < 0)
 		elog(ERROR, "could not restart the projection's subscription");
 	if (!PG_ARGISNULL(1))

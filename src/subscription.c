@@ -212,8 +212,9 @@ subscription_mark_processed(SubProgress *p, int64 position)
 	if (p->nranges == p->cap)
 	{
 		/* the ranges stay in the context they were made in */
-		MemoryContext old = MemoryContextSwitchTo(
-			p->lo != NULL ? GetMemoryChunkContext(p->lo) : CurrentMemoryContext);
+		MemoryContext old =
+			MemoryContextSwitchTo(p->lo != NULL ? GetMemoryChunkContext(p->lo)
+												: CurrentMemoryContext);
 
 		subscription_grow(p, p->nranges + 1);
 		MemoryContextSwitchTo(old);
@@ -353,8 +354,8 @@ subscription_start(bool beginning, int64 *watermark, char **delivered)
 							   "position OPERATOR(pg_catalog.>=) $1 "
 							   "ORDER BY position",
 							   1, &argtype),
-				&arg, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
-			SPI_OK_SELECT)
+				&arg, NULL, snapshot, InvalidSnapshot, true, false,
+				0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read strata.events");
 		UnregisterSnapshot(snapshot);
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -390,14 +391,13 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 					bool beginning, bool on_error_stop, const char *projection)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[9] = {TEXTOID,	  OIDOID,  TEXTARRAYOID,
-									 TEXTARRAYOID, OIDOID,  TEXTOID,
-									 INT8OID,	  TEXTOID, TEXTOID};
-	Datum			  args[9];
-	char			  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64			  watermark;
-	char			 *delivered;
-	int				  ret;
+	Oid	  argtypes[9] = {TEXTOID, OIDOID,  TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+						 TEXTOID, INT8OID, TEXTOID,		 TEXTOID};
+	Datum args[9];
+	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64 watermark;
+	char *delivered;
+	int	  ret;
 
 	subscription_start(beginning, &watermark, &delivered);
 	args[0] = CStringGetTextDatum(name);
@@ -427,11 +427,10 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store the subscription");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("subscription \"%s\" already exists", name),
-				 errhint("Choose another name, or drop it first with "
-						 "strata.unsubscribe.")));
+		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
+						errmsg("subscription \"%s\" already exists", name),
+						errhint("Choose another name, or drop it first with "
+								"strata.unsubscribe.")));
 	worker_notify_at_commit();
 	subscription_warn_no_worker();
 }
@@ -467,10 +466,9 @@ strata_subscribe(PG_FUNCTION_ARGS)
 		define_check_list(PG_GETARG_ARRAYTYPE_P(3), "types", false);
 	start_from = subscription_text_arg(fcinfo, 4, "start_from");
 	if (strcmp(start_from, "now") != 0 && strcmp(start_from, "beginning") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid start_from \"%s\"", start_from),
-				 errhint("Use 'now' or 'beginning'.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid start_from \"%s\"", start_from),
+						errhint("Use 'now' or 'beginning'.")));
 	on_error = subscription_text_arg(fcinfo, 5, "on_error");
 	if (strcmp(on_error, "park") != 0 && strcmp(on_error, "stop") != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -480,8 +478,8 @@ strata_subscribe(PG_FUNCTION_ARGS)
 
 	/* the handler will see every event it takes, history included */
 	{
-		AclResult aclresult = pg_class_aclcheck(strata_relid("events"),
-												GetUserId(), ACL_SELECT);
+		AclResult aclresult =
+			pg_class_aclcheck(strata_relid("events"), GetUserId(), ACL_SELECT);
 
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_TABLE, "events");
@@ -502,8 +500,8 @@ strata_subscribe(PG_FUNCTION_ARGS)
  * and resume is refused.
  */
 static void
-subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
-					const char *sql, const char *action, bool projection_ok)
+subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
+					const char *action, bool projection_ok)
 {
 	Oid	  argtype = TEXTOID;
 	char *name = subscription_text_arg(fcinfo, 0, "name");
@@ -690,14 +688,15 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 			args[2] = CStringGetTextDatum(edata->message);
 			args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 			if (SPI_execute_plan(
-					strata_prepare(&plan_fail,
-								   "UPDATE strata.parked_events SET "
-								   "attempts = attempts OPERATOR(pg_catalog.+) 1, "
-								   "error = $3, sqlstate = $4, "
-								   "parked_at = pg_catalog.now() WHERE "
-								   "subscription OPERATOR(pg_catalog.=) $1 "
-								   "AND position OPERATOR(pg_catalog.=) $2",
-								   4, argtypes),
+					strata_prepare(
+						&plan_fail,
+						"UPDATE strata.parked_events SET "
+						"attempts = attempts OPERATOR(pg_catalog.+) 1, "
+						"error = $3, sqlstate = $4, "
+						"parked_at = pg_catalog.now() WHERE "
+						"subscription OPERATOR(pg_catalog.=) $1 "
+						"AND position OPERATOR(pg_catalog.=) $2",
+						4, argtypes),
 					args, NULL, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "could not record a parked event's error");
 			FreeErrorData(edata);
@@ -794,8 +793,8 @@ strata_wait_for(PG_FUNCTION_ARGS)
 		TimestampDifference(now, deadline, &secs, &usecs);
 		left = secs * 1000 + usecs / 1000 + 1;
 		if (slot != NULL)
-			(void) ConditionVariableTimedSleep(&slot->progress, Min(left, 1000),
-											   PG_WAIT_EXTENSION);
+			(void) ConditionVariableTimedSleep(
+				&slot->progress, Min(left, 1000), PG_WAIT_EXTENSION);
 		else
 		{
 			(void) WaitLatch(MyLatch,

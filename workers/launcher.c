@@ -81,8 +81,8 @@ PG_FUNCTION_INFO_V1(strata_worker_notify);
 
 static WorkerShared *worker_shared = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static shmem_request_hook_type	prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type	prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* This backend's pending wake-ups at commit, and its DROP DATABASE */
@@ -129,8 +129,7 @@ worker_shmem_startup(void)
 		ShmemInitStruct("strata workers", worker_shmem_size(), &found);
 	if (!found)
 	{
-		worker_shared->lock =
-			&(GetNamedLWLockTranche("strata workers"))->lock;
+		worker_shared->lock = &(GetNamedLWLockTranche("strata workers"))->lock;
 		worker_shared->launcher_latch = NULL;
 		worker_shared->nslots = worker_max_workers;
 		for (int i = 0; i < worker_max_workers; i++)
@@ -347,7 +346,7 @@ worker_stop_for_drop(const char *dbname)
 
 	if (!OidIsValid(dbid) || worker_shared == NULL)
 		return;
-	/* only for a role that may drop it: dropdb checks that later */
+		/* only for a role that may drop it: dropdb checks that later */
 #if PG_VERSION_NUM >= 160000
 	if (!object_ownercheck(DatabaseRelationId, dbid, GetUserId()))
 		return;
@@ -373,7 +372,8 @@ worker_stop_for_drop(const char *dbname)
 		kill(pid, SIGTERM);
 
 	/* the worker gone, and its replication slot released */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DROP_WAIT_MS);
+	deadline =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DROP_WAIT_MS);
 	while (GetCurrentTimestamp() < deadline)
 	{
 		int nslots;
@@ -382,8 +382,9 @@ worker_stop_for_drop(const char *dbname)
 		(void) ReplicationSlotsCountDBSlots(dbid, &nslots, &nactive);
 		if (slot->pid == 0 && nactive == 0)
 			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -418,8 +419,7 @@ worker_init(void)
 	BackgroundWorker bgw;
 
 	DefineCustomStringVariable(
-		"strata.databases",
-		"Databases the strata launcher runs workers in.",
+		"strata.databases", "Databases the strata launcher runs workers in.",
 		"A comma-separated list of names; empty means every database "
 		"that has the extension.",
 		&worker_databases, "", PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
@@ -449,10 +449,10 @@ worker_init(void)
 		return;
 
 	/* a server-start setting can only be defined while preloading */
-	DefineCustomIntVariable(
-		"strata.max_workers", "Most databases served by strata workers at once.",
-		NULL, &worker_max_workers, 8, 0, 1024, PGC_POSTMASTER, 0, NULL, NULL,
-		NULL);
+	DefineCustomIntVariable("strata.max_workers",
+							"Most databases served by strata workers at once.",
+							NULL, &worker_max_workers, 8, 0, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = worker_shmem_request;
@@ -465,7 +465,8 @@ worker_init(void)
 		return;
 
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_flags =
+		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = 5;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
@@ -550,7 +551,8 @@ launcher_start_worker(int index)
 	bool			 registered;
 
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_flags =
+		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
@@ -562,8 +564,8 @@ launcher_start_worker(int index)
 	bgw.bgw_notify_pid = MyProcPid;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	registered = RegisterDynamicBackgroundWorker(
-		&bgw, &launcher_entries[index].handle);
+	registered =
+		RegisterDynamicBackgroundWorker(&bgw, &launcher_entries[index].handle);
 	MemoryContextSwitchTo(old);
 	if (!registered)
 	{
@@ -703,7 +705,8 @@ launcher_scan(void)
 		}
 		slot = &worker_shared->slots[index];
 
-		if (slot->absent || slot->dropper != 0 || launcher_worker_running(index))
+		if (slot->absent || slot->dropper != 0 ||
+			launcher_worker_running(index))
 			continue;
 		if (slot->notified)
 		{
@@ -793,7 +796,8 @@ strata_launcher_main(Datum arg)
 			timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

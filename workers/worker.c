@@ -103,12 +103,12 @@
 /* An event of the stream or of the table, as handed to a handler */
 typedef struct WorkerEvent
 {
-	int64		  position;
-	char		 *category;
-	char		 *type;
-	HeapTuple	  tuple;
-	int			  txn;	 /* index in the round's transactions, -1: table */
-	int			  index; /* index within its transaction */
+	int64	  position;
+	char	 *category;
+	char	 *type;
+	HeapTuple tuple;
+	int		  txn;	 /* index in the round's transactions, -1: table */
+	int		  index; /* index within its transaction */
 } WorkerEvent;
 
 /* A decoded transaction with events */
@@ -123,8 +123,8 @@ typedef struct WorkerTxn
 /* "every position below 'watermark' settles at or before 'lsn'" */
 typedef struct WorkerSample
 {
-	int64		watermark;
-	XLogRecPtr	lsn;
+	int64	   watermark;
+	XLogRecPtr lsn;
 } WorkerSample;
 
 /* A subscription, as the worker keeps it between rounds */
@@ -153,16 +153,16 @@ typedef struct WorkerSub
 /* The worker's state */
 static int			 worker_index;
 static WorkerSlot	*worker_me;
-static MemoryContext worker_cxt;	/* the events' tuple descriptor */
+static MemoryContext worker_cxt;	  /* the events' tuple descriptor */
 static MemoryContext subs_cxt = NULL; /* the subscriptions, renewed per load */
-static MemoryContext round_cxt;		/* the round's events */
-static MemoryContext event_cxt;		/* one handler call */
+static MemoryContext round_cxt;		  /* the round's events */
+static MemoryContext event_cxt;		  /* one handler call */
 static LogicalDecodingContext *worker_ctx = NULL;
-static XLogRecPtr	 stream_lsn = InvalidXLogRecPtr;
-static char			 slot_name[NAMEDATALEN];
+static XLogRecPtr			   stream_lsn = InvalidXLogRecPtr;
+static char					   slot_name[NAMEDATALEN];
 
-static WorkerSub   **subs = NULL;
-static int			 nsubs = 0;
+static WorkerSub **subs = NULL;
+static int		   nsubs = 0;
 
 static WorkerSample samples[WORKER_MAX_SAMPLES];
 static int			nsamples = 0;
@@ -175,11 +175,11 @@ static int			ntxns = 0;
 static int			txns_cap = 0;
 static int			txn_first = 0;
 
-static TupleDesc events_desc = NULL;
-static Oid		 worker_extoid = InvalidOid;
-static bool		 worker_rewind = false; /* restart decoding next round */
-static char		*worker_stream_id = NULL;  /* identity of the slot's stream */
-static TimestampTz worker_loaded_at = 0;   /* when subscriptions were read */
+static TupleDesc   events_desc = NULL;
+static Oid		   worker_extoid = InvalidOid;
+static bool		   worker_rewind = false;	/* restart decoding next round */
+static char		  *worker_stream_id = NULL; /* identity of the slot's stream */
+static TimestampTz worker_loaded_at = 0;	/* when subscriptions were read */
 
 static void worker_reset_caches(XLogRecPtr from);
 
@@ -214,8 +214,9 @@ worker_capture_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
 	if (nevents == events_cap)
 	{
 		events_cap = events_cap == 0 ? 1024 : events_cap * 2;
-		events = events == NULL ? palloc(sizeof(WorkerEvent) * events_cap)
-								: repalloc(events, sizeof(WorkerEvent) * events_cap);
+		events = events == NULL
+					 ? palloc(sizeof(WorkerEvent) * events_cap)
+					 : repalloc(events, sizeof(WorkerEvent) * events_cap);
 	}
 	ev = &events[nevents++];
 	ev->position = position;
@@ -334,8 +335,7 @@ worker_new_stream(void)
 {
 	char *id;
 
-	id = psprintf(UINT64_FORMAT "/%X/%X/" INT64_FORMAT,
-				  GetSystemIdentifier(),
+	id = psprintf(UINT64_FORMAT "/%X/%X/" INT64_FORMAT, GetSystemIdentifier(),
 				  LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
 				  (int64) GetCurrentTimestamp());
 	SetCurrentStatementStartTimestamp();
@@ -345,8 +345,8 @@ worker_new_stream(void)
 	if (SPI_execute("DELETE FROM strata._stream", false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("INSERT INTO strata._stream (id) VALUES ($1)", 1,
 							  (Oid[]){TEXTOID},
-							  (Datum[]){CStringGetTextDatum(id)}, NULL,
-							  false, 0) != SPI_OK_INSERT ||
+							  (Datum[]){CStringGetTextDatum(id)}, NULL, false,
+							  0) != SPI_OK_INSERT ||
 		SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
 					"generation = generation OPERATOR(pg_catalog.+) 1 "
 					"WHERE phase OPERATOR(pg_catalog.=) 'live'",
@@ -441,20 +441,20 @@ worker_start_stream(void)
 
 	decoder_capture = &worker_capture;
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	worker_ctx = CreateDecodingContext(
-		InvalidXLogRecPtr, NIL, false,
-		XL_ROUTINE(.page_read = worker_page_read,
-				   .segment_open = wal_segment_open,
-				   .segment_close = wal_segment_close),
-		worker_prepare_write, worker_write, NULL);
+	worker_ctx =
+		CreateDecodingContext(InvalidXLogRecPtr, NIL, false,
+							  XL_ROUTINE(.page_read = worker_page_read,
+										 .segment_open = wal_segment_open,
+										 .segment_close = wal_segment_close),
+							  worker_prepare_write, worker_write, NULL);
 	MemoryContextSwitchTo(old);
 	XLogBeginRead(worker_ctx->reader, MyReplicationSlot->data.restart_lsn);
 	stream_lsn = MyReplicationSlot->data.confirmed_flush;
 
 	for (int i = 0; i < nsubs; i++)
 		if (subs[i]->live)
-			subs[i]->stream_lsn = Max(subs[i]->progress.checkpoint_lsn,
-									  stream_lsn);
+			subs[i]->stream_lsn =
+				Max(subs[i]->progress.checkpoint_lsn, stream_lsn);
 }
 
 /*
@@ -605,13 +605,14 @@ worker_load_subs(void)
 	static SPIPlanPtr plan = NULL;
 
 	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "SELECT name, generation, handler::oid, owner, "
-						   "categories, types, on_error, state, phase, "
-						   "checkpoint_lsn, checkpoint_index, watermark, "
-						   "delivered::text, attempts, last_error_at, stream_id "
-						   "FROM strata.subscriptions ORDER BY created_at, name",
-						   0, NULL),
+			strata_prepare(
+				&plan,
+				"SELECT name, generation, handler::oid, owner, "
+				"categories, types, on_error, state, phase, "
+				"checkpoint_lsn, checkpoint_index, watermark, "
+				"delivered::text, attempts, last_error_at, stream_id "
+				"FROM strata.subscriptions ORDER BY created_at, name",
+				0, NULL),
 			NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.subscriptions");
 
@@ -622,11 +623,11 @@ worker_load_subs(void)
 	list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple  tup = SPI_tuptable->vals[i];
-		TupleDesc  desc = SPI_tuptable->tupdesc;
-		bool	   isnull;
-		char	  *name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		int64	   generation = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool	  isnull;
+		char *name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		int64 generation = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		WorkerSub *prev = worker_find_sub(name);
 		WorkerSub *sub = palloc0(sizeof(WorkerSub));
 		Datum	   d;
@@ -653,8 +654,8 @@ worker_load_subs(void)
 					worker_stream_id != NULL &&
 					strcmp(TextDatumGetCString(d), worker_stream_id) == 0;
 		d = SPI_getbinval(tup, desc, 10, &isnull);
-		sub->progress.checkpoint_lsn = isnull ? InvalidXLogRecPtr
-											  : DatumGetLSN(d);
+		sub->progress.checkpoint_lsn =
+			isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
 		sub->progress.checkpoint_index =
 			DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 		sub->progress.watermark =
@@ -670,12 +671,13 @@ worker_load_subs(void)
 			sub->first_failed_at = prev->first_failed_at;
 		if (prev != NULL && prev->generation == generation && !prev->stale &&
 			prev->live == sub->live)
-			sub->stream_lsn = Max(prev->stream_lsn,
-								  sub->progress.checkpoint_lsn);
+			sub->stream_lsn =
+				Max(prev->stream_lsn, sub->progress.checkpoint_lsn);
 		else
-			sub->stream_lsn = Max(sub->progress.checkpoint_lsn,
-								  worker_ctx ? MyReplicationSlot->data.confirmed_flush
-											 : InvalidXLogRecPtr);
+			sub->stream_lsn =
+				Max(sub->progress.checkpoint_lsn,
+					worker_ctx ? MyReplicationSlot->data.confirmed_flush
+							   : InvalidXLogRecPtr);
 		list[i] = sub;
 	}
 	MemoryContextSwitchTo(old);
@@ -759,8 +761,8 @@ worker_error_callback(void *arg)
 {
 	WorkerErrorArg *a = arg;
 
-	errcontext("subscription \"%s\", event at position " INT64_FORMAT,
-			   a->name, a->position);
+	errcontext("subscription \"%s\", event at position " INT64_FORMAT, a->name,
+			   a->position);
 }
 
 /*
@@ -850,9 +852,9 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	current = WORKER_BAD_HANDLER;
 	PG_TRY();
 	{
-		Oid save_userid;
-		int save_sec;
-		int nestlevel;
+		Oid		  save_userid;
+		int		  save_sec;
+		int		  nestlevel;
 		AclResult aclresult;
 
 		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
@@ -889,8 +891,8 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				errarg.position = ev->position;
 				MemoryContextSwitchTo(event_cxt);
 				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
-				SetUserIdAndSecContext(sub->owner,
-									   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+				SetUserIdAndSecContext(
+					sub->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 				/* a SET in a handler must not outlive its call */
 				nestlevel = NewGUCNestLevel();
 				define_call_void(&flinfo, 1, &arg);
@@ -1010,7 +1012,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 {
 	static SPIPlanPtr plan_error = NULL;
 	static SPIPlanPtr plan_park = NULL;
-	Oid				  argtypes[8] = {TEXTOID, INT8OID, INT4OID,		 TEXTOID,
+	Oid				  argtypes[8] = {TEXTOID, INT8OID, INT4OID,		   TEXTOID,
 									 TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 	Datum			  args[8];
 	bool			  last;
@@ -1023,15 +1025,16 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 		sub->first_failed_at = sub->last_error_at;
 	last = sub->attempts >= worker_max_attempts;
 
-	ereport(LOG,
-			(errmsg("strata subscription \"%s\": handler failed on the event "
-					"at position " INT64_FORMAT " (attempt %d of %d): %s",
-					sub->name, ev->position, sub->attempts,
-					worker_max_attempts, edata->message),
-			 last ? errdetail(sub->on_error_stop
-								  ? "The subscription stops."
-								  : "The event is parked in strata.parked_events.")
-				  : 0));
+	ereport(
+		LOG,
+		(errmsg("strata subscription \"%s\": handler failed on the event "
+				"at position " INT64_FORMAT " (attempt %d of %d): %s",
+				sub->name, ev->position, sub->attempts, worker_max_attempts,
+				edata->message),
+		 last ? errdetail(sub->on_error_stop
+							  ? "The subscription stops."
+							  : "The event is parked in strata.parked_events.")
+			  : 0));
 
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int64GetDatum(ev->position);
@@ -1070,7 +1073,8 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 					"VALUES ($1, $2, $3, $4, $5, $7) "
 					"ON CONFLICT (subscription, position) DO UPDATE SET "
 					"attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
-					"sqlstate = EXCLUDED.sqlstate, parked_at = pg_catalog.now()",
+					"sqlstate = EXCLUDED.sqlstate, parked_at = "
+					"pg_catalog.now()",
 					7, argtypes),
 				args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not park an event");
@@ -1129,11 +1133,10 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 	Oid				  argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
 	Datum			  args[3];
 
-	ereport(WARNING,
-			(errmsg("strata subscription \"%s\" stopped: %s", sub->name,
-					edata->message),
-			 errhint("Fix the handler, then call "
-					 "strata.resume_subscription.")));
+	ereport(WARNING, (errmsg("strata subscription \"%s\" stopped: %s",
+							 sub->name, edata->message),
+					  errhint("Fix the handler, then call "
+							  "strata.resume_subscription.")));
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int64GetDatum(sub->generation);
 	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
@@ -1142,12 +1145,13 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "UPDATE strata.subscriptions SET state = 'stopped', "
-						   "last_error = $3, last_error_at = pg_catalog.now() "
-						   "WHERE name OPERATOR(pg_catalog.=) $1 AND "
-						   "generation OPERATOR(pg_catalog.=) $2",
-						   3, argtypes),
+			strata_prepare(
+				&plan,
+				"UPDATE strata.subscriptions SET state = 'stopped', "
+				"last_error = $3, last_error_at = pg_catalog.now() "
+				"WHERE name OPERATOR(pg_catalog.=) $1 AND "
+				"generation OPERATOR(pg_catalog.=) $2",
+				3, argtypes),
 			args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not stop a subscription");
 	SPI_finish();
@@ -1269,8 +1273,9 @@ worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
 		if (*n == *cap)
 		{
 			*cap = *cap == 0 ? 256 : *cap * 2;
-			*list = *list == NULL ? palloc(sizeof(WorkerEvent) * *cap)
-								  : repalloc(*list, sizeof(WorkerEvent) * *cap);
+			*list = *list == NULL
+						? palloc(sizeof(WorkerEvent) * *cap)
+						: repalloc(*list, sizeof(WorkerEvent) * *cap);
 		}
 		ev = &(*list)[(*n)++];
 		ev->position = pos;
@@ -1325,8 +1330,8 @@ worker_catchup(WorkerSub *sub)
 						   "OPERATOR(pg_catalog.<) $2 ORDER BY position "
 						   "LIMIT $3",
 						   3, argtypes),
-			args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
-		SPI_OK_SELECT)
+			args, NULL, snapshot, InvalidSnapshot, true, false,
+			0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.events");
 	final = SPI_processed < (uint64) worker_batch_size;
 	worker_collect_rows(sub, &list, &n, &cap, &last);
@@ -1336,8 +1341,8 @@ worker_catchup(WorkerSub *sub)
 		Datum rest_args[3];
 
 		rest_args[0] = Int64GetDatum(settled);
-		rest_args[1] = CStringGetTextDatum(
-			subscription_format_delivered(&sub->progress));
+		rest_args[1] =
+			CStringGetTextDatum(subscription_format_delivered(&sub->progress));
 		rest_args[2] = Int64GetDatum(worker_batch_size);
 		/*
 		 * At most a batch of it: more (a long transaction holding the
@@ -1352,8 +1357,8 @@ worker_catchup(WorkerSub *sub)
 							   "OPERATOR(pg_catalog.@>) position "
 							   "ORDER BY position LIMIT $3",
 							   3, rest_types),
-				rest_args, NULL, snapshot, InvalidSnapshot, true, false, 0) !=
-			SPI_OK_SELECT)
+				rest_args, NULL, snapshot, InvalidSnapshot, true, false,
+				0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read strata.events");
 		go_live = SPI_processed < (uint64) worker_batch_size;
 		worker_collect_rows(sub, &list, &n, &cap, &last);
@@ -1399,9 +1404,10 @@ worker_exit_absent(bool was_running)
 {
 	ReplicationSlot *rs;
 
-	ereport(was_running ? LOG : DEBUG1, (errmsg("strata worker: extension strata is not installed "
-						 "(at version 0.3.0 or later) in this database; "
-						 "exiting")));
+	ereport(was_running ? LOG : DEBUG1,
+			(errmsg("strata worker: extension strata is not installed "
+					"(at version 0.3.0 or later) in this database; "
+					"exiting")));
 	worker_mark_absent(worker_me);
 	if (worker_ctx != NULL)
 		FreeDecodingContext(worker_ctx);
@@ -1701,8 +1707,10 @@ strata_worker_main(Datum arg)
 	worker_commit();
 	CacheRegisterRelcacheCallback(worker_relcache_callback, (Datum) 0);
 	/* relations come through the relcache callback; these are the rest */
-	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(PROCOID, worker_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback,
+								  (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, worker_syscache_callback,
+								  (Datum) 0);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, worker_syscache_callback,
 								  (Datum) 0);
 

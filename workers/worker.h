@@ -42,14 +42,14 @@ extern int worker_batch_size;
  */
 typedef struct WorkerSlot
 {
-	Oid				  dbid;	   /* InvalidOid: free */
-	pid_t			  pid;	   /* worker's pid, 0 when none runs */
-	Latch			 *latch;   /* worker's latch, NULL when none runs */
-	bool			  absent;  /* the database has no extension */
-	bool			  notified; /* start the worker without delay */
-	bool			  changed; /* subscriptions changed: run a round */
+	Oid				  dbid;		  /* InvalidOid: free */
+	pid_t			  pid;		  /* worker's pid, 0 when none runs */
+	Latch			 *latch;	  /* worker's latch, NULL when none runs */
+	bool			  absent;	  /* the database has no extension */
+	bool			  notified;	  /* start the worker without delay */
+	bool			  changed;	  /* subscriptions changed: run a round */
 	bool			  async_wake; /* woken by an unflushed (async) commit */
-	pid_t			  dropper; /* backend dropping the database, or 0 */
+	pid_t			  dropper;	  /* backend dropping the database, or 0 */
 	ConditionVariable progress;
 } WorkerSlot;
 
