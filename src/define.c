@@ -215,3 +215,23 @@ define_check_not_null(FunctionCallInfo fcinfo, int nargs, const char *func)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("the arguments of %s must not be null", func)));
 }
+
+/*
+ * Copy a text[] datum (a list of categories or types, validated when it
+ * was defined) into a palloc'd array of C strings; returns the count.
+ */
+int
+define_strings(Datum d, char ***out)
+{
+	ArrayType *arr = DatumGetArrayTypeP(d);
+	Datum	  *elems;
+	bool	  *nulls;
+	int		   n;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
+					  &n);
+	*out = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*out)[i] = TextDatumGetCString(elems[i]);
+	return n;
+}

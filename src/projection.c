@@ -94,23 +94,6 @@ projection_relcache_callback(Datum arg, Oid relid)
 		projection_valid = false;
 }
 
-/* Copy a text[] datum into a palloc'd array of C strings. */
-static int
-projection_strings(Datum d, char ***out)
-{
-	ArrayType *arr = DatumGetArrayTypeP(d);
-	Datum	  *elems;
-	bool	  *nulls;
-	int		   n;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
-					  &n);
-	*out = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		(*out)[i] = TextDatumGetCString(elems[i]);
-	return n;
-}
-
 /* (Re)load the cached definitions if an invalidation dropped them. */
 static void
 projection_load_cache(void)
@@ -200,10 +183,10 @@ projection_load_cache(void)
 		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		if (!isnull)
-			def->ncategories = projection_strings(d, &def->categories);
+			def->ncategories = define_strings(d, &def->categories);
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
-			def->ntypes = projection_strings(d, &def->types);
+			def->ntypes = define_strings(d, &def->types);
 	}
 	projection_ndefs = (int) SPI_processed;
 	MemoryContextSwitchTo(old);
@@ -548,6 +531,19 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Call the reset function of a rebuild, and make what it did visible. */
+static void
+projection_call_reset(Oid reset)
+{
+	FmgrInfo flinfo;
+
+	define_check_function(reset, "reset function", 0, NULL, VOIDOID,
+						  "() RETURNS void");
+	fmgr_info(reset, &flinfo);
+	define_call_void(&flinfo, 0, NULL);
+	CommandCounterIncrement();
+}
+
 /*
  * Rebuild of an async projection: send the projection's subscription back
  * to the beginning, then call the reset function; the worker replays the
@@ -581,16 +577,7 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 			&name_d, NULL, false, 0) < 0)
 		elog(ERROR, "could not restart the projection's subscription");
 	if (!PG_ARGISNULL(1))
-	{
-		Oid		 reset = PG_GETARG_OID(1);
-		FmgrInfo flinfo;
-
-		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
-							  "() RETURNS void");
-		fmgr_info(reset, &flinfo);
-		define_call_void(&flinfo, 0, NULL);
-		CommandCounterIncrement();
-	}
+		projection_call_reset(PG_GETARG_OID(1));
 	worker_notify_at_commit();
 	ereport(NOTICE,
 			(errmsg("async projection \"%s\" is being rebuilt by the strata "
@@ -681,16 +668,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 
 	/* The reset function, then a snapshot that sees what it did */
 	if (!PG_ARGISNULL(1))
-	{
-		Oid		 reset = PG_GETARG_OID(1);
-		FmgrInfo flinfo;
-
-		define_check_function(reset, "reset function", 0, NULL, VOIDOID,
-							  "() RETURNS void");
-		fmgr_info(reset, &flinfo);
-		define_call_void(&flinfo, 0, NULL);
-		CommandCounterIncrement();
-	}
+		projection_call_reset(PG_GETARG_OID(1));
 
 	if (SPI_execute_plan(
 			strata_prepare(

@@ -252,6 +252,23 @@ registry_allocate_positions(Oid seqoid, int count, int64 *positions)
 		positions[i] = nextval_internal(seqoid, false);
 }
 
+/* The lowest in-flight position of this database; the lock is held */
+static int64
+registry_lowest(void)
+{
+	int64 horizon = REGISTRY_NO_HORIZON;
+
+	for (int i = 0; i < registry->nslots; i++)
+	{
+		RegistrySlot *slot = &registry->slots[i];
+		uint64		  pos = pg_atomic_read_u64(&slot->min_position);
+
+		if (pos != 0 && slot->dbid == MyDatabaseId && (int64) pos < horizon)
+			horizon = (int64) pos;
+	}
+	return horizon;
+}
+
 /*
  * Return the read horizon of the current database and a registered
  * snapshot taken together with it.  Every committed event with a position
@@ -262,20 +279,13 @@ registry_allocate_positions(Oid seqoid, int count, int64 *positions)
 int64
 registry_read_horizon(Snapshot *snapshot)
 {
-	int64 horizon = REGISTRY_NO_HORIZON;
+	int64 horizon;
 
 	if (registry == NULL)
 		elog(ERROR, "strata registry is not initialized");
 
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (int i = 0; i < registry->nslots; i++)
-	{
-		RegistrySlot *slot = &registry->slots[i];
-		uint64		  pos = pg_atomic_read_u64(&slot->min_position);
-
-		if (pos != 0 && slot->dbid == MyDatabaseId && (int64) pos < horizon)
-			horizon = (int64) pos;
-	}
+	horizon = registry_lowest();
 	*snapshot = RegisterSnapshot(GetLatestSnapshot());
 	LWLockRelease(registry->lock);
 
@@ -290,20 +300,13 @@ registry_read_horizon(Snapshot *snapshot)
 int64
 registry_horizon(void)
 {
-	int64 horizon = REGISTRY_NO_HORIZON;
+	int64 horizon;
 
 	if (registry == NULL)
 		elog(ERROR, "strata registry is not initialized");
 
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (int i = 0; i < registry->nslots; i++)
-	{
-		RegistrySlot *slot = &registry->slots[i];
-		uint64		  pos = pg_atomic_read_u64(&slot->min_position);
-
-		if (pos != 0 && slot->dbid == MyDatabaseId && (int64) pos < horizon)
-			horizon = (int64) pos;
-	}
+	horizon = registry_lowest();
 	LWLockRelease(registry->lock);
 
 	return horizon;

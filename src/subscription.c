@@ -261,6 +261,37 @@ subscription_progress_copy(SubProgress *dst, SubProgress *src,
 	*dst = copy;
 }
 
+/*
+ * Every position below the result is settled: taken by a transaction that
+ * has ended (see registry.c).  The sequence is read before the registry's
+ * horizon, so that a position taken in between is either still in flight
+ * (and holds the horizon down) or at or above the sequence's value.  With
+ * 'snapshot', also a registered snapshot taken with the horizon (the
+ * caller unregisters it).  Connected to SPI.
+ */
+int64
+subscription_settled(Snapshot *snapshot)
+{
+	static SPIPlanPtr plan = NULL;
+	int64			  next;
+	int64			  horizon;
+	bool			  isnull;
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT CASE WHEN is_called THEN last_value "
+						   "OPERATOR(pg_catalog.+) 1 ELSE last_value END "
+						   "FROM strata._position_seq",
+						   0, NULL),
+			NULL, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read strata._position_seq");
+	next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	horizon = snapshot ? registry_read_horizon(snapshot) : registry_horizon();
+	return Min(next, horizon);
+}
+
 /* ---------- SQL functions ---------- */
 
 /* The text argument 'argno', which must not be null, as a C string */
@@ -320,13 +351,10 @@ subscription_lock(const char *name, const char *action)
 static void
 subscription_start(bool beginning, int64 *watermark, char **delivered)
 {
-	static SPIPlanPtr plan_seq = NULL;
 	static SPIPlanPtr plan_visible = NULL;
 	Oid				  argtype = INT8OID;
 	Datum			  arg;
 	Snapshot		  snapshot;
-	int64			  next;
-	int64			  horizon;
 	bool			  isnull;
 	SubProgress		  p;
 
@@ -334,19 +362,7 @@ subscription_start(bool beginning, int64 *watermark, char **delivered)
 	p.watermark = 1;
 	if (!beginning)
 	{
-		if (SPI_execute_plan(
-				strata_prepare(&plan_seq,
-							   "SELECT CASE WHEN is_called THEN last_value "
-							   "OPERATOR(pg_catalog.+) 1 ELSE last_value END "
-							   "FROM strata._position_seq",
-							   0, NULL),
-				NULL, NULL, true, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not read strata._position_seq");
-		next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-		horizon = registry_read_horizon(&snapshot);
-		p.watermark = Min(next, horizon);
+		p.watermark = subscription_settled(&snapshot);
 		arg = Int64GetDatum(p.watermark);
 		if (SPI_execute_snapshot(
 				strata_prepare(&plan_visible,

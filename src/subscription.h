@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/xlogdefs.h"
+#include "utils/snapshot.h"
 
 /*
  * How far a subscription got.  The stream checkpoint: every transaction
@@ -37,6 +38,7 @@ extern char *subscription_format_delivered(SubProgress *p);
 extern bool	 subscription_processed(SubProgress *p, int64 position);
 extern void	 subscription_mark_processed(SubProgress *p, int64 position);
 extern void	 subscription_settle(SubProgress *p, int64 watermark);
+extern int64 subscription_settled(Snapshot *snapshot);
 extern void	 subscription_progress_free(SubProgress *p);
 extern void	 subscription_progress_copy(SubProgress *dst, SubProgress *src,
 										MemoryContext cxt);

@@ -563,22 +563,6 @@ worker_reset_caches(XLogRecPtr from)
 
 /* ---------- subscriptions ---------- */
 
-static int
-worker_strings(Datum d, char ***out)
-{
-	ArrayType *arr = DatumGetArrayTypeP(d);
-	Datum	  *elems;
-	bool	  *nulls;
-	int		   n;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls,
-					  &n);
-	*out = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		(*out)[i] = TextDatumGetCString(elems[i]);
-	return n;
-}
-
 static WorkerSub *
 worker_find_sub(const char *name)
 {
@@ -639,10 +623,10 @@ worker_load_subs(void)
 		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		if (!isnull)
-			sub->ncategories = worker_strings(d, &sub->categories);
+			sub->ncategories = define_strings(d, &sub->categories);
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		if (!isnull)
-			sub->ntypes = worker_strings(d, &sub->types);
+			sub->ntypes = define_strings(d, &sub->types);
 		str = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
 		sub->on_error_stop = strcmp(str, "stop") == 0;
 		str = TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull));
@@ -763,6 +747,28 @@ worker_error_callback(void *arg)
 
 	errcontext("subscription \"%s\", event at position " INT64_FORMAT, a->name,
 			   a->position);
+}
+
+/*
+ * Record 'ev' as done in 'p': its position, and for an event of the
+ * stream the checkpoint (past its transaction when it was the last event).
+ */
+static void
+worker_mark_done(SubProgress *p, WorkerEvent *ev)
+{
+	subscription_mark_processed(p, ev->position);
+	if (ev->txn >= 0)
+	{
+		WorkerTxn *t = &txns[ev->txn];
+
+		if (ev->index == t->nevents - 1)
+		{
+			p->checkpoint_lsn = t->end_lsn;
+			p->checkpoint_index = 0;
+		}
+		else
+			p->checkpoint_index = ev->index + 1;
+	}
 }
 
 /*
@@ -903,19 +909,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				current = -1;
 				last_position = ev->position;
 			}
-			subscription_mark_processed(&work, ev->position);
-			if (ev->txn >= 0)
-			{
-				WorkerTxn *t = &txns[ev->txn];
-
-				if (ev->index == t->nevents - 1)
-				{
-					work.checkpoint_lsn = t->end_lsn;
-					work.checkpoint_index = 0;
-				}
-				else
-					work.checkpoint_index = ev->index + 1;
-			}
+			worker_mark_done(&work, ev);
 		}
 		error_context_stack = errcb.previous;
 
@@ -1078,19 +1072,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 					7, argtypes),
 				args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not park an event");
-		subscription_mark_processed(&work, ev->position);
-		if (ev->txn >= 0)
-		{
-			WorkerTxn *t = &txns[ev->txn];
-
-			if (ev->index == t->nevents - 1)
-			{
-				work.checkpoint_lsn = t->end_lsn;
-				work.checkpoint_index = 0;
-			}
-			else
-				work.checkpoint_index = ev->index + 1;
-		}
+		worker_mark_done(&work, ev);
 	}
 	SPI_finish();
 	if (ok && last && !sub->on_error_stop)
@@ -1227,31 +1209,6 @@ worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 	return true;
 }
 
-/* The position of every event settled now: see registry.c */
-static int64
-worker_settled(Snapshot *snapshot)
-{
-	int64 horizon;
-	int64 next;
-	bool  isnull;
-
-	static SPIPlanPtr plan = NULL;
-
-	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "SELECT CASE WHEN is_called THEN last_value "
-						   "OPERATOR(pg_catalog.+) 1 ELSE last_value END "
-						   "FROM strata._position_seq",
-						   0, NULL),
-			NULL, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read strata._position_seq");
-	next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-	horizon = snapshot ? registry_read_horizon(snapshot) : registry_horizon();
-	return Min(next, horizon);
-}
-
 /* Copy rows of strata.events from the last SPI result, skipping processed ones */
 static void
 worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
@@ -1319,7 +1276,7 @@ worker_catchup(WorkerSub *sub)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	settled = worker_settled(&snapshot);
+	settled = subscription_settled(&snapshot);
 	args[0] = Int64GetDatum(sub->progress.watermark);
 	args[1] = Int64GetDatum(settled);
 	args[2] = Int64GetDatum(worker_batch_size);
@@ -1503,7 +1460,7 @@ worker_prepare_round(bool reload)
 				sizeof(WorkerSample) * (WORKER_MAX_SAMPLES / 2));
 		nsamples = WORKER_MAX_SAMPLES / 2;
 	}
-	samples[nsamples].watermark = worker_settled(NULL);
+	samples[nsamples].watermark = subscription_settled(NULL);
 	samples[nsamples].lsn = GetXLogInsertRecPtr();
 	nsamples++;
 	SPI_finish();
