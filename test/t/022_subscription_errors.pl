@@ -21,22 +21,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StrataNode;
 
-my $node = PostgreSQL::Test::Cluster->new('suberr');
-$node->init(allows_streaming => 'logical');
-my $conf = "shared_preload_libraries = 'strata'\nmax_connections = 30\n"
-  . "shared_buffers = 64MB\nmax_worker_processes = 16\n"
-  . "max_replication_slots = 10\n"
-  . "strata.retry_base_delay = 10\nstrata.max_attempts = 3\n";
-# 15.19 and later allow only the output plugins listed here (the worker
-# decodes with the strata plugin); older servers do not know the parameter
-# and would not start with it.
-if (`postgres --describe-config` =~ /^output_plugin_libraries\t/m)
-{
-	$conf .= "output_plugin_libraries = 'pgoutput, test_decoding, strata'\n";
-}
-$node->append_conf('postgresql.conf', $conf);
-$node->start;
+my $node = strata_node('suberr', conf => "strata.retry_base_delay = 10\nstrata.max_attempts = 3\n");
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE seen (n bigserial PRIMARY KEY, sub text NOT NULL, position bigint NOT NULL,

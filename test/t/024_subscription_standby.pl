@@ -12,22 +12,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StrataNode;
 use Time::HiRes qw(time);
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 'logical');
-my $conf = "shared_preload_libraries = 'strata'\nmax_connections = 30\n"
-  . "shared_buffers = 64MB\nmax_worker_processes = 16\n"
-  . "max_replication_slots = 10\n";
-# 15.19 and later allow only the output plugins listed here (the worker
-# decodes with the strata plugin); older servers do not know the parameter
-# and would not start with it.
-if (`postgres --describe-config` =~ /^output_plugin_libraries\t/m)
-{
-	$conf .= "output_plugin_libraries = 'pgoutput, test_decoding, strata'\n";
-}
-$primary->append_conf('postgresql.conf', $conf);
-$primary->start;
+my $primary = strata_node('primary');
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE balances (position bigint PRIMARY KEY, stream text NOT NULL,

@@ -9,18 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StrataNode;
 
-my $node = PostgreSQL::Test::Cluster->new('lost');
-$node->init(allows_streaming => 'logical', extra => ['--wal-segsize=1']);
-my $conf = "shared_preload_libraries = 'strata'\nmax_worker_processes = 16\n"
-  . "max_replication_slots = 10\nmax_slot_wal_keep_size = '2MB'\n"
-  . "min_wal_size = '2MB'\nmax_wal_size = '4MB'\n";
-if (`postgres --describe-config` =~ /^output_plugin_libraries\t/m)
-{
-	$conf .= "output_plugin_libraries = 'pgoutput, test_decoding, strata'\n";
-}
-$node->append_conf('postgresql.conf', $conf);
-$node->start;
+my $node = strata_node('lost', conf => "max_slot_wal_keep_size = '2MB'\nmin_wal_size = '2MB'\nmax_wal_size = '4MB'\n", init => ['--wal-segsize=1']);
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE seen (n bigserial, position bigint NOT NULL);
