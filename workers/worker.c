@@ -10,17 +10,22 @@
  * One decoding stream serves every subscription of the database.
  *
  * A round of the worker:
- *	1. reads the subscriptions when SQL changed them, and samples the
- *	   registry's horizon with the WAL insert position;
- *	2. decodes the WAL written since the last round (up to the flush
- *	   position, or until a round's worth of events is buffered), and
- *	   waits until the decoded transactions are visible to new snapshots;
- *	3. for each live subscription, calls its handler on its events in
+ *	1. restarts decoding from the slot if a subscription is behind the
+ *	   stream (resumed, due for a retry), creating the slot if needed;
+ *	2. decodes the WAL flushed since the last round (never waiting for
+ *	   more; at most a round's worth of events, whole transactions);
+ *	3. in one transaction: checks the extension, reads the subscriptions
+ *	   again when SQL changed them, samples the registry's horizon with
+ *	   the WAL insert position, and waits until the decoded transactions
+ *	   are visible to new snapshots;
+ *	4. for each live subscription, calls its handler on its events in
  *	   commit order, in transactions that also move its checkpoint;
- *	4. moves catching-up subscriptions forward through strata.events,
+ *	5. moves catching-up subscriptions forward through strata.events,
  *	   and hands them over to the stream when they reach its end;
- *	5. confirms to the slot what every live subscription has done.
- * Then it sleeps on its latch, which every commit that appended sets.
+ *	6. confirms to the slot (at most once a second) what every live
+ *	   subscription has durably done.
+ * Then it sleeps on its latch, which every commit that appended sets;
+ * rounds start at least WORKER_MIN_ROUND_MS apart.
  *
  * A subscription's progress is kept two ways (see docs/architecture.md):
  * the stream checkpoint (end LSN of the last transaction processed, and
