@@ -235,3 +235,15 @@ define_strings(Datum d, char ***out)
 		(*out)[i] = TextDatumGetCString(elems[i]);
 	return n;
 }
+
+/* Is 's' one of the n names of 'list'?  An empty list (n = 0) takes all. */
+bool
+define_in_list(char **list, int n, const char *s)
+{
+	if (n == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}

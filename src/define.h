@@ -29,7 +29,8 @@ extern void	 define_call_void(FmgrInfo *flinfo, int nargs, Datum *args);
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func);
 
-extern int define_strings(Datum d, char ***out);
+extern int	define_strings(Datum d, char ***out);
+extern bool define_in_list(char **list, int n, const char *s);
 
 extern void define_check_not_null(FunctionCallInfo fcinfo, int nargs,
 								  const char *func);

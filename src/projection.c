@@ -193,17 +193,6 @@ projection_load_cache(void)
 	SPI_finish();
 }
 
-static bool
-projection_in_list(char **list, int n, const char *s)
-{
-	if (n == 0)
-		return true;
-	for (int i = 0; i < n; i++)
-		if (strcmp(list[i], s) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Does any inline projection take events of 'category'?  Called by every
  * append; costs no query while the cached definitions are valid.
@@ -213,8 +202,8 @@ projection_inline_wanted(const char *category)
 {
 	projection_load_cache();
 	for (int i = 0; i < projection_ndefs; i++)
-		if (projection_in_list(projection_defs[i].categories,
-							   projection_defs[i].ncategories, category))
+		if (define_in_list(projection_defs[i].categories,
+						   projection_defs[i].ncategories, category))
 			return true;
 	return false;
 }
@@ -296,9 +285,8 @@ projection_apply_inline(Datum *row, const char *category, const char *type)
 		{
 			ProjectionDef *def = &projection_defs[i];
 
-			if (!projection_in_list(def->categories, def->ncategories,
-									category) ||
-				!projection_in_list(def->types, def->ntypes, type))
+			if (!define_in_list(def->categories, def->ncategories, category) ||
+				!define_in_list(def->types, def->ntypes, type))
 				continue;
 
 			if (desc == NULL)

@@ -274,7 +274,8 @@ registry_lowest(void)
  * snapshot taken together with it.  Every committed event with a position
  * below the horizon is visible in the snapshot, and no event at or above
  * it can become visible later with a lower position than one returned.
- * The caller unregisters the snapshot.
+ * The caller unregisters the snapshot.  With a NULL 'snapshot', only the
+ * horizon (the worker's watermark samples).
  */
 int64
 registry_read_horizon(Snapshot *snapshot)
@@ -286,27 +287,8 @@ registry_read_horizon(Snapshot *snapshot)
 
 	LWLockAcquire(registry->lock, LW_SHARED);
 	horizon = registry_lowest();
-	*snapshot = RegisterSnapshot(GetLatestSnapshot());
-	LWLockRelease(registry->lock);
-
-	return horizon;
-}
-
-/*
- * The lowest position of this database still in flight, without a
- * snapshot (REGISTRY_NO_HORIZON when none): the worker samples it to move
- * its subscriptions' watermarks.
- */
-int64
-registry_horizon(void)
-{
-	int64 horizon;
-
-	if (registry == NULL)
-		elog(ERROR, "strata registry is not initialized");
-
-	LWLockAcquire(registry->lock, LW_SHARED);
-	horizon = registry_lowest();
+	if (snapshot != NULL)
+		*snapshot = RegisterSnapshot(GetLatestSnapshot());
 	LWLockRelease(registry->lock);
 
 	return horizon;

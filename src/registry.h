@@ -20,6 +20,5 @@ extern void	 registry_init(void);
 extern void	 registry_allocate_positions(Oid seqoid, int count,
 										 int64 *positions);
 extern int64 registry_read_horizon(Snapshot *snapshot);
-extern int64 registry_horizon(void);
 
 #endif /* STRATA_REGISTRY_H */

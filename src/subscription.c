@@ -288,7 +288,7 @@ subscription_settled(Snapshot *snapshot)
 		elog(ERROR, "could not read strata._position_seq");
 	next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
-	horizon = snapshot ? registry_read_horizon(snapshot) : registry_horizon();
+	horizon = registry_read_horizon(snapshot);
 	return Min(next, horizon);
 }
 

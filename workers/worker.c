@@ -152,7 +152,6 @@ typedef struct WorkerSub
 	TimestampTz first_failed_at; /* first failed attempt at the event */
 	XLogRecPtr	stream_lsn; /* the stream has been dispatched up to here */
 	bool		stale;		/* SQL changed it under us: reload */
-	bool		seen;		/* still in the table (reload bookkeeping) */
 } WorkerSub;
 
 /* The worker's state */
@@ -189,9 +188,18 @@ static TimestampTz worker_loaded_at = 0;	/* when subscriptions were read */
 static void worker_reset_caches(XLogRecPtr from);
 
 /*
- * Commit (abort) the current transaction and make round_cxt current:
- * what the worker allocates between transactions lives for the round.
+ * Start a transaction with an active snapshot (worker_begin); commit
+ * (abort) it and make round_cxt current, since what the worker allocates
+ * between transactions lives for the round.
  */
+static void
+worker_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
 static void
 worker_commit(void)
 {
@@ -343,9 +351,7 @@ worker_new_stream(void)
 	id = psprintf(UINT64_FORMAT "/%X/%X/" INT64_FORMAT, GetSystemIdentifier(),
 				  LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
 				  (int64) GetCurrentTimestamp());
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	SPI_connect();
 	if (SPI_execute("DELETE FROM strata._stream", false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("INSERT INTO strata._stream (id) VALUES ($1)", 1,
@@ -375,9 +381,7 @@ worker_read_stream_id(void)
 {
 	bool found = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	SPI_connect();
 	if (SPI_execute("SELECT id FROM strata._stream", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata._stream");
@@ -707,24 +711,31 @@ worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms)
 }
 
 static bool
-worker_in_list(char **list, int n, const char *s)
-{
-	if (n == 0)
-		return true;
-	for (int i = 0; i < n; i++)
-		if (strcmp(list[i], s) == 0)
-			return true;
-	return false;
-}
-
-static bool
 worker_matches(WorkerSub *sub, WorkerEvent *ev)
 {
-	return worker_in_list(sub->categories, sub->ncategories, ev->category) &&
-		   worker_in_list(sub->types, sub->ntypes, ev->type);
+	return define_in_list(sub->categories, sub->ncategories, ev->category) &&
+		   define_in_list(sub->types, sub->ntypes, ev->type);
 }
 
 /* ---------- running handlers ---------- */
+
+/*
+ * End the transaction of a subscription's progress update: commit it if
+ * the update found the generation it was made under ('ok'), else roll it
+ * back and mark the subscription to be read again.  Returns 'ok'.
+ */
+static bool
+worker_end(WorkerSub *sub, bool ok)
+{
+	if (!ok)
+	{
+		worker_abort();
+		sub->stale = true;
+		return false;
+	}
+	worker_commit();
+	return true;
+}
 
 /*
  * Raise the watermark with every sample whose WAL position the
@@ -857,9 +868,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	current = WORKER_BAD_HANDLER;
 	PG_TRY();
 	{
@@ -977,18 +986,11 @@ worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 		worker_apply_samples(&work, live_lsn);
 	}
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	ok = worker_save_progress(sub, &work, go_live, live_lsn, 0);
 	PopActiveSnapshot();
-	if (!ok)
-	{
-		worker_abort();
-		sub->stale = true;
+	if (!worker_end(sub, ok))
 		return false;
-	}
-	worker_commit();
 	subscription_progress_free(&sub->progress);
 	subscription_progress_copy(&sub->progress, &work, subs_cxt);
 	if (go_live)
@@ -1047,9 +1049,7 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(
@@ -1084,13 +1084,8 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 		ok = worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
 								  ev->position);
 	PopActiveSnapshot();
-	if (!ok)
-	{
-		worker_abort();
-		sub->stale = true;
+	if (!worker_end(sub, ok))
 		return false;
-	}
-	worker_commit();
 
 	if (!last)
 		return false;
@@ -1127,9 +1122,7 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 	args[0] = CStringGetTextDatum(sub->name);
 	args[1] = Int64GetDatum(sub->generation);
 	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(
@@ -1277,9 +1270,7 @@ worker_catchup(WorkerSub *sub)
 	bool			  final;
 	bool			  go_live = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	SPI_connect();
 	settled = subscription_settled(&snapshot);
 	args[0] = Int64GetDatum(sub->progress.watermark);
@@ -1414,9 +1405,7 @@ worker_prepare_round(bool reload)
 	bool present;
 	bool new_extension = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	worker_begin();
 	extoid = get_extension_oid("strata", true);
 	present = worker_extension_present();
 

@@ -36,25 +36,11 @@ ok($node->poll_query_until('postgres',
 	q{SELECT state = 'live' FROM strata.subscription_status WHERE name = 's1'}),
 	'the subscription goes live');
 
-my $dir = $PostgreSQL::Test::Utils::tmp_check;
-my $script = "$dir/writer021.sql";
-PostgreSQL::Test::Utils::append_to_file($script, q{
-\set s random(1, 40)
-\set c random(1, 3)
-BEGIN;
-SELECT strata.append('cat' || :c || '-' || :s, '[{"type": "A"}, {"type": "B"}]');
-SELECT pg_sleep(random() * 0.002);
-COMMIT;
-});
 my ($pgb_out, $pgb_err);
 sub start_writers
 {
 	my ($transactions) = @_;
-	($pgb_out, $pgb_err) = ('', '');
-	return IPC::Run::start(
-		[ 'pgbench', '-n', '-c', '4', '-j', '2', '-t', $transactions, '-f', $script,
-		  '-h', $node->host, '-p', $node->port, 'postgres' ],
-		'>', \$pgb_out, '2>', \$pgb_err);
+	return strata_writers($node, $transactions, \$pgb_out, \$pgb_err);
 }
 
 # Wait, while the writers run, until the handler has recorded $n events.

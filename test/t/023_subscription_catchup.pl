@@ -44,25 +44,11 @@ sub count_seen
 	return $node->safe_psql('postgres', "SELECT count(*) FROM seen WHERE sub = '$sub'");
 }
 
-my $dir = $PostgreSQL::Test::Utils::tmp_check;
-my $script = "$dir/writer023.sql";
-PostgreSQL::Test::Utils::append_to_file($script, q{
-\set s random(1, 40)
-\set c random(1, 3)
-BEGIN;
-SELECT strata.append('cat' || :c || '-' || :s, '[{"type": "A"}, {"type": "B"}]');
-SELECT pg_sleep(random() * 0.002);
-COMMIT;
-});
 my ($pgb_out, $pgb_err);
 sub start_writers
 {
 	my ($transactions) = @_;
-	($pgb_out, $pgb_err) = ('', '');
-	return IPC::Run::start(
-		[ 'pgbench', '-n', '-c', '4', '-j', '2', '-t', $transactions, '-f', $script,
-		  '-h', $node->host, '-p', $node->port, 'postgres' ],
-		'>', \$pgb_out, '2>', \$pgb_err);
+	return strata_writers($node, $transactions, \$pgb_out, \$pgb_err);
 }
 
 # Poll $query until it returns true, pumping the writers meanwhile.

@@ -6,9 +6,11 @@ package StrataNode;
 use strict;
 use warnings;
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(strata_node);
+our @EXPORT = qw(strata_node strata_writers);
 
 # strata_node(name, conf => 'extra postgresql.conf lines',
 #             init => [extra initdb options]): a started node.
@@ -33,6 +35,41 @@ sub strata_node
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start;
 	return $node;
+}
+
+# strata_writers(node, transactions, \$out, \$err): start pgbench in the
+# background: 4 clients, each running 'transactions' transactions of two
+# events appended to one of 120 streams in 3 categories (cat1..cat3),
+# committed after a random pause of up to 2 ms, so that commits often
+# come in another order than positions.  Returns the IPC::Run handle;
+# pgbench's output goes to $out and $err.
+my $writer_script;
+
+sub strata_writers
+{
+	my ($node, $transactions, $out, $err) = @_;
+
+	if (!defined $writer_script)
+	{
+		$writer_script = "$PostgreSQL::Test::Utils::tmp_check/strata_writer.sql";
+		unlink $writer_script;
+		PostgreSQL::Test::Utils::append_to_file($writer_script, q{
+\set s random(1, 40)
+\set c random(1, 3)
+BEGIN;
+SELECT strata.append('cat' || :c || '-' || :s, '[{"type": "A"}, {"type": "B"}]');
+SELECT pg_sleep(random() * 0.002);
+COMMIT;
+});
+	}
+	($$out, $$err) = ('', '');
+	return IPC::Run::start(
+		[
+			'pgbench', '-n', '-c', '4', '-j', '2', '-t', $transactions,
+			'-f', $writer_script, '-h', $node->host, '-p', $node->port,
+			'postgres'
+		],
+		'>', $out, '2>', $err);
 }
 
 1;
