@@ -13,8 +13,12 @@
  * the writers nothing (append never runs a reducer), needs no background
  * process, and happens exactly where the state is already in hand; a
  * stream that is never loaded never gets snapshots it does not need.  In
- * a read-only transaction, on a hot standby, or without INSERT privilege
- * on strata.snapshots, load just does not write them.
+ * a read-only transaction or on a hot standby, load just does not write
+ * them.
+ *
+ * The reducer runs as the aggregate's owner (usercall.c), one scope for
+ * the whole fold; the caller of load needs SELECT on strata.events, since
+ * the state is made of events.
  *
  * A snapshot records the definition that produced it (definition_id, new
  * at every define_aggregate) and a fingerprint of the reducer's source; a
@@ -43,6 +47,7 @@
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -51,7 +56,9 @@
 #include "strata.h"
 #include "aggregate.h"
 #include "define.h"
+#include "privilege.h"
 #include "stream.h"
+#include "usercall.h"
 
 PG_FUNCTION_INFO_V1(strata_define_aggregate);
 PG_FUNCTION_INFO_V1(strata_drop_aggregate);
@@ -61,10 +68,12 @@ PG_FUNCTION_INFO_V1(strata_load);
 typedef struct AggregateDef
 {
 	Oid	   reducer;
+	Oid	   owner; /* the reducer runs as this role */
 	Jsonb *initial_state;
 	int32  snapshot_every;
 	int64  definition_id;
 	int64  fingerprint;
+	char  *what; /* "reducer of the aggregate ...", for messages */
 } AggregateDef;
 
 /* For the error context of a reducer call */
@@ -119,22 +128,32 @@ static void
 aggregate_lookup(const char *category, AggregateDef *def)
 {
 	MemoryContext	  caller = CurrentMemoryContext;
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Oid				  argtypes[1] = {TEXTOID};
 	Datum			  arg = CStringGetTextDatum(category);
 	HeapTuple		  tup;
 	TupleDesc		  desc;
 	bool			  isnull;
 
+	/* before 0.4.0 no owner was recorded: the reducer's owner stands in */
+	int has_owner = get_attnum(strata_relid("aggregates"), "owner") !=
+					InvalidAttrNumber;
+
 	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"SELECT reducer::oid, initial_state, snapshot_every, "
-				"definition_id, reducer_fingerprint FROM strata.aggregates "
-				"WHERE category OPERATOR(pg_catalog.=) $1",
-				1, argtypes),
-			&arg, NULL, true, 1) != SPI_OK_SELECT)
+	if (plans[has_owner] == NULL)
+		(void) strata_prepare(
+			&plans[has_owner],
+			psprintf("SELECT a.reducer::pg_catalog.oid, a.initial_state, "
+					 "a.snapshot_every, a.definition_id, "
+					 "a.reducer_fingerprint, %s FROM strata.aggregates a "
+					 "WHERE a.category OPERATOR(pg_catalog.=) $1",
+					 has_owner ? "a.owner::pg_catalog.oid"
+							   : "(SELECT f.proowner FROM pg_catalog.pg_proc "
+								 "f WHERE f.oid OPERATOR(pg_catalog.=) "
+								 "a.reducer)"),
+			1, argtypes);
+	if (SPI_execute_plan(plans[has_owner], &arg, NULL, true, 1) !=
+		SPI_OK_SELECT)
 		elog(ERROR, "could not read the aggregate definition");
 	if (SPI_processed == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -148,6 +167,9 @@ aggregate_lookup(const char *category, AggregateDef *def)
 	def->snapshot_every = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	def->definition_id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 	def->fingerprint = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	if (isnull)
+		def->owner = InvalidOid; /* the reducer was dropped */
 	SPI_finish();
 }
 
@@ -201,7 +223,7 @@ aggregate_find_snapshot(const char *stream, AggregateDef *def,
 	return state;
 }
 
-/* Save a snapshot, unless this transaction or role cannot write it. */
+/* Save a snapshot, unless this transaction cannot write. */
 static void
 aggregate_save_snapshot(const char *stream, const char *category,
 						AggregateDef *def, int64 version, Jsonb *state)
@@ -210,9 +232,7 @@ aggregate_save_snapshot(const char *stream, const char *category,
 	Oid	  argtypes[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID};
 	Datum args[5];
 
-	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode() ||
-		pg_class_aclcheck(strata_relid("snapshots"), GetUserId(),
-						  ACL_INSERT) != ACLCHECK_OK)
+	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode())
 		return;
 
 	args[0] = CStringGetTextDatum(stream);
@@ -252,15 +272,13 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 	IndexScanDesc		 scan;
 	TupleTableSlot		*slot;
 	ScanKeyData			 keys[3];
-	FmgrInfo			 flinfo;
+	UserFunc			 uf;
+	UserCallScope		 scope;
 	AggregateCallbackArg cbarg;
 	ErrorContextCallback errcb;
 	Datum				 st;
 
-	LOCAL_FCINFO(fcinfo, 2);
-
-	fmgr_info(def->reducer, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	usercall_prepare(&uf, def->reducer, def->owner, def->what, caller);
 
 	statecxt[0] = AllocSetContextCreate(caller, "strata fold state A",
 										ALLOCSET_DEFAULT_SIZES);
@@ -294,23 +312,23 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
+	/* one scope for the fold: one owner, its settings rolled back after */
+	usercall_begin(&scope, def->owner);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool  isnull;
 		Datum result;
+		Datum args[2];
 
 		CHECK_FOR_INTERRUPTS();
 		cbarg.version =
 			DatumGetInt64(slot_getattr(slot, 3 /* version */, &isnull));
 
 		MemoryContextSwitchTo(eventcxt);
-		fcinfo->args[0].value = st;
-		fcinfo->args[0].isnull = false;
-		fcinfo->args[1].value = ExecFetchSlotHeapTupleDatum(slot);
-		fcinfo->args[1].isnull = false;
-		fcinfo->isnull = false;
-		result = FunctionCallInvoke(fcinfo);
-		if (fcinfo->isnull)
+		args[0] = st;
+		args[1] = ExecFetchSlotHeapTupleDatum(slot);
+		result = usercall_invoke(&uf, &scope, 2, args, &isnull);
+		if (isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_STRATA_INVALID_RESULT),
 					 errmsg("reducer %s returned NULL",
@@ -327,6 +345,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 		MemoryContextReset(eventcxt);
 		*last = cbarg.version;
 	}
+	usercall_end(&scope);
 	error_context_stack = errcb.previous;
 	MemoryContextSwitchTo(caller);
 
@@ -358,14 +377,17 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	int64		 start = -1;
 	int64		 last;
 	bool		 snapshots;
+	PrivScope	 scope;
 
 	/* The definition, the snapshots and the events, all under one snapshot */
 	PushActiveSnapshot(GetTransactionSnapshot());
 
+	/* the caller's right to the events was checked by its entry point */
+	priv_enter(&scope);
 	aggregate_lookup(category, &def);
-	define_check_execute(
-		def.reducer, "reducer",
-		psprintf("the aggregate of category \"%s\"", category));
+	def.what = psprintf("reducer of the aggregate of category \"%s\"",
+						category);
+	usercall_check(def.reducer, def.owner, def.what);
 
 	snapshots = def.snapshot_every > 0;
 	if (snapshots && aggregate_fingerprint(def.reducer) != def.fingerprint)
@@ -396,6 +418,7 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	if (snapshots && last - start >= def.snapshot_every && last >= 0)
 		aggregate_save_snapshot(stream, category, &def, last, state);
 
+	priv_exit(&scope);
 	PopActiveSnapshot();
 	*version = last;
 	return state;
@@ -437,6 +460,9 @@ strata_load(PG_FUNCTION_ARGS)
 		elog(ERROR, "strata.load must return a composite type");
 	desc = BlessTupleDesc(desc);
 
+	/* the state is made of the events: the caller must be able to read them */
+	priv_check_read_events(GetUserId(), "strata.load");
+
 	state = aggregate_load(stream, category, at_version, &version);
 	values[0] = JsonbPGetDatum(state);
 	values[1] = Int64GetDatum(version);
@@ -454,11 +480,14 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;
-	Oid	  argtypes[5] = {TEXTOID, OIDOID, JSONBOID, INT4OID, INT8OID};
-	Datum args[5];
+	Oid	  argtypes[6] = {TEXTOID, OIDOID, JSONBOID, INT4OID, INT8OID, REGROLEOID};
+	Datum args[6];
 	Oid	  reducer_args[2];
 	text *cat;
 	char *category;
+	Oid	  caller = GetUserId();
+	Oid	  owner;
+	PrivScope scope;
 
 	strata_require_preload();
 	define_check_not_null(fcinfo, 4, "strata.define_aggregate");
@@ -483,20 +512,29 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 	args[4] = Int64GetDatum(aggregate_fingerprint(PG_GETARG_OID(1)));
 
 	PreventCommandIfReadOnly("strata.define_aggregate()");
+	priv_enter(&scope);
 	SPI_connect();
+	owner = define_lock_owner(
+		"aggregates", "category", args[0], caller,
+		psprintf("the aggregate of category \"%s\"", category));
+	if (owner != caller)
+		usercall_check(
+			PG_GETARG_OID(1), owner,
+			psprintf("reducer of the aggregate of category \"%s\"", category));
+	args[5] = ObjectIdGetDatum(owner);
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan,
 				"INSERT INTO strata.aggregates (category, reducer, "
-				"initial_state, snapshot_every, reducer_fingerprint) "
-				"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (category) DO UPDATE "
+				"initial_state, snapshot_every, reducer_fingerprint, owner) "
+				"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (category) DO UPDATE "
 				"SET reducer = EXCLUDED.reducer, initial_state = "
 				"EXCLUDED.initial_state, snapshot_every = "
 				"EXCLUDED.snapshot_every, reducer_fingerprint = "
 				"EXCLUDED.reducer_fingerprint, definition_id = "
 				"pg_catalog.nextval('strata._definition_seq'), defined_at = "
 				"pg_catalog.now()",
-				5, argtypes),
+				6, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the aggregate");
 	/* The old definition's snapshots can never be used again */
@@ -511,6 +549,7 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 			args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete old snapshots");
 	SPI_finish();
+	priv_exit(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -524,14 +563,19 @@ strata_drop_aggregate(PG_FUNCTION_ARGS)
 	strata_require_preload();
 	if (define_delete(&plan,
 					  "DELETE FROM strata.aggregates "
-					  "WHERE category OPERATOR(pg_catalog.=) $1",
-					  PG_GETARG_DATUM(0), "strata.drop_aggregate()") == 0)
+					  "WHERE category OPERATOR(pg_catalog.=) $1 "
+					  "RETURNING owner::pg_catalog.oid",
+					  PG_GETARG_DATUM(0), "strata.drop_aggregate()",
+					  GetUserId(),
+					  psprintf("the aggregate of category \"%s\"",
+							   TextDatumGetCString(PG_GETARG_DATUM(0)))) == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("no aggregate is defined for category \"%s\"",
 							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
 	(void) define_delete(&plan_clean,
 						 "DELETE FROM strata.snapshots "
 						 "WHERE category OPERATOR(pg_catalog.=) $1",
-						 PG_GETARG_DATUM(0), "strata.drop_aggregate()");
+						 PG_GETARG_DATUM(0), "strata.drop_aggregate()",
+						 GetUserId(), NULL);
 	PG_RETURN_VOID();
 }

@@ -32,6 +32,7 @@
 
 #include "strata.h"
 #include "append.h"
+#include "privilege.h"
 #include "registry.h"
 #include "projection.h"
 #include "stream.h"
@@ -714,6 +715,7 @@ append_events(const char *stream, const char *category, Jsonb *events,
 	int64		 current;
 	int64		 version;
 	bool		 existed;
+	PrivScope	 scope;
 
 	count = append_parse_events(events, &evs);
 
@@ -722,6 +724,8 @@ append_events(const char *stream, const char *category, Jsonb *events,
 
 	stream_d = CStringGetTextDatum(stream);
 
+	/* the caller may append (EXECUTE): write as the tables' owner */
+	priv_enter(&scope);
 	SPI_connect();
 
 	current = append_lock_stream(stream_d, count, &existed);
@@ -732,6 +736,7 @@ append_events(const char *stream, const char *category, Jsonb *events,
 		if (existed)
 			append_reset_stream(stream_d, current);
 		SPI_finish();
+		priv_exit(&scope);
 		return version;
 	}
 
@@ -748,6 +753,7 @@ append_events(const char *stream, const char *category, Jsonb *events,
 	append_insert(stream_d, category, evs, count, current + 1);
 
 	SPI_finish();
+	priv_exit(&scope);
 	return current + count;
 }
 

@@ -29,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/uuid.h"
@@ -38,7 +39,9 @@
 #include "append.h"
 #include "command.h"
 #include "define.h"
+#include "privilege.h"
 #include "stream.h"
+#include "usercall.h"
 
 PG_FUNCTION_INFO_V1(strata_define_command);
 PG_FUNCTION_INFO_V1(strata_drop_command);
@@ -49,6 +52,7 @@ typedef struct CommandDef
 {
 	char *category;
 	Oid	  handler;
+	Oid	  owner; /* the handler runs as this role */
 	bool  record_rejections;
 } CommandDef;
 
@@ -68,10 +72,18 @@ command_lookup(const char *type, CommandDef *def)
 	bool			  isnull;
 	MemoryContext	  caller = CurrentMemoryContext;
 
+	if (get_attnum(strata_relid("commands"), "owner") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the strata extension must be updated first"),
+				 errdetail("The installed SQL of the extension records no "
+						   "owners; this library needs version 0.4.0."),
+				 errhint("Run ALTER EXTENSION strata UPDATE.")));
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
-						   "SELECT category, handler::oid, record_rejections "
+						   "SELECT category, handler::pg_catalog.oid, "
+						   "record_rejections, owner::pg_catalog.oid "
 						   "FROM strata.commands "
 						   "WHERE command_type OPERATOR(pg_catalog.=) $1",
 						   1, argtypes),
@@ -89,6 +101,8 @@ command_lookup(const char *type, CommandDef *def)
 		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	def->record_rejections = DatumGetBool(SPI_getbinval(
 		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	def->owner = DatumGetObjectId(SPI_getbinval(
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	SPI_finish();
 }
 
@@ -302,9 +316,10 @@ command_attempt_body(CommandAttempt *a)
 	Jsonb	*state;
 	Jsonb	*result;
 	Datum	 d;
-	FmgrInfo flinfo;
-
-	LOCAL_FCINFO(fcinfo, 2);
+	Datum	 args[2];
+	bool	 isnull;
+	UserFunc uf;
+	UserCallScope scope;
 
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,
@@ -313,18 +328,17 @@ command_attempt_body(CommandAttempt *a)
 	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
 						   &a->loaded_version);
 
-	define_check_execute(a->def->handler, "handler",
-						 psprintf("command type \"%s\"", a->type));
-	fmgr_info(a->def->handler, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = JsonbPGetDatum(state);
-	fcinfo->args[0].isnull = false;
-	fcinfo->args[1].value = JsonbPGetDatum(a->command);
-	fcinfo->args[1].isnull = false;
+	usercall_prepare(&uf, a->def->handler, a->def->owner,
+					 psprintf("handler of command type \"%s\"", a->type),
+					 CurrentMemoryContext);
+	args[0] = JsonbPGetDatum(state);
+	args[1] = JsonbPGetDatum(a->command);
 	a->phase = COMMAND_PHASE_HANDLER;
-	d = FunctionCallInvoke(fcinfo);
+	usercall_begin(&scope, a->def->owner);
+	d = usercall_invoke(&uf, &scope, 2, args, &isnull);
+	usercall_end(&scope);
 	a->phase = COMMAND_PHASE_OTHER;
-	if (fcinfo->isnull)
+	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRATA_INVALID_RESULT),
 				 errmsg("command handler %s returned NULL",
@@ -394,12 +408,11 @@ command_is_denial(int sqlerrcode)
 }
 
 /*
- * strata.execute(stream text, command jsonb) RETURNS bigint: execute a
- * command against the aggregate of the stream and return the stream's
- * new version.
+ * The body of strata.execute(), in an owner section: the definition, the
+ * attempts, and the retries after conflicts.
  */
-Datum
-strata_execute(PG_FUNCTION_ARGS)
+static int64
+command_execute(FunctionCallInfo fcinfo)
 {
 	CommandAttempt a;
 	CommandDef	   def;
@@ -407,12 +420,6 @@ strata_execute(PG_FUNCTION_ARGS)
 	char		  *category;
 	int64		   version;
 	ErrorData	  *edata = NULL;
-
-	strata_require_preload();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("stream and command must not be null")));
-	PreventCommandIfReadOnly("strata.execute()");
 
 	memset(&a, 0, sizeof(a));
 	a.stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
@@ -432,12 +439,12 @@ strata_execute(PG_FUNCTION_ARGS)
 
 	/* A command executed before: its event is there, nothing to do */
 	if (a.has_id && command_done(a.stream, &id, &version))
-		PG_RETURN_INT64(version);
+		return version;
 
 	for (int attempt = 0;; attempt++)
 	{
 		if (command_attempt(&a, &version, &edata))
-			PG_RETURN_INT64(version);
+			return version;
 
 		if (a.phase == COMMAND_PHASE_HANDLER && def.record_rejections &&
 			a.rejection == NULL && command_is_denial(edata->sqlerrcode))
@@ -447,7 +454,7 @@ strata_execute(PG_FUNCTION_ARGS)
 											a.has_id, edata);
 			a.rejection_expected = a.loaded_version;
 			if (command_attempt(&a, &version, &edata))
-				PG_RETURN_INT64(version);
+				return version;
 			a.rejection = NULL;
 		}
 
@@ -468,8 +475,33 @@ strata_execute(PG_FUNCTION_ARGS)
 
 		/* The same command, executed concurrently, may have won the race */
 		if (a.has_id && command_done(a.stream, &id, &version))
-			PG_RETURN_INT64(version);
+			return version;
 	}
+}
+
+/*
+ * strata.execute(stream text, command jsonb) RETURNS bigint: execute a
+ * command against the aggregate of the stream and return the stream's
+ * new version.
+ */
+Datum
+strata_execute(PG_FUNCTION_ARGS)
+{
+	PrivScope scope;
+	int64	  version;
+
+	strata_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stream and command must not be null")));
+	PreventCommandIfReadOnly("strata.execute()");
+	/* the handler decides on the state, made of the stream's events */
+	priv_check_read_events(GetUserId(), "strata.execute");
+
+	priv_enter(&scope);
+	version = command_execute(fcinfo);
+	priv_exit(&scope);
+	PG_RETURN_INT64(version);
 }
 
 /*
@@ -480,11 +512,15 @@ Datum
 strata_define_command(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[4] = {TEXTOID, TEXTOID, OIDOID, BOOLOID};
-	Datum			  args[4];
-	Oid				  handler_args[2] = {JSONBOID, JSONBOID};
-	text			 *cat;
-	char			 *category;
+	Oid		  argtypes[5] = {TEXTOID, TEXTOID, OIDOID, BOOLOID, REGROLEOID};
+	Datum	  args[5];
+	Oid		  handler_args[2] = {JSONBOID, JSONBOID};
+	text	 *cat;
+	char	 *category;
+	Oid		  caller = GetUserId();
+	Oid		  owner;
+	char	 *object;
+	PrivScope scope;
 
 	strata_require_preload();
 	define_check_not_null(fcinfo, 4, "strata.define_command");
@@ -501,20 +537,30 @@ strata_define_command(PG_FUNCTION_ARGS)
 	args[3] = PG_GETARG_DATUM(3);
 
 	PreventCommandIfReadOnly("strata.define_command()");
+	object = psprintf("command type \"%s\"", TextDatumGetCString(args[0]));
+	priv_enter(&scope);
 	SPI_connect();
+	owner = define_lock_owner("commands", "command_type", args[0], caller,
+							  object);
+	if (owner != caller)
+		usercall_check(PG_GETARG_OID(2), owner,
+					   psprintf("handler of %s", object));
+	args[4] = ObjectIdGetDatum(owner);
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan,
 				"INSERT INTO strata.commands (command_type, category, "
-				"handler, record_rejections) VALUES ($1, $2, $3, $4) "
+				"handler, record_rejections, owner) "
+				"VALUES ($1, $2, $3, $4, $5) "
 				"ON CONFLICT (command_type) DO UPDATE SET category = "
 				"EXCLUDED.category, handler = EXCLUDED.handler, "
 				"record_rejections = EXCLUDED.record_rejections, "
 				"defined_at = pg_catalog.now()",
-				4, argtypes),
+				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the command");
 	SPI_finish();
+	priv_exit(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -527,8 +573,11 @@ strata_drop_command(PG_FUNCTION_ARGS)
 	strata_require_preload();
 	if (define_delete(&plan,
 					  "DELETE FROM strata.commands "
-					  "WHERE command_type OPERATOR(pg_catalog.=) $1",
-					  PG_GETARG_DATUM(0), "strata.drop_command()") == 0)
+					  "WHERE command_type OPERATOR(pg_catalog.=) $1 "
+					  "RETURNING owner::pg_catalog.oid",
+					  PG_GETARG_DATUM(0), "strata.drop_command()", GetUserId(),
+					  psprintf("command type \"%s\"",
+							   TextDatumGetCString(PG_GETARG_DATUM(0)))) == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("command type \"%s\" is not defined",
 							   TextDatumGetCString(PG_GETARG_DATUM(0)))));

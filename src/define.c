@@ -30,6 +30,7 @@
 
 #include "strata.h"
 #include "define.h"
+#include "privilege.h"
 #include "stream.h"
 
 /* Longest name of a projection */
@@ -161,44 +162,79 @@ define_invalidate(const char *relname)
 }
 
 /*
- * Call a function returning void with 'nargs' (at most 2) non-null
- * arguments.  Unlike FunctionCallN, accept a NULL result: SQL functions
- * returning void return one.
+ * Run the saved DELETE 'sql' (prepared into *plan on first use) with the
+ * text key 'key' as $1, in a read-write transaction, in an owner section;
+ * return the number of rows deleted.  With 'object' (the definition, for
+ * messages), the DELETE returns the owner of each row it deletes, which
+ * 'caller' must have the privileges of.  The body of the drop_* functions.
  */
-void
-define_call_void(FmgrInfo *flinfo, int nargs, Datum *args)
+uint64
+define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
+			  Oid caller, const char *object)
 {
-	LOCAL_FCINFO(fcinfo, 2);
+	Oid		  argtypes[1] = {TEXTOID};
+	uint64	  deleted;
+	PrivScope scope;
 
-	Assert(nargs <= 2);
-	InitFunctionCallInfoData(*fcinfo, flinfo, nargs, InvalidOid, NULL, NULL);
-	for (int i = 0; i < nargs; i++)
+	PreventCommandIfReadOnly(func);
+	priv_enter(&scope);
+	SPI_connect();
+	if (SPI_execute_plan(strata_prepare(plan, sql, 1, argtypes), &key, NULL,
+						 false, 0) !=
+		(object != NULL ? SPI_OK_DELETE_RETURNING : SPI_OK_DELETE))
+		elog(ERROR, "could not run %s", sql);
+	deleted = SPI_processed;
+	for (uint64 i = 0; object != NULL && i < deleted; i++)
 	{
-		fcinfo->args[i].value = args[i];
-		fcinfo->args[i].isnull = false;
+		bool isnull;
+
+		priv_check_owner(caller,
+						 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc,
+														1, &isnull)),
+						 "drop", object);
 	}
-	(void) FunctionCallInvoke(fcinfo);
+	SPI_finish();
+	priv_exit(&scope);
+	return deleted;
 }
 
 /*
- * Run the saved DELETE 'sql' (prepared into *plan on first use) with the
- * text key 'key' as $1, in a read-write transaction; return the number of
- * rows deleted.  The body of the drop_* functions.
+ * Before a define_* function writes definition 'key' of strata.'relname'
+ * (key column 'keycol'): lock it, and if it exists, check that 'caller'
+ * has the privileges of its owner.  Returns that owner, which a
+ * redefinition keeps (as CREATE OR REPLACE does), or 'caller' for a new
+ * definition.  Refuses to run under the SQL of a version before 0.4.0,
+ * which records no owners.  Connected to SPI, in an owner section.
  */
-uint64
-define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func)
+Oid
+define_lock_owner(const char *relname, const char *keycol, Datum key,
+				  Oid caller, const char *object)
 {
-	Oid	   argtypes[1] = {TEXTOID};
-	uint64 deleted;
+	Oid	  argtype = TEXTOID;
+	bool  isnull;
+	Oid	  owner;
+	char *sql;
 
-	PreventCommandIfReadOnly(func);
-	SPI_connect();
-	if (SPI_execute_plan(strata_prepare(plan, sql, 1, argtypes), &key, NULL,
-						 false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not run %s", sql);
-	deleted = SPI_processed;
-	SPI_finish();
-	return deleted;
+	if (get_attnum(strata_relid(relname), "owner") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the strata extension must be updated first"),
+				 errdetail("The installed SQL of the extension records no "
+						   "owners; this library needs version 0.4.0."),
+				 errhint("Run ALTER EXTENSION strata UPDATE.")));
+	sql = psprintf("SELECT owner::pg_catalog.oid FROM strata.%s WHERE %s "
+				   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				   relname, keycol);
+	if (SPI_execute_with_args(sql, 1, &argtype, &key, NULL, false, 1) !=
+		SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.%s", relname);
+	if (SPI_processed == 0)
+		return caller;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	priv_check_owner(caller, owner, "redefine", object);
+	return owner;
 }
 
 /*

@@ -24,10 +24,10 @@ extern char *define_name_arg(text *arg, const char *what);
 extern void	 define_check_list(ArrayType *arr, const char *what,
 							   bool is_category);
 extern void	 define_invalidate(const char *relname);
-extern void	 define_call_void(FmgrInfo *flinfo, int nargs, Datum *args);
-
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
-							const char *func);
+							const char *func, Oid caller, const char *object);
+extern Oid	  define_lock_owner(const char *relname, const char *keycol,
+								Datum key, Oid caller, const char *object);
 
 extern int	define_strings(Datum d, char ***out);
 extern bool define_in_list(char **list, int n, const char *s);

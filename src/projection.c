@@ -38,9 +38,11 @@
 #include "strata.h"
 #include "append.h"
 #include "define.h"
+#include "privilege.h"
 #include "projection.h"
 #include "stream.h"
 #include "subscription.h"
+#include "usercall.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(strata_define_projection);
@@ -54,12 +56,13 @@ PG_FUNCTION_INFO_V1(strata_rebuild_projection);
 typedef struct ProjectionDef
 {
 	char	*name;
-	char	*owner; /* "projection \"name\"", for messages */
+	char	*what; /* "handler of projection \"name\"", for messages */
 	Oid		 handler;
-	FmgrInfo flinfo;
-	bool	 flinfo_ready; /* flinfo looked up (lazily, at first call) */
-	int		 calls;		   /* calls of the handler under way */
-	int		 ncategories;  /* 0: all */
+	Oid		 owner;	  /* the handler runs as this role */
+	UserFunc uf;
+	bool	 uf_ready;	  /* uf looked up (lazily, at first call) */
+	int		 calls;		  /* calls of the handler under way */
+	int		 ncategories; /* 0: all */
 	char   **categories;
 	int		 ntypes; /* 0: all */
 	char   **types;
@@ -98,10 +101,10 @@ projection_relcache_callback(Datum arg, Oid relid)
 static void
 projection_load_cache(void)
 {
-	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr plan_mode = NULL;
+	static SPIPlanPtr plans[4] = {NULL, NULL, NULL, NULL};
 	MemoryContext	  old;
 	int				  ret;
+	PrivScope		  scope;
 
 	if (projection_valid || (projection_busy > 0 && projection_defs != NULL))
 		return;
@@ -137,26 +140,38 @@ projection_load_cache(void)
 	 */
 	projection_valid = true;
 
+	priv_enter(&scope);
 	SPI_connect();
 	PG_TRY();
 	{
-		/* 0.2.0 had inline projections only, and no mode column */
+		/*
+		 * 0.2.0 had inline projections only, and no mode column; before
+		 * 0.4.0 no owner was recorded: the function's owner stands in for
+		 * it, as the upgrade to 0.4.0 decides.
+		 */
 		bool has_mode =
 			get_attnum(projection_relid, "mode") != InvalidAttrNumber;
+		bool has_owner =
+			get_attnum(projection_relid, "owner") != InvalidAttrNumber;
+		int	 variant = (has_mode ? 2 : 0) + (has_owner ? 1 : 0);
 
-		ret = SPI_execute_snapshot(
-			has_mode ? strata_prepare(&plan_mode,
-									  "SELECT name, handler::oid, categories, "
-									  "types FROM strata.projections WHERE "
-									  "mode OPERATOR(pg_catalog.=) 'inline' "
-									  "ORDER BY name",
-									  0, NULL)
-					 : strata_prepare(&plan,
-									  "SELECT name, handler::oid, categories, "
-									  "types FROM strata.projections "
-									  "ORDER BY name",
-									  0, NULL),
-			NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+		if (plans[variant] == NULL)
+			(void) strata_prepare(
+				&plans[variant],
+				psprintf("SELECT p.name, p.handler::pg_catalog.oid, "
+						 "p.categories, p.types, %s FROM "
+						 "strata.projections p %s ORDER BY p.name",
+						 has_owner ? "p.owner::pg_catalog.oid"
+								   : "(SELECT f.proowner FROM "
+									 "pg_catalog.pg_proc f WHERE f.oid "
+									 "OPERATOR(pg_catalog.=) p.handler)",
+						 has_mode ? "WHERE p.mode OPERATOR(pg_catalog.=) "
+									"'inline'"
+								  : ""),
+				0, NULL);
+		ret = SPI_execute_snapshot(plans[variant], NULL, NULL,
+								   GetLatestSnapshot(), InvalidSnapshot, true,
+								   false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read projections: %s",
 				 SPI_result_code_string(ret));
@@ -179,8 +194,9 @@ projection_load_cache(void)
 		Datum		   d;
 
 		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		def->owner = psprintf("projection \"%s\"", def->name);
+		def->what = psprintf("handler of projection \"%s\"", def->name);
 		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		if (!isnull)
 			def->ncategories = define_strings(d, &def->categories);
@@ -191,6 +207,7 @@ projection_load_cache(void)
 	projection_ndefs = (int) SPI_processed;
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	priv_exit(&scope);
 }
 
 /*
@@ -219,23 +236,28 @@ projection_error_callback(void *arg)
 			   TextDatumGetCString(cb->row[EVENTS_STREAM]));
 }
 
-/* Call the handler of 'def' with the event row 'event'. */
+/*
+ * Call the handler of 'def' with the event row 'event', as the
+ * projection's owner (usercall.c).
+ */
 static void
 projection_call(ProjectionDef *def, Datum event, Datum *row)
 {
 	ErrorContextCallback  errcb;
 	ProjectionCallbackArg cbarg = {def->name, row};
 
-	FmgrInfo nested;
-	FmgrInfo *volatile flinfo = &def->flinfo;
+	UserFunc nested;
+	UserFunc *volatile uf = &def->uf;
 
-	define_check_execute(def->handler, "handler", def->owner);
-	if (!def->flinfo_ready)
+	if (!def->uf_ready)
 	{
-		fmgr_info_cxt(def->handler, &def->flinfo,
-					  projection_cxt ? projection_cxt : CurrentMemoryContext);
-		def->flinfo_ready = true;
+		usercall_prepare(&def->uf, def->handler, def->owner, def->what,
+						 projection_cxt ? projection_cxt
+										: CurrentMemoryContext);
+		def->uf_ready = true;
 	}
+	else
+		usercall_check(def->handler, def->owner, def->what);
 
 	/*
 	 * A handler that appends to a stream it projects calls itself again
@@ -244,8 +266,9 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	 */
 	if (def->calls > 0)
 	{
-		fmgr_info(def->handler, &nested);
-		flinfo = &nested;
+		usercall_prepare(&nested, def->handler, def->owner, def->what,
+						 CurrentMemoryContext);
+		uf = &nested;
 	}
 
 	errcb.callback = projection_error_callback;
@@ -256,7 +279,7 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	def->calls++;
 	PG_TRY();
 	{
-		define_call_void(flinfo, 1, &event);
+		usercall_void(uf, 1, &event);
 	}
 	PG_FINALLY();
 	{
@@ -320,12 +343,13 @@ projection_apply_inline(Datum *row, const char *category, const char *type)
  */
 static void
 projection_sync_subscription(const char *name, bool async, bool was_inline,
-							 Datum *args, const char *nulls)
+							 Datum *args, const char *nulls, Oid owner)
 {
 	static SPIPlanPtr plan_find = NULL;
 	static SPIPlanPtr plan_update = NULL;
 	static SPIPlanPtr plan_delete = NULL;
-	Oid	 argtypes[4] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid argtypes[6] = {TEXTOID,		 OIDOID,  TEXTARRAYOID,
+					   TEXTARRAYOID, TEXTOID, REGROLEOID};
 	bool exists;
 	bool isnull;
 
@@ -365,17 +389,17 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 				strata_prepare(
 					&plan_update,
 					"UPDATE strata.subscriptions SET handler = $2, "
-					"categories = $3, types = $4, generation = "
+					"categories = $3, types = $4, owner = $6, generation = "
 					"generation OPERATOR(pg_catalog.+) 1 WHERE name "
 					"OPERATOR(pg_catalog.=) $1",
-					4, argtypes),
+					6, argtypes),
 				args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update the projection's subscription");
 	}
 	else
 		subscription_insert(name, DatumGetObjectId(args[1]), args[2],
 							nulls[2] == 'n', args[3], nulls[3] == 'n',
-							!was_inline, false, name);
+							!was_inline, false, name, owner);
 	worker_notify_at_commit();
 }
 
@@ -389,14 +413,18 @@ strata_define_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_mode = NULL;
-	Oid	  argtypes[5] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-	Datum args[5];
-	char  nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid	  argtypes[6] = {TEXTOID,	  OIDOID,  TEXTARRAYOID,
+						 TEXTARRAYOID, TEXTOID, REGROLEOID};
+	Datum args[6];
+	char  nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Oid	  evtype;
 	char *name;
 	bool  has_mode = PG_NARGS() >= 5;
 	bool  async = false;
 	bool  was_inline = false;
+	Oid	  caller = GetUserId();
+	Oid	  owner;
+	PrivScope scope;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -438,9 +466,20 @@ strata_define_projection(PG_FUNCTION_ARGS)
 							errhint("Use 'inline' or 'async'.")));
 		args[4] = CStringGetTextDatum(mode);
 	}
+	else
+		args[4] = CStringGetTextDatum("inline");
 
+	/* the handler will see every event it takes, history included */
+	priv_check_read_events(caller, "strata.define_projection");
 	PreventCommandIfReadOnly("strata.define_projection()");
+	priv_enter(&scope);
 	SPI_connect();
+	owner = define_lock_owner("projections", "name", args[0], caller,
+							  psprintf("projection \"%s\"", name));
+	if (owner != caller)
+		usercall_check(DatumGetObjectId(args[1]), owner,
+					   psprintf("handler of projection \"%s\"", name));
+	args[5] = ObjectIdGetDatum(owner);
 	if (has_mode)
 	{
 		static SPIPlanPtr plan_old = NULL;
@@ -467,25 +506,27 @@ strata_define_projection(PG_FUNCTION_ARGS)
 				? strata_prepare(
 					  &plan_mode,
 					  "INSERT INTO strata.projections (name, handler, "
-					  "categories, types, mode) VALUES ($1, $2, $3, $4, $5) "
-					  "ON CONFLICT (name) DO UPDATE SET handler = "
+					  "categories, types, mode, owner) VALUES ($1, $2, $3, "
+					  "$4, $5, $6) ON CONFLICT (name) DO UPDATE SET handler = "
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
 					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
 					  "defined_at = pg_catalog.now()",
-					  5, argtypes)
+					  6, argtypes)
 				: strata_prepare(
 					  &plan,
 					  "INSERT INTO strata.projections (name, handler, "
-					  "categories, types) VALUES ($1, $2, $3, $4) ON "
-					  "CONFLICT (name) DO UPDATE SET handler = "
+					  "categories, types, owner) VALUES ($1, $2, $3, $4, $6) "
+					  "ON CONFLICT (name) DO UPDATE SET handler = "
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
 					  "types = EXCLUDED.types, defined_at = pg_catalog.now()",
-					  4, argtypes),
+					  6, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
 	if (has_mode)
-		projection_sync_subscription(name, async, was_inline, args, nulls);
+		projection_sync_subscription(name, async, was_inline, args, nulls,
+									 owner);
 	SPI_finish();
+	priv_exit(&scope);
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
@@ -495,40 +536,46 @@ Datum
 strata_drop_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_sub = NULL;
+	char			 *object = psprintf("projection \"%s\"",
+										TextDatumGetCString(PG_GETARG_DATUM(0)));
 
 	strata_require_preload();
-	if (OidIsValid(get_relname_relid("subscriptions",
-									 get_namespace_oid(STRATA_SCHEMA, false))))
-	{
-		static SPIPlanPtr plan_sub = NULL;
-
-		(void) define_delete(&plan_sub,
-							 "DELETE FROM strata.subscriptions WHERE "
-							 "projection OPERATOR(pg_catalog.=) $1",
-							 PG_GETARG_DATUM(0), "strata.drop_projection()");
-		worker_notify_at_commit();
-	}
+	/* the projection first: its owner check covers its subscription */
 	if (define_delete(&plan,
 					  "DELETE FROM strata.projections "
-					  "WHERE name OPERATOR(pg_catalog.=) $1",
-					  PG_GETARG_DATUM(0), "strata.drop_projection()") == 0)
+					  "WHERE name OPERATOR(pg_catalog.=) $1 "
+					  "RETURNING owner::pg_catalog.oid",
+					  PG_GETARG_DATUM(0), "strata.drop_projection()",
+					  GetUserId(), object) == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("projection \"%s\" does not exist",
 							   TextDatumGetCString(PG_GETARG_DATUM(0)))));
+	(void) define_delete(&plan_sub,
+						 "DELETE FROM strata.subscriptions WHERE "
+						 "projection OPERATOR(pg_catalog.=) $1",
+						 PG_GETARG_DATUM(0), "strata.drop_projection()",
+						 GetUserId(), NULL);
+	worker_notify_at_commit();
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
 
-/* Call the reset function of a rebuild, and make what it did visible. */
+/*
+ * Call the reset function of a rebuild, as the projection's owner, and
+ * make what it did visible.
+ */
 static void
-projection_call_reset(Oid reset)
+projection_call_reset(Oid reset, Oid owner, const char *name)
 {
-	FmgrInfo flinfo;
+	UserFunc uf;
 
 	define_check_function(reset, "reset function", 0, NULL, VOIDOID,
 						  "() RETURNS void");
-	fmgr_info(reset, &flinfo);
-	define_call_void(&flinfo, 0, NULL);
+	usercall_prepare(&uf, reset, owner,
+					 psprintf("reset function of projection \"%s\"", name),
+					 CurrentMemoryContext);
+	usercall_void(&uf, 0, NULL);
 	CommandCounterIncrement();
 }
 
@@ -539,7 +586,7 @@ projection_call_reset(Oid reset)
  */
 static void
 projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
-						 const char *name)
+						 const char *name, Oid owner)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtype = TEXTOID;
@@ -565,7 +612,7 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 			&name_d, NULL, false, 0) < 0)
 		elog(ERROR, "could not restart the projection's subscription");
 	if (!PG_ARGISNULL(1))
-		projection_call_reset(PG_GETARG_OID(1));
+		projection_call_reset(PG_GETARG_OID(1), owner, name);
 	worker_notify_at_commit();
 	ereport(NOTICE,
 			(errmsg("async projection \"%s\" is being rebuilt by the strata "
@@ -599,6 +646,8 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	TimestampTz		  last_notice;
 	MemoryContext	  eventcxt;
 	MemoryContext	  old;
+	Oid				  caller = GetUserId();
+	PrivScope		  scope;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0))
@@ -608,15 +657,16 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	name = TextDatumGetCString(name_d);
 	PreventCommandIfReadOnly("strata.rebuild_projection()");
 
+	priv_enter(&scope);
 	SPI_connect();
 	if (SPI_execute_plan(
-			strata_prepare(
-				&plan_def,
-				"SELECT handler::oid, categories, types, "
-				"to_jsonb(p)->>'mode' FROM "
-				"strata.projections p WHERE name OPERATOR(pg_catalog.=) $1",
-				1, &texttype),
-			&name_d, NULL, true, 1) != SPI_OK_SELECT)
+			strata_prepare(&plan_def,
+						   "SELECT handler::pg_catalog.oid, categories, types, "
+						   "mode, owner::pg_catalog.oid FROM "
+						   "strata.projections WHERE name "
+						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+						   1, &texttype),
+			&name_d, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the projection");
 	if (SPI_processed == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -626,21 +676,23 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 		Datum mode = SPI_getbinval(SPI_tuptable->vals[0],
 								   SPI_tuptable->tupdesc, 4, &isnull);
 
-		if (!isnull && strcmp(TextDatumGetCString(mode), "async") == 0)
-		{
-			projection_rebuild_async(fcinfo, name_d, name);
-			SPI_finish();
-			PG_RETURN_INT64(0);
-		}
-	}
-	{
-		bool isnull;
-
 		memset(&def, 0, sizeof(def));
 		def.name = name;
-		def.owner = psprintf("projection \"%s\"", name);
+		def.what = psprintf("handler of projection \"%s\"", name);
 		def.handler = DatumGetObjectId(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		def.owner = DatumGetObjectId(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+		priv_check_owner(caller, def.owner, "rebuild",
+						 psprintf("projection \"%s\"", name));
+		priv_check_read_events(def.owner, "strata.rebuild_projection");
+		if (strcmp(TextDatumGetCString(mode), "async") == 0)
+		{
+			projection_rebuild_async(fcinfo, name_d, name, def.owner);
+			SPI_finish();
+			priv_exit(&scope);
+			PG_RETURN_INT64(0);
+		}
 		for (int i = 0; i < 2; i++)
 		{
 			args[i] = SPI_getbinval(SPI_tuptable->vals[0],
@@ -650,13 +702,13 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
 		}
 	}
-	define_check_execute(def.handler, "handler", def.owner);
-	fmgr_info(def.handler, &def.flinfo);
-	def.flinfo_ready = true;
+	usercall_prepare(&def.uf, def.handler, def.owner, def.what,
+					 CurrentMemoryContext);
+	def.uf_ready = true;
 
 	/* The reset function, then a snapshot that sees what it did */
 	if (!PG_ARGISNULL(1))
-		projection_call_reset(PG_GETARG_OID(1));
+		projection_call_reset(PG_GETARG_OID(1), def.owner, name);
 
 	if (SPI_execute_plan(
 			strata_prepare(
@@ -734,6 +786,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 	MemoryContextDelete(eventcxt);
 	SPI_finish();
+	priv_exit(&scope);
 
 	ereport(NOTICE,
 			(errmsg("projection \"%s\" rebuilt from " INT64_FORMAT " events",

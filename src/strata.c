@@ -22,6 +22,7 @@
 #include "utils/lsyscache.h"
 
 #include "strata.h"
+#include "privilege.h"
 #include "registry.h"
 #include "worker.h"
 
@@ -60,6 +61,7 @@ _PG_init(void)
 
 	worker_init();
 	MarkGUCPrefixReserved("strata");
+	privilege_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

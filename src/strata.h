@@ -29,6 +29,14 @@
 /* Schema every SQL object of the extension lives in */
 #define STRATA_SCHEMA "strata"
 
+/*
+ * The search_path of the extension's own queries and of user code it runs
+ * (PostgreSQL 17's GUC_SAFE_SEARCH_PATH): no schema a role could plant an
+ * object in comes before pg_catalog, and pg_temp is never searched for
+ * functions or operators.
+ */
+#define STRATA_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
 /* true when the library was loaded through shared_preload_libraries */
 extern bool strata_preloaded;
 

@@ -30,13 +30,16 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "strata.h"
 #include "define.h"
+#include "privilege.h"
 #include "registry.h"
 #include "subscription.h"
+#include "usercall.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(strata_subscribe);
@@ -45,6 +48,7 @@ PG_FUNCTION_INFO_V1(strata_pause_subscription);
 PG_FUNCTION_INFO_V1(strata_resume_subscription);
 PG_FUNCTION_INFO_V1(strata_retry_parked);
 PG_FUNCTION_INFO_V1(strata_wait_for);
+PG_FUNCTION_INFO_V1(strata_alter_subscription_owner);
 
 /* How often wait_for looks again where no worker can wake it (standby) */
 #define WAIT_FOR_POLL_MS 10
@@ -305,23 +309,25 @@ subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
- * Look up subscription 'name' for a change by the current user, locking
- * its row: it must exist, and the user must be a member of its owner's
- * role.  Returns whether it runs an async projection.  Connected to SPI.
+ * Look up subscription 'name' for a change by role 'caller', locking its
+ * row: it must exist, and the caller must have the privileges of its
+ * owner.  Returns whether it runs an async projection, and its owner in
+ * *owner (if not NULL).  Connected to SPI, in an owner section.
  */
 static bool
-subscription_lock(const char *name, const char *action)
+subscription_lock(const char *name, const char *action, Oid caller,
+				  Oid *owner)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtype = TEXTOID;
 	Datum			  arg = CStringGetTextDatum(name);
 	bool			  isnull;
-	Oid				  owner;
+	Oid				  o;
 
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
-						   "SELECT owner, projection IS NOT NULL FROM "
-						   "strata.subscriptions WHERE name "
+						   "SELECT owner::pg_catalog.oid, projection IS NOT "
+						   "NULL FROM strata.subscriptions WHERE name "
 						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 						   1, &argtype),
 			&arg, NULL, false, 1) != SPI_OK_SELECT)
@@ -329,15 +335,12 @@ subscription_lock(const char *name, const char *action)
 	if (SPI_processed == 0)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("subscription \"%s\" does not exist", name)));
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s subscription \"%s\"", action,
-						name),
-				 errdetail("Only members of the role that subscribed may."),
-				 errhint("Ask the role that subscribed, or a superuser.")));
+	o = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	priv_check_owner(caller, o, action,
+					 psprintf("subscription \"%s\"", name));
+	if (owner != NULL)
+		*owner = o;
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									  SPI_tuptable->tupdesc, 2, &isnull));
 }
@@ -404,11 +407,12 @@ subscription_warn_no_worker(void)
 void
 subscription_insert(const char *name, Oid handler, Datum categories,
 					bool categories_null, Datum types, bool types_null,
-					bool beginning, bool on_error_stop, const char *projection)
+					bool beginning, bool on_error_stop, const char *projection,
+					Oid owner)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[9] = {TEXTOID, OIDOID,  TEXTARRAYOID, TEXTARRAYOID, OIDOID,
-						 TEXTOID, INT8OID, TEXTOID,		 TEXTOID};
+	Oid argtypes[9] = {TEXTOID, OIDOID,	 TEXTARRAYOID, TEXTARRAYOID, REGROLEOID,
+					   TEXTOID, INT8OID, TEXTOID,	   TEXTOID};
 	Datum args[9];
 	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64 watermark;
@@ -422,7 +426,7 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 	nulls[2] = categories_null ? 'n' : ' ';
 	args[3] = types;
 	nulls[3] = types_null ? 'n' : ' ';
-	args[4] = ObjectIdGetDatum(GetUserId());
+	args[4] = ObjectIdGetDatum(owner);
 	args[5] = CStringGetTextDatum(on_error_stop ? "stop" : "park");
 	args[6] = Int64GetDatum(watermark);
 	args[7] = CStringGetTextDatum(delivered);
@@ -458,11 +462,13 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 Datum
 strata_subscribe(PG_FUNCTION_ARGS)
 {
-	char *name;
-	Oid	  handler;
-	Oid	  evtype;
-	char *start_from;
-	char *on_error;
+	char	 *name;
+	Oid		  handler;
+	Oid		  evtype;
+	char	 *start_from;
+	char	 *on_error;
+	Oid		  caller = GetUserId();
+	PrivScope scope;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0))
@@ -493,20 +499,16 @@ strata_subscribe(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("strata.subscribe()");
 
 	/* the handler will see every event it takes, history included */
-	{
-		AclResult aclresult =
-			pg_class_aclcheck(strata_relid("events"), GetUserId(), ACL_SELECT);
+	priv_check_read_events(caller, "strata.subscribe");
 
-		if (aclresult != ACLCHECK_OK)
-			aclcheck_error(aclresult, OBJECT_TABLE, "events");
-	}
-
+	priv_enter(&scope);
 	SPI_connect();
 	subscription_insert(name, handler, PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 						PG_GETARG_DATUM(3), PG_ARGISNULL(3),
 						strcmp(start_from, "beginning") == 0,
-						strcmp(on_error, "stop") == 0, NULL);
+						strcmp(on_error, "stop") == 0, NULL, caller);
 	SPI_finish();
+	priv_exit(&scope);
 	PG_RETURN_VOID();
 }
 
@@ -519,14 +521,17 @@ static void
 subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 					const char *action, bool projection_ok)
 {
-	Oid	  argtype = TEXTOID;
-	char *name = subscription_text_arg(fcinfo, 0, "name");
-	Datum arg = PG_GETARG_DATUM(0);
+	Oid		  argtype = TEXTOID;
+	char	 *name = subscription_text_arg(fcinfo, 0, "name");
+	Datum	  arg = PG_GETARG_DATUM(0);
+	Oid		  caller = GetUserId();
+	PrivScope scope;
 
 	strata_require_preload();
 	PreventCommandIfReadOnly(psprintf("strata.%s_subscription()", action));
+	priv_enter(&scope);
 	SPI_connect();
-	if (subscription_lock(name, action) && !projection_ok)
+	if (subscription_lock(name, action, caller, NULL) && !projection_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("subscription \"%s\" runs an async projection", name),
@@ -535,7 +540,10 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 						 false, 0) < 0)
 		elog(ERROR, "could not change the subscription");
 	SPI_finish();
+	priv_exit(&scope);
 	worker_notify_at_commit();
+	/* a pause or a drop interrupts the handler the worker is running */
+	worker_cancel_at_commit(name);
 }
 
 /* strata.unsubscribe(name): drop a subscription and its parked events. */
@@ -597,23 +605,25 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	Datum			  arg = PG_GETARG_DATUM(0);
 	Oid				  handler;
 	Oid				  owner;
-	FmgrInfo		  flinfo;
+	UserFunc		  uf;
 	int64			  done = 0;
 	uint64			  n;
 	Datum			 *rows;
 	int64			 *positions;
 	MemoryContext	  cxt = CurrentMemoryContext;
 	ResourceOwner	  owner_res = CurrentResourceOwner;
-	Oid				  save_userid;
-	int				  save_sec;
+	Oid				  caller = GetUserId();
+	PrivScope		  scope;
 
 	strata_require_preload();
 	PreventCommandIfReadOnly("strata.retry_parked()");
+	priv_enter(&scope);
 	SPI_connect();
-	(void) subscription_lock(name, "retry the parked events of");
+	(void) subscription_lock(name, "retry the parked events of", caller,
+							 &owner);
 	if (SPI_execute_plan(
 			strata_prepare(&plan_list,
-						   "SELECT s.handler::oid, s.owner, e, e.position "
+						   "SELECT s.handler::pg_catalog.oid, e, e.position "
 						   "FROM strata.parked_events p "
 						   "JOIN strata.subscriptions s ON s.name "
 						   "OPERATOR(pg_catalog.=) p.subscription "
@@ -628,6 +638,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	if (n == 0)
 	{
 		SPI_finish();
+		priv_exit(&scope);
 		PG_RETURN_INT64(0);
 	}
 	{
@@ -636,25 +647,22 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 
 		handler = DatumGetObjectId(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		owner = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		rows = palloc(sizeof(Datum) * n);
 		positions = palloc(sizeof(int64) * n);
 		for (uint64 i = 0; i < n; i++)
 		{
 			rows[i] = SPI_getbinval(SPI_tuptable->vals[i],
-									SPI_tuptable->tupdesc, 3, &isnull);
+									SPI_tuptable->tupdesc, 2, &isnull);
 			rows[i] = PointerGetDatum(
 				DatumGetHeapTupleHeader(datumCopy(rows[i], false, -1)));
 			positions[i] = DatumGetInt64(SPI_getbinval(
-				SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
+				SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 		}
 		MemoryContextSwitchTo(old);
 	}
-	define_check_execute(handler, "handler",
-						 psprintf("subscription \"%s\"", name));
-	fmgr_info_cxt(handler, &flinfo, cxt);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
+	priv_check_read_events(owner, "strata.retry_parked");
+	usercall_prepare(&uf, handler, owner,
+					 psprintf("handler of subscription \"%s\"", name), cxt);
 
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -667,10 +675,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
-			SetUserIdAndSecContext(owner,
-								   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-			define_call_void(&flinfo, 1, &rows[i]);
-			SetUserIdAndSecContext(save_userid, save_sec);
+			usercall_void(&uf, 1, &rows[i]);
 			if (SPI_execute_plan(
 					strata_prepare(&plan_done,
 								   "DELETE FROM strata.parked_events WHERE "
@@ -691,10 +696,10 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
+			/* restores the user and settings of the owner section */
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner_res;
-			SetUserIdAndSecContext(save_userid, save_sec);
 			/* session and server errors end the call, as in execute() */
 			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
 					ERRCODE_T_R_SERIALIZATION_FAILURE ||
@@ -720,8 +725,69 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 	}
 	SPI_finish();
+	priv_exit(&scope);
 	worker_notify_at_commit();
 	PG_RETURN_INT64(done);
+}
+
+/*
+ * strata.alter_subscription_owner(name, new_owner): the handler runs as
+ * 'new_owner' from now on.  As ALTER ... OWNER TO: the caller has the
+ * privileges of the current owner and is a member of the new one (or is
+ * a superuser); the new owner must be able to run the subscription.
+ */
+Datum
+strata_alter_subscription_owner(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[2] = {TEXTOID, REGROLEOID};
+	Datum			  args[2];
+	char			 *name = subscription_text_arg(fcinfo, 0, "name");
+	Oid				  new_owner = PG_GETARG_OID(1);
+	Oid				  caller = GetUserId();
+	char			 *object = psprintf("subscription \"%s\"", name);
+	Oid				  handler;
+	bool			  is_projection;
+	bool			  isnull;
+	PrivScope		  scope;
+
+	strata_require_preload();
+	PreventCommandIfReadOnly("strata.alter_subscription_owner()");
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(new_owner)))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("role with OID %u does not exist", new_owner)));
+	priv_check_can_own(caller, new_owner, object);
+	priv_check_read_events(new_owner, "strata.alter_subscription_owner");
+
+	priv_enter(&scope);
+	SPI_connect();
+	is_projection = subscription_lock(name, "alter the owner of", caller, NULL);
+	if (is_projection)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("subscription \"%s\" runs an async projection", name),
+				 errdetail("It runs as the projection's owner."),
+				 errhint("Define the projection again as the new owner.")));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = ObjectIdGetDatum(new_owner);
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "UPDATE strata.subscriptions SET owner = $2, "
+						   "generation = generation OPERATOR(pg_catalog.+) 1 "
+						   "WHERE name OPERATOR(pg_catalog.=) $1 "
+						   "RETURNING handler::pg_catalog.oid",
+						   2, argtypes),
+			args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not change the owner of a subscription");
+	handler = DatumGetObjectId(
+		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	usercall_check(handler, new_owner,
+				   psprintf("handler of subscription \"%s\"", name));
+	SPI_finish();
+	priv_exit(&scope);
+	worker_notify_at_commit();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -781,6 +847,7 @@ strata_wait_for(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	WorkerSlot *slot;
 	bool		reached;
+	PrivScope	scope;
 
 	strata_require_preload();
 	if (timeout->month != 0 || timeout->day != 0 || timeout->time < 0)
@@ -793,6 +860,8 @@ strata_wait_for(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	slot = RecoveryInProgress() ? NULL : worker_slot_for(MyDatabaseId);
 
+	/* progress is no secret for whom may wait: read it as the owner */
+	priv_enter(&scope);
 	SPI_connect();
 	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	for (;;)
@@ -824,5 +893,6 @@ strata_wait_for(PG_FUNCTION_ARGS)
 		ConditionVariableCancelSleep();
 	pgstat_report_wait_end();
 	SPI_finish();
+	priv_exit(&scope);
 	PG_RETURN_BOOL(reached);
 }

@@ -30,6 +30,7 @@
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -67,6 +68,7 @@ int	  worker_retry_base_delay = 100;
 int	  worker_max_attempts = 5;
 int	  worker_wal_warning_size = 1024;
 int	  worker_batch_size = 1000;
+int	  worker_handler_timeout = 60 * 1000;
 bool  worker_self_appended = false;
 
 typedef struct WorkerShared
@@ -78,6 +80,7 @@ typedef struct WorkerShared
 } WorkerShared;
 
 PG_FUNCTION_INFO_V1(strata_worker_notify);
+PG_FUNCTION_INFO_V1(strata_worker_error);
 
 static WorkerShared *worker_shared = NULL;
 
@@ -88,6 +91,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 /* This backend's pending wake-ups at commit, and its DROP DATABASE */
 static bool		   notify_at_commit = false;
 static bool		   notify_launcher = false;
+static List		  *cancel_at_commit = NIL; /* in TopTransactionContext */
 static WorkerSlot *dropping_slot = NULL;
 static bool		   xact_callback_set = false;
 
@@ -138,6 +142,7 @@ worker_shmem_startup(void)
 
 			memset(slot, 0, sizeof(WorkerSlot));
 			ConditionVariableInit(&slot->progress);
+			SpinLockInit(&slot->mutex);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -248,6 +253,36 @@ worker_wake_launcher(void)
 }
 
 /*
+ * After the commit of a pause or an unsubscribe: if this database's worker
+ * is running the handler of one of 'names' now, interrupt it (the worker
+ * then finds the subscription changed, rolls the batch back and does not
+ * count the interruption as a failure).  The signal is sent with no lock
+ * held; a signal that arrives after that call ended interrupts nothing
+ * (see worker_sigint).
+ */
+static void
+worker_cancel_handlers(List *names)
+{
+	WorkerSlot *slot = worker_slot_for(MyDatabaseId);
+	pid_t		pid = 0;
+	ListCell   *lc;
+
+	if (slot == NULL)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	foreach (lc, names)
+		if (slot->running[0] != '\0' &&
+			strcmp(slot->running, (char *) lfirst(lc)) == 0)
+		{
+			slot->cancel_running = true;
+			pid = slot->pid;
+		}
+	SpinLockRelease(&slot->mutex);
+	if (pid != 0)
+		(void) kill(pid, SIGINT);
+}
+
+/*
  * End of a transaction of this backend: deliver the pending wake-up of a
  * committed CREATE EXTENSION or subscription change, and let the launcher
  * restart the worker of a database whose DROP DATABASE has ended (if it
@@ -285,6 +320,11 @@ worker_xact_callback(XactEvent event, void *arg)
 	notify_at_commit = false;
 	notify_launcher = false;
 
+	if (cancel_at_commit != NIL && event == XACT_EVENT_COMMIT &&
+		worker_shared != NULL)
+		worker_cancel_handlers(cancel_at_commit);
+	cancel_at_commit = NIL;
+
 	if (dropping_slot != NULL)
 	{
 		LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
@@ -315,6 +355,57 @@ worker_notify_at_commit(void)
 {
 	worker_set_xact_callback();
 	notify_at_commit = true;
+}
+
+/*
+ * When this transaction commits, interrupt the handler of 'subscription'
+ * if this database's worker is running it: it was paused or dropped.
+ */
+void
+worker_cancel_at_commit(const char *subscription)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	worker_set_xact_callback();
+	cancel_at_commit = lappend(cancel_at_commit, pstrdup(subscription));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * strata._worker_error(): how many rounds this database's worker failed
+ * in a row, with the last error, for strata.subscription_status.
+ */
+Datum
+strata_worker_error(PG_FUNCTION_ARGS)
+{
+	WorkerSlot *slot = worker_slot_for(MyDatabaseId);
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, true, true};
+	int			failures = 0;
+	char		error[WORKER_ERROR_LEN];
+	TimestampTz at = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "strata._worker_error must return a composite type");
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		failures = slot->failures;
+		memcpy(error, slot->last_error, sizeof(error));
+		at = slot->last_error_at;
+		SpinLockRelease(&slot->mutex);
+	}
+	values[0] = Int32GetDatum(failures);
+	if (failures > 0)
+	{
+		error[sizeof(error) - 1] = '\0';
+		values[1] = CStringGetTextDatum(error);
+		values[2] = TimestampTzGetDatum(at);
+		nulls[1] = nulls[2] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(
+		heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
 /*
@@ -444,6 +535,13 @@ worker_init(void)
 		"transaction.",
 		NULL, &worker_batch_size, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL,
 		NULL);
+	DefineCustomIntVariable(
+		"strata.handler_timeout",
+		"Longest call of a subscription handler by a strata worker.",
+		"A call that takes longer is interrupted and counts as a failed "
+		"attempt (retried, then parked or stopped); 0 turns it off.",
+		&worker_handler_timeout, 60 * 1000, 0, INT_MAX, PGC_SIGHUP,
+		GUC_UNIT_MS, NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

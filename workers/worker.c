@@ -70,14 +70,17 @@
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "strata.h"
 #include "decoder.h"
 #include "define.h"
+#include "privilege.h"
 #include "registry.h"
 #include "subscription.h"
+#include "usercall.h"
 #include "worker.h"
 
 /* Most events buffered by one round, in units of strata.worker_batch_size */
@@ -152,6 +155,7 @@ typedef struct WorkerSub
 	TimestampTz first_failed_at; /* first failed attempt at the event */
 	XLogRecPtr	stream_lsn; /* the stream has been dispatched up to here */
 	bool		stale;		/* SQL changed it under us: reload */
+	char	   *what;		/* "handler of subscription \"name\"" */
 } WorkerSub;
 
 /* The worker's state */
@@ -600,7 +604,8 @@ worker_load_subs(void)
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan,
-				"SELECT name, generation, handler::oid, owner, "
+				"SELECT name, generation, handler::pg_catalog.oid, "
+				"owner::pg_catalog.oid, "
 				"categories, types, on_error, state, phase, "
 				"checkpoint_lsn, checkpoint_index, watermark, "
 				"delivered::text, attempts, last_error_at, stream_id "
@@ -627,6 +632,7 @@ worker_load_subs(void)
 		char	  *str;
 
 		sub->name = name;
+		sub->what = psprintf("handler of subscription \"%s\"", name);
 		sub->generation = generation;
 		sub->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
@@ -844,6 +850,114 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 	return ok;
 }
 
+/* ---------- one handler call: timeout and cancellation ---------- */
+
+/* Set while a handler runs: only then may SIGINT or the timeout cancel */
+static volatile sig_atomic_t worker_in_handler = false;
+
+/* The handler call under way passed strata.handler_timeout */
+static volatile sig_atomic_t worker_timed_out = false;
+
+/* The call was cancelled by a pause or unsubscribe (set after the call) */
+static bool worker_call_cancelled = false;
+
+static TimeoutId worker_timeout_id;
+
+/*
+ * Cancel the handler under way, as a query cancel does: its next
+ * CHECK_FOR_INTERRUPTS raises 57014.  Outside a handler call, nothing:
+ * the worker's own work is never interrupted (a pause's signal that
+ * arrives after the call it was meant for ended is ignored).
+ */
+static void
+worker_cancel_handler(void)
+{
+	if (worker_in_handler)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+}
+
+/* SIGINT: sent by a backend that paused or dropped the subscription */
+static void
+worker_sigint(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+
+	worker_cancel_handler();
+	errno = save_errno;
+}
+
+/* strata.handler_timeout passed */
+static void
+worker_handler_timeout_fired(void)
+{
+	worker_timed_out = true;
+	worker_cancel_handler();
+}
+
+/* Publish the subscription whose handler is about to run ("" after). */
+static void
+worker_set_running(const char *name)
+{
+	SpinLockAcquire(&worker_me->mutex);
+	strlcpy(worker_me->running, name, sizeof(worker_me->running));
+	if (name[0] == '\0')
+		worker_call_cancelled = worker_me->cancel_running;
+	worker_me->cancel_running = false;
+	SpinLockRelease(&worker_me->mutex);
+}
+
+/*
+ * Call the handler of 'sub' on one event, as its owner (usercall.c), under
+ * strata.handler_timeout, cancellable by a pause or an unsubscribe.
+ */
+static void
+worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event)
+{
+	worker_set_running(sub->name);
+	worker_timed_out = false;
+	worker_call_cancelled = false;
+	if (worker_handler_timeout > 0)
+		enable_timeout_after(worker_timeout_id, worker_handler_timeout);
+	worker_in_handler = true;
+	PG_TRY();
+	{
+		usercall_void(uf, 1, &event);
+	}
+	PG_FINALLY();
+	{
+		worker_in_handler = false;
+		if (worker_handler_timeout > 0)
+			disable_timeout(worker_timeout_id, false);
+		worker_set_running("");
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A handler call ended with 57014: a pause or unsubscribe of 'sub' (not a
+ * failure: -2, read the subscription again), the timeout (a failure, with
+ * a message that says so), or a cancel by a DBA (a failure).  Returns the
+ * result of the batch, 'current' for a failure at that event.
+ */
+static int
+worker_cancelled(WorkerSub *sub, ErrorData *edata, int current)
+{
+	if (worker_call_cancelled)
+		return -2;
+	if (worker_timed_out)
+	{
+		edata->message = psprintf("handler of subscription \"%s\" ran "
+								  "longer than strata.handler_timeout (%d ms)",
+								  sub->name, worker_handler_timeout);
+		worker_timed_out = false;
+	}
+	return current;
+}
+
 /*
  * Run the handler of 'sub' on list[from..to) in one transaction.  On
  * success the transaction commits together with the subscription's new
@@ -863,7 +977,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	ErrorContextCallback errcb;
 	WorkerErrorArg		 errarg;
 	volatile int64		 last_position = 0;
-	FmgrInfo			 flinfo;
+	UserFunc			 uf;
 	volatile int		 result = -1;
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
@@ -872,22 +986,10 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	current = WORKER_BAD_HANDLER;
 	PG_TRY();
 	{
-		Oid		  save_userid;
-		int		  save_sec;
-		int		  nestlevel;
-		AclResult aclresult;
-
-		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(sub->handler)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("the handler of subscription \"%s\" no longer "
-							"exists",
-							sub->name)));
-		aclresult = pg_proc_aclcheck(sub->handler, sub->owner, ACL_EXECUTE);
-		if (aclresult != ACLCHECK_OK)
-			aclcheck_error(aclresult, OBJECT_FUNCTION,
-						   get_func_name(sub->handler));
-		fmgr_info(sub->handler, &flinfo);
+		/* dropped, no EXECUTE for the owner, owner dropped, no SELECT */
+		usercall_prepare(&uf, sub->handler, sub->owner, sub->what,
+						 CurrentMemoryContext);
+		priv_check_read_events(sub->owner, sub->what);
 		current = -1;
 
 		errarg.name = sub->name;
@@ -896,7 +998,6 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
 
-		GetUserIdAndSecContext(&save_userid, &save_sec);
 		for (int i = from; i < to; i++)
 		{
 			WorkerEvent *ev = &list[i];
@@ -911,13 +1012,8 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				errarg.position = ev->position;
 				MemoryContextSwitchTo(event_cxt);
 				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
-				SetUserIdAndSecContext(
-					sub->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-				/* a SET in a handler must not outlive its call */
-				nestlevel = NewGUCNestLevel();
-				define_call_void(&flinfo, 1, &arg);
-				AtEOXact_GUC(true, nestlevel);
-				SetUserIdAndSecContext(save_userid, save_sec);
+				/* as the owner, restricted, its settings rolled back */
+				worker_call_handler(sub, &uf, arg);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(event_cxt);
 				current = -1;
@@ -941,6 +1037,13 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 		*edata = CopyErrorData();
 		FlushErrorState();
 		result = current;
+		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			result = worker_cancelled(sub, *edata, current);
+		if (result == -2)
+		{
+			FreeErrorData(*edata);
+			*edata = NULL;
+		}
 	}
 	PG_END_TRY();
 
@@ -1607,6 +1710,51 @@ worker_detach(int code, Datum arg)
 }
 
 /*
+ * A round failed and the worker is about to exit (the launcher starts it
+ * again): keep the error where strata.subscription_status shows it, so
+ * that a worker that fails at every start is not taken for a live one.
+ */
+static void
+worker_record_failure(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+	ErrorData	 *edata = CopyErrorData();
+
+	MemoryContextSwitchTo(old);
+	SpinLockAcquire(&worker_me->mutex);
+	worker_me->failures++;
+	strlcpy(worker_me->last_error, edata->message ? edata->message : "",
+			sizeof(worker_me->last_error));
+	worker_me->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&worker_me->mutex);
+}
+
+/* A round, whose failure (before the worker exits) is recorded */
+static long
+worker_round_recorded(bool reload)
+{
+	long wait_ms;
+
+	PG_TRY();
+	{
+		wait_ms = worker_round(reload);
+	}
+	PG_CATCH();
+	{
+		worker_record_failure();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (worker_me->failures > 0)
+	{
+		SpinLockAcquire(&worker_me->mutex);
+		worker_me->failures = 0;
+		SpinLockRelease(&worker_me->mutex);
+	}
+	return wait_ms;
+}
+
+/*
  * Main of a worker: connect to the slot's database, then run rounds,
  * sleeping on the latch in between.
  */
@@ -1620,6 +1768,7 @@ strata_worker_main(Datum arg)
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, worker_sigint);
 	BackgroundWorkerUnblockSignals();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
@@ -1644,6 +1793,16 @@ strata_worker_main(Datum arg)
 	 * confirmed only past flushed commits (worker_confirm).
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The worker's own queries name their schemas; with this path no object
+	 * another role planted can be found by an unqualified name either.
+	 * Handlers get the same path (usercall.c).
+	 */
+	SetConfigOption("search_path", STRATA_SAFE_SEARCH_PATH, PGC_SUSET,
+					PGC_S_OVERRIDE);
+	worker_timeout_id = RegisterTimeout(USER_TIMEOUT,
+										worker_handler_timeout_fired);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
 
@@ -1718,7 +1877,7 @@ strata_worker_main(Datum arg)
 			pg_memory_barrier();
 		}
 		last_round = GetCurrentTimestamp();
-		wait_ms = worker_round(reload);
+		wait_ms = worker_round_recorded(reload);
 		if (wait_ms > 0)
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

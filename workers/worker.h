@@ -16,6 +16,14 @@
 
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/* Longest subscription name, with its terminating zero */
+#define WORKER_SUB_NAME_LEN 129
+
+/* Longest worker error kept for strata.subscription_status */
+#define WORKER_ERROR_LEN 256
 
 /* GUC strata.databases: databases to run workers in ("" = all) */
 extern char *worker_databases;
@@ -35,6 +43,9 @@ extern int worker_wal_warning_size;
 /* GUC strata.worker_batch_size: events per handler transaction */
 extern int worker_batch_size;
 
+/* GUC strata.handler_timeout (ms): longest call of a handler, 0 = none */
+extern int worker_handler_timeout;
+
 /*
  * One database's entry in shared memory.  The launcher assigns entries;
  * the worker publishes its pid and latch in its entry and broadcasts the
@@ -51,6 +62,16 @@ typedef struct WorkerSlot
 	bool			  async_wake; /* woken by an unflushed (async) commit */
 	pid_t			  dropper;	  /* backend dropping the database, or 0 */
 	ConditionVariable progress;
+
+	/* under 'mutex': the handler call under way, and its cancellation */
+	slock_t mutex;
+	char	running[WORKER_SUB_NAME_LEN]; /* its subscription, "" if none */
+	bool	cancel_running; /* pause or unsubscribe asked to stop it */
+
+	/* under 'mutex': rounds failed in a row, and the last error */
+	int			failures;
+	char		last_error[WORKER_ERROR_LEN];
+	TimestampTz last_error_at;
 } WorkerSlot;
 
 /* In a worker: one of its own transactions (a handler) appended events */
@@ -59,6 +80,7 @@ extern bool worker_self_appended;
 extern void		   worker_init(void);
 extern void		   worker_wake(Oid dbid);
 extern void		   worker_notify_at_commit(void);
+extern void		   worker_cancel_at_commit(const char *subscription);
 extern WorkerSlot *worker_slot_for(Oid dbid);
 extern WorkerSlot *worker_slot(int index);
 extern bool		   worker_claim(WorkerSlot *slot);

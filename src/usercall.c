@@ -1,0 +1,177 @@
+/*-------------------------------------------------------------------------
+ *
+ * usercall.c
+ *	  Running user code as its owner: the trust boundary between
+ *	  pg_strata and the functions other roles give it.
+ *
+ * PostgreSQL runs another role's code in maintenance (index expressions
+ * in VACUUM, REFRESH MATERIALIZED VIEW) and in logical replication (the
+ * apply worker, as the subscription's owner) the same way, and so does
+ * this file:
+ *	- the current user becomes the definition's owner, never the caller,
+ *	  never the role of the previous call;
+ *	- the call is a security-restricted operation: no SET ROLE, no
+ *	  temporary tables, nothing that outlives it in the session;
+ *	- a new GUC nest level, rolled back at the end whatever the function
+ *	  set (even with set_config(..., false)), and search_path
+ *	  "pg_catalog, pg_temp" during the call, so that no object planted in
+ *	  a schema of the caller's path is found by unqualified names.  A
+ *	  function that needs another path says so with SET search_path in
+ *	  its definition, which the function manager applies.
+ * An error ends the call through the transaction (or subtransaction)
+ * abort, which restores the user and the settings, as it does for
+ * SECURITY DEFINER functions.
+ *
+ * A fold of one stream by one reducer may run as one scope (begin, many
+ * invokes, end): one owner, one nest level, the cost paid once.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "strata.h"
+#include "usercall.h"
+
+/* Most arguments of a user function (reducers and command handlers: 2) */
+#define USERCALL_MAX_ARGS 2
+
+/*
+ * The user function 'funcid' must exist, its owner role 'owner' too, and
+ * the owner must be allowed to execute it.  'what' names the function in
+ * messages.
+ */
+void
+usercall_check(Oid funcid, Oid owner, const char *what)
+{
+	AclResult aclresult;
+
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid)))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+						errmsg("the %s no longer exists", what),
+						errhint("Define it again with an existing function.")));
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the owner of the %s no longer exists", what),
+				 errdetail("The role with OID %u that owned it was dropped "
+						   "in another database.",
+						   owner),
+				 errhint("Give it an owner with "
+						 "strata.alter_subscription_owner, or define it "
+						 "again.")));
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ProcedureRelationId, funcid, owner,
+								ACL_EXECUTE);
+#else
+	aclresult = pg_proc_aclcheck(funcid, owner, ACL_EXECUTE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s",
+						get_func_name(funcid)),
+				 errdetail("The %s runs as role \"%s\", which may not "
+						   "execute it.",
+						   what, GetUserNameFromId(owner, false)),
+				 errhint("GRANT EXECUTE on the function to that role.")));
+}
+
+/*
+ * Check 'funcid' for 'owner' and look it up into 'uf', allocated in
+ * 'cxt' (which must outlive the calls; 'what' too).
+ */
+void
+usercall_prepare(UserFunc *uf, Oid funcid, Oid owner, const char *what,
+				 MemoryContext cxt)
+{
+	usercall_check(funcid, owner, what);
+	uf->funcid = funcid;
+	uf->owner = owner;
+	uf->what = what;
+	fmgr_info_cxt(funcid, &uf->flinfo, cxt);
+}
+
+/*
+ * Become 'owner' in a security-restricted operation with a new GUC nest
+ * level and the safe search_path, until usercall_end.
+ */
+void
+usercall_begin(UserCallScope *scope, Oid owner)
+{
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
+	SetUserIdAndSecContext(owner, scope->save_sec |
+									  SECURITY_LOCAL_USERID_CHANGE |
+									  SECURITY_RESTRICTED_OPERATION);
+	scope->nestlevel = NewGUCNestLevel();
+#if PG_VERSION_NUM >= 170000
+	RestrictSearchPath();
+#else
+	(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+							 0, false);
+#endif
+	scope->active = true;
+}
+
+/*
+ * Roll back every setting made since usercall_begin (SET, SET LOCAL and
+ * set_config alike) and return to the previous user and security context.
+ */
+void
+usercall_end(UserCallScope *scope)
+{
+	Assert(scope->active);
+	AtEOXact_GUC(false, scope->nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
+	scope->active = false;
+}
+
+/*
+ * Call 'uf' with 'nargs' non-null arguments inside 'scope', which must
+ * have been begun for uf's owner.  Returns the result; *isnull tells
+ * whether it was NULL.
+ */
+Datum
+usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs, Datum *args,
+				bool *isnull)
+{
+	LOCAL_FCINFO(fcinfo, USERCALL_MAX_ARGS);
+	Datum result;
+
+	if (!scope->active || GetUserId() != uf->owner)
+		elog(ERROR, "user function called outside its owner's scope");
+	Assert(nargs <= USERCALL_MAX_ARGS);
+	InitFunctionCallInfoData(*fcinfo, &uf->flinfo, nargs, InvalidOid, NULL,
+							 NULL);
+	for (int i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	result = FunctionCallInvoke(fcinfo);
+	*isnull = fcinfo->isnull;
+	return result;
+}
+
+/*
+ * One call of 'uf' in a scope of its own, for functions returning void
+ * (whose SQL versions return NULL).
+ */
+void
+usercall_void(UserFunc *uf, int nargs, Datum *args)
+{
+	UserCallScope scope;
+	bool		  isnull;
+
+	usercall_begin(&scope, uf->owner);
+	(void) usercall_invoke(uf, &scope, nargs, args, &isnull);
+	usercall_end(&scope);
+}

@@ -1,0 +1,52 @@
+/*-------------------------------------------------------------------------
+ *
+ * usercall.h
+ *	  The one way pg_strata runs user code (reducers, command handlers,
+ *	  projection handlers and reset functions, subscription handlers): as
+ *	  the role that owns the definition, in a security-restricted
+ *	  operation, with a safe search_path and every setting it changes
+ *	  rolled back when the call ends.
+ *
+ * Nothing else in pg_strata calls the function manager on a user's
+ * function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STRATA_USERCALL_H
+#define STRATA_USERCALL_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+/*
+ * A user function ready to be called as 'owner'.  'what' names it in
+ * messages ("handler of subscription \"s\"").
+ */
+typedef struct UserFunc
+{
+	Oid			funcid;
+	Oid			owner;
+	const char *what;
+	FmgrInfo	flinfo;
+} UserFunc;
+
+/* The identity and settings to return to after a call (or a fold) */
+typedef struct UserCallScope
+{
+	Oid	 save_userid;
+	int	 save_sec;
+	int	 nestlevel;
+	bool active;
+} UserCallScope;
+
+extern void usercall_check(Oid funcid, Oid owner, const char *what);
+extern void usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,
+							 const char *what, MemoryContext cxt);
+extern void usercall_begin(UserCallScope *scope, Oid owner);
+extern void usercall_end(UserCallScope *scope);
+extern Datum usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs,
+							 Datum *args, bool *isnull);
+extern void	 usercall_void(UserFunc *uf, int nargs, Datum *args);
+
+#endif /* STRATA_USERCALL_H */
