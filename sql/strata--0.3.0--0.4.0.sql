@@ -15,41 +15,48 @@ ALTER SEQUENCE strata._position_seq MAXVALUE 9223372036854775806;
 
 -- Owners as role references.  Definitions made before 0.4.0 recorded no
 -- owner: they get the owner of their function, the role whose code it is.
+-- An owner whose role no longer exists becomes NULL (a bare OID could
+-- name another role after a restore elsewhere): such a subscription
+-- stops until it gets a new owner, such a definition fails until it is
+-- defined again.
+ALTER TABLE strata.subscriptions ALTER COLUMN owner DROP NOT NULL;
+UPDATE strata.subscriptions s
+	SET owner = NULL, state = 'stopped', generation = generation + 1,
+		last_error = 'the role that owned the subscription no longer exists',
+		last_error_at = pg_catalog.now()
+	WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = s.owner);
 ALTER TABLE strata.subscriptions
 	ALTER COLUMN owner TYPE regrole USING owner::regrole;
 COMMENT ON COLUMN strata.subscriptions.owner IS
-	'Role that owns the subscription; the handler runs as this role. Change it with strata.alter_subscription_owner.';
+	'Role that owns the subscription; the handler runs as this role (NULL: the role was dropped, the subscription is stopped). Change it with strata.alter_subscription_owner.';
 
 ALTER TABLE strata.aggregates ADD COLUMN owner regrole;
-UPDATE strata.aggregates a SET owner = coalesce(
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = a.reducer),
-	(SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'strata'));
-ALTER TABLE strata.aggregates ALTER COLUMN owner SET NOT NULL;
+UPDATE strata.aggregates a SET owner =
+	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = a.reducer);
 COMMENT ON COLUMN strata.aggregates.owner IS
-	'Role that defined the aggregate; the reducer runs as this role.';
+	'Role that owns the aggregate; the reducer runs as this role (NULL: the role was dropped; define the aggregate again).';
 
 ALTER TABLE strata.commands ADD COLUMN owner regrole;
-UPDATE strata.commands c SET owner = coalesce(
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = c.handler),
-	(SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'strata'));
-ALTER TABLE strata.commands ALTER COLUMN owner SET NOT NULL;
+UPDATE strata.commands c SET owner =
+	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = c.handler);
 COMMENT ON COLUMN strata.commands.owner IS
-	'Role that defined the command; the handler runs as this role.';
+	'Role that owns the command; the handler runs as this role (NULL: the role was dropped; define the command again).';
 
 ALTER TABLE strata.projections ADD COLUMN owner regrole;
-UPDATE strata.projections j SET owner = coalesce(
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = j.handler),
-	(SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'strata'));
-ALTER TABLE strata.projections ALTER COLUMN owner SET NOT NULL;
+UPDATE strata.projections j SET owner =
+	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = j.handler);
 COMMENT ON COLUMN strata.projections.owner IS
-	'Role that defined the projection; the handler (inline or async) runs as this role.';
+	'Role that owns the projection; the handler (inline or async) runs as this role (NULL: the role was dropped; define the projection again).';
 -- an async projection's subscription belongs to the projection's owner
 UPDATE strata.subscriptions s SET owner = j.owner
 	FROM strata.projections j WHERE s.projection = j.name;
 
 -- Nobody but the extension's owner writes its tables, not even roles a
--- DBA granted INSERT or UPDATE as 0.3.0's documentation said: those
--- grants are revoked here (with a NOTICE for each).
+-- DBA granted INSERT or UPDATE as 0.3.0's documentation said, and only
+-- events, streams and (row by row) subscriptions and parked events are
+-- read directly: other grants are revoked here (with a WARNING for each).
+-- (0.2.0 granted this one itself: no warning for it)
+REVOKE SELECT ON strata.projections FROM PUBLIC;
 DO $$
 DECLARE
 	g record;
@@ -62,8 +69,11 @@ BEGIN
 		WHERE c.relnamespace = 'strata'::regnamespace
 		  AND c.relkind IN ('r', 'S')
 		  AND a.grantee <> c.relowner
-		  AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
-								   'REFERENCES', 'TRIGGER', 'USAGE')
+		  AND (a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
+									'REFERENCES', 'TRIGGER', 'USAGE')
+			   -- definitions are read through strata.definitions
+			   OR c.relname NOT IN ('events', 'streams', 'subscriptions',
+									'parked_events'))
 	LOOP
 		IF g.grantee = 0 THEN
 			EXECUTE pg_catalog.format('REVOKE %s ON %s FROM PUBLIC',
@@ -72,7 +82,7 @@ BEGIN
 			EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I',
 									  g.privilege_type, g.rel, g.grantee);
 		END IF;
-		RAISE NOTICE 'revoked % on % from %', g.privilege_type, g.rel,
+		RAISE WARNING 'revoked % on % from %', g.privilege_type, g.rel,
 			CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::text END;
 	END LOOP;
 END
@@ -243,7 +253,8 @@ BEGIN
 		funcs := funcs || ARRAY['strata.pause_subscription(text)',
 								'strata.resume_subscription(text)',
 								'strata.retry_parked(text)'];
-		EXECUTE format('GRANT pg_read_all_stats TO %s', role);
+		EXECUTE format('GRANT pg_read_all_stats, pg_signal_backend TO %s',
+					   role);
 	END IF;
 	FOREACH f IN ARRAY funcs LOOP
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);

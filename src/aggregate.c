@@ -388,6 +388,7 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	def.what = psprintf("reducer of the aggregate of category \"%s\"",
 						category);
 	usercall_check(def.reducer, def.owner, def.what);
+	priv_check_read_events(def.owner, psprintf("the %s", def.what));
 
 	snapshots = def.snapshot_every > 0;
 	if (snapshots && aggregate_fingerprint(def.reducer) != def.fingerprint)
@@ -512,6 +513,8 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 	args[4] = Int64GetDatum(aggregate_fingerprint(PG_GETARG_OID(1)));
 
 	PreventCommandIfReadOnly("strata.define_aggregate()");
+	/* the reducer will fold the category's events */
+	priv_check_read_events(caller, "strata.define_aggregate");
 	priv_enter(&scope);
 	SPI_connect();
 	owner = define_lock_owner(
@@ -531,7 +534,9 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 				"SET reducer = EXCLUDED.reducer, initial_state = "
 				"EXCLUDED.initial_state, snapshot_every = "
 				"EXCLUDED.snapshot_every, reducer_fingerprint = "
-				"EXCLUDED.reducer_fingerprint, definition_id = "
+				"EXCLUDED.reducer_fingerprint, owner = "
+				"coalesce(strata.aggregates.owner, EXCLUDED.owner), "
+				"definition_id = "
 				"pg_catalog.nextval('strata._definition_seq'), defined_at = "
 				"pg_catalog.now()",
 				6, argtypes),

@@ -236,12 +236,12 @@ command_event(Jsonb *result, const char *type, Datum command_id, bool has_id,
 				&plan,
 				"SELECT $1 OPERATOR(pg_catalog.||) "
 				"pg_catalog.jsonb_strip_nulls("
-				"pg_catalog.jsonb_build_object('id', $3::text)) "
+				"pg_catalog.jsonb_build_object('id', $3::pg_catalog.text)) "
 				"OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object("
 				"'metadata', pg_catalog.jsonb_strip_nulls("
 				"pg_catalog.jsonb_build_object('command_type', $2, "
-				"'command_id', $3::text)) OPERATOR(pg_catalog.||) "
-				"COALESCE($1 -> 'metadata', '{}'::pg_catalog.jsonb))",
+				"'command_id', $3::pg_catalog.text)) OPERATOR(pg_catalog.||) "
+				"COALESCE($1 OPERATOR(pg_catalog.->) 'metadata', '{}'::pg_catalog.jsonb))",
 				3, argtypes),
 			args, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not build the event");
@@ -273,10 +273,10 @@ command_rejection(Jsonb *command, const char *type, Datum command_id,
 				&plan,
 				"SELECT "
 				"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-				"'type', '" COMMAND_REJECTED_TYPE "', 'id', $5::text, "
+				"'type', '" COMMAND_REJECTED_TYPE "', 'id', $5::pg_catalog.text, "
 				"'metadata', pg_catalog.jsonb_build_object('command_type', "
 				"$4, "
-				"'command_id', $5::text))) OPERATOR(pg_catalog.||) "
+				"'command_id', $5::pg_catalog.text))) OPERATOR(pg_catalog.||) "
 				"pg_catalog.jsonb_build_object('data', "
 				"pg_catalog.jsonb_build_object("
 				"'command', $1, 'error', $2, 'sqlstate', $3))",
@@ -331,6 +331,7 @@ command_attempt_body(CommandAttempt *a)
 	usercall_prepare(&uf, a->def->handler, a->def->owner,
 					 psprintf("handler of command type \"%s\"", a->type),
 					 CurrentMemoryContext);
+	priv_check_read_events(a->def->owner, psprintf("the %s", uf.what));
 	args[0] = JsonbPGetDatum(state);
 	args[1] = JsonbPGetDatum(a->command);
 	a->phase = COMMAND_PHASE_HANDLER;
@@ -537,6 +538,8 @@ strata_define_command(PG_FUNCTION_ARGS)
 	args[3] = PG_GETARG_DATUM(3);
 
 	PreventCommandIfReadOnly("strata.define_command()");
+	/* the handler decides on states folded from the category's events */
+	priv_check_read_events(caller, "strata.define_command");
 	object = psprintf("command type \"%s\"", TextDatumGetCString(args[0]));
 	priv_enter(&scope);
 	SPI_connect();
@@ -555,6 +558,7 @@ strata_define_command(PG_FUNCTION_ARGS)
 				"ON CONFLICT (command_type) DO UPDATE SET category = "
 				"EXCLUDED.category, handler = EXCLUDED.handler, "
 				"record_rejections = EXCLUDED.record_rejections, "
+				"owner = coalesce(strata.commands.owner, EXCLUDED.owner), "
 				"defined_at = pg_catalog.now()",
 				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)

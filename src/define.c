@@ -5,9 +5,10 @@
  *	  EXECUTE privilege of user functions (reducers, command handlers,
  *	  projection handlers), definition names and category lists.
  *
- * User functions are called through the function manager, not through
- * the executor, so the EXECUTE privilege the executor would check is
- * checked here, at definition time and again at each use.
+ * User functions are called through usercall.c, not through the
+ * executor, so the EXECUTE privilege the executor would check is checked
+ * here for the role that defines (and will own) the definition, and
+ * again for the owner at each use (usercall_check).
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +33,7 @@
 #include "define.h"
 #include "privilege.h"
 #include "stream.h"
+#include "usercall.h"
 
 /* Longest name of a projection */
 #define DEFINE_NAME_MAX_BYTES 128
@@ -78,29 +80,10 @@ define_check_function(Oid funcid, const char *role, int nargs,
 				 errhint("Create a function with that signature and pass it "
 						 "as 'name(argument types)'::regprocedure.")));
 
-	define_check_execute(funcid, role, NULL);
-}
-
-/*
- * The function 'funcid' must still exist and the current user must be
- * allowed to execute it.  'owner' names the definition that uses it, for
- * the message when it was dropped.
- */
-void
-define_check_execute(Oid funcid, const char *role, const char *owner)
-{
-	AclResult aclresult;
-
-	if (owner != NULL &&
-		!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the %s of %s no longer exists", role, owner),
-				 errhint("Define it again with an existing function.")));
-	aclresult = pg_proc_aclcheck(funcid, GetUserId(), ACL_EXECUTE);
-
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(funcid));
+	/* the caller becomes the definition's owner: it must be able to run it */
+	if (!usercall_can_execute(funcid, GetUserId()))
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
+					   get_func_name(funcid));
 }
 
 /* Validate a definition name (projection name, command type). */
@@ -204,7 +187,8 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
  * (key column 'keycol'): lock it, and if it exists, check that 'caller'
  * has the privileges of its owner.  Returns that owner, which a
  * redefinition keeps (as CREATE OR REPLACE does), or 'caller' for a new
- * definition.  Refuses to run under the SQL of a version before 0.4.0,
+ * definition (or one whose owner role was dropped: its owner is NULL, and
+ * the upsert of the caller sets it).  Refuses to run under the SQL of a version before 0.4.0,
  * which records no owners.  Connected to SPI, in an owner section.
  */
 Oid
@@ -233,8 +217,9 @@ define_lock_owner(const char *relname, const char *keycol, Datum key,
 		return caller;
 	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
-	priv_check_owner(caller, owner, "redefine", object);
-	return owner;
+	/* an owner dropped elsewhere left NULL: only a superuser takes it over */
+	priv_check_owner(caller, isnull ? InvalidOid : owner, "redefine", object);
+	return isnull ? caller : owner;
 }
 
 /*

@@ -18,8 +18,6 @@ extern Oid	 define_events_type(void);
 extern void	 define_check_function(Oid funcid, const char *role, int nargs,
 								   const Oid *argtypes, Oid rettype,
 								   const char *signature);
-extern void	 define_check_execute(Oid funcid, const char *role,
-								  const char *owner);
 extern char *define_name_arg(text *arg, const char *what);
 extern void	 define_check_list(ArrayType *arr, const char *what,
 							   bool is_category);

@@ -121,9 +121,9 @@ priv_check_read_events(Oid roleid, const char *func)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table events"),
-				 errdetail("%s hands out events, which role \"%s\" may not "
-						   "SELECT.",
-						   func, GetUserNameFromId(roleid, false)),
+				 errdetail("Role \"%s\" would receive events through %s, "
+						   "but may not SELECT strata.events.",
+						   GetUserNameFromId(roleid, false), func),
 				 errhint("GRANT SELECT ON strata.events to the role.")));
 	if (check_enable_rls(relid, roleid, false) == RLS_ENABLED)
 		ereport(ERROR,

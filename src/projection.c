@@ -258,6 +258,8 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	}
 	else
 		usercall_check(def->handler, def->owner, def->what);
+	/* the owner must still be allowed to see the events it is handed */
+	priv_check_read_events(def->owner, "the projection's handler");
 
 	/*
 	 * A handler that appends to a stream it projects calls itself again
@@ -355,7 +357,7 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 
 	if (SPI_execute_plan(
 			strata_prepare(&plan_find,
-						   "SELECT projection IS NOT DISTINCT FROM name "
+						   "SELECT coalesce(projection OPERATOR(pg_catalog.=) name, false) "
 						   "FROM strata.subscriptions WHERE name "
 						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 						   1, argtypes),
@@ -510,7 +512,8 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "$4, $5, $6) ON CONFLICT (name) DO UPDATE SET handler = "
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
 					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
-					  "defined_at = pg_catalog.now()",
+					  "owner = coalesce(strata.projections.owner, "
+					  "EXCLUDED.owner), defined_at = pg_catalog.now()",
 					  6, argtypes)
 				: strata_prepare(
 					  &plan,
@@ -518,7 +521,9 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "categories, types, owner) VALUES ($1, $2, $3, $4, $6) "
 					  "ON CONFLICT (name) DO UPDATE SET handler = "
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
-					  "types = EXCLUDED.types, defined_at = pg_catalog.now()",
+					  "types = EXCLUDED.types, owner = coalesce("
+					  "strata.projections.owner, EXCLUDED.owner), "
+					  "defined_at = pg_catalog.now()",
 					  6, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
@@ -557,6 +562,7 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 						 PG_GETARG_DATUM(0), "strata.drop_projection()",
 						 GetUserId(), NULL);
 	worker_notify_at_commit();
+	worker_cancel_at_commit(TextDatumGetCString(PG_GETARG_DATUM(0)));
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
@@ -614,6 +620,7 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 	if (!PG_ARGISNULL(1))
 		projection_call_reset(PG_GETARG_OID(1), owner, name);
 	worker_notify_at_commit();
+	worker_cancel_at_commit(name);
 	ereport(NOTICE,
 			(errmsg("async projection \"%s\" is being rebuilt by the strata "
 					"worker",

@@ -39,6 +39,7 @@
 #include "utils/tuplestore.h"
 
 #include "strata.h"
+#include "privilege.h"
 #include "read.h"
 #include "registry.h"
 #include "stream.h"
@@ -99,10 +100,12 @@ read_key(ScanKey key, Relation index, AttrNumber attno,
 /*
  * Scan index 'indexname' of strata.events forward with 'nkeys' keys built
  * by 'build' and return up to 'max_count' rows as the function's result
- * set.  The caller's privileges are checked as a SELECT would check them.
+ * set.  The caller needs SELECT on strata.events, and row-level security
+ * that applies to it there is refused (priv_check_read_events).
  */
 static void
-read_scan(FunctionCallInfo fcinfo, const char *indexname, int max_count,
+read_scan(FunctionCallInfo fcinfo, const char *func, const char *indexname,
+		  int max_count,
 		  Snapshot snapshot,
 		  int (*build)(ScanKey keys, Relation index, Datum *args), Datum *args)
 {
@@ -115,16 +118,8 @@ read_scan(FunctionCallInfo fcinfo, const char *indexname, int max_count,
 	ScanKeyData		keys[3];
 	int				nkeys;
 	int				n = 0;
-	AclResult		aclresult;
 
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, "events");
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(
-			ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("row-level security on strata.events is not supported")));
+	priv_check_read_events(GetUserId(), func);
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -192,7 +187,7 @@ strata_read_stream(PG_FUNCTION_ARGS)
 	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "from_version"));
 	max_count = read_max_count_arg(fcinfo, 2);
 
-	read_scan(fcinfo, "events_stream_version_key", max_count,
+	read_scan(fcinfo, "strata.read_stream", "events_stream_version_key", max_count,
 			  GetActiveSnapshot(), read_stream_keys, args);
 	return (Datum) 0;
 }
@@ -214,7 +209,7 @@ strata_read_all(PG_FUNCTION_ARGS)
 	read_refuse_in_recovery("strata.read_all()");
 
 	args[1] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_scan(fcinfo, "events_pkey", max_count, snapshot, read_all_keys, args);
+	read_scan(fcinfo, "strata.read_all", "events_pkey", max_count, snapshot, read_all_keys, args);
 	UnregisterSnapshot(snapshot);
 	return (Datum) 0;
 }
@@ -241,7 +236,7 @@ strata_read_category(PG_FUNCTION_ARGS)
 	read_refuse_in_recovery("strata.read_category()");
 
 	args[2] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_scan(fcinfo, "events_category_position_idx", max_count, snapshot,
+	read_scan(fcinfo, "strata.read_category", "events_category_position_idx", max_count, snapshot,
 			  read_category_keys, args);
 	UnregisterSnapshot(snapshot);
 	return (Datum) 0;

@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -184,6 +185,20 @@ subscription_mark_processed(SubProgress *p, int64 position)
 {
 	int i;
 
+	/*
+	 * Ranges are half-open: position + 1 must exist.  The position sequence
+	 * stops below PG_INT64_MAX, so only a row written around the extension
+	 * can be out of range; refuse it rather than wrap.
+	 */
+	if (unlikely(position < 1 || position >= PG_INT64_MAX))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("event position " INT64_FORMAT " is out of range",
+						position),
+				 errdetail("Positions run from 1 to " INT64_FORMAT ".",
+						   PG_INT64_MAX - 1),
+				 errhint("Only strata.append writes events: look for a row "
+						 "written around it.")));
 	if (subscription_processed(p, position))
 		return;
 	if (position == p->watermark)
@@ -311,12 +326,16 @@ subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 /*
  * Look up subscription 'name' for a change by role 'caller', locking its
  * row: it must exist, and the caller must have the privileges of its
- * owner.  Returns whether it runs an async projection, and its owner in
- * *owner (if not NULL).  Connected to SPI, in an owner section.
+ * owner, or, for what an operator may do ('operator_ok': pause, resume,
+ * retry), those of pg_signal_backend, with an owner that is not a
+ * superuser: stopping another role's work without gaining its rights, as
+ * pg_cancel_backend does.  Returns whether it runs an async projection,
+ * and its owner in *owner (if not NULL).  Connected to SPI, in an owner
+ * section.
  */
 static bool
 subscription_lock(const char *name, const char *action, Oid caller,
-				  Oid *owner)
+				  Oid *owner, bool operator_ok)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtype = TEXTOID;
@@ -337,8 +356,10 @@ subscription_lock(const char *name, const char *action, Oid caller,
 						errmsg("subscription \"%s\" does not exist", name)));
 	o = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
-	priv_check_owner(caller, o, action,
-					 psprintf("subscription \"%s\"", name));
+	if (!(operator_ok && OidIsValid(o) && !superuser_arg(o) &&
+		  has_privs_of_role(caller, ROLE_PG_SIGNAL_BACKEND)))
+		priv_check_owner(caller, o, action,
+						 psprintf("subscription \"%s\"", name));
 	if (owner != NULL)
 		*owner = o;
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
@@ -515,7 +536,8 @@ strata_subscribe(PG_FUNCTION_ARGS)
 /*
  * Run an UPDATE or DELETE of subscription 'name' (its $1) after the
  * owner check; a change to a projection's subscription other than pause
- * and resume is refused.
+ * and resume is refused.  Pause and resume ('projection_ok') are also
+ * what an operator may do (subscription_lock).
  */
 static void
 subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
@@ -528,10 +550,13 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 	PrivScope scope;
 
 	strata_require_preload();
-	PreventCommandIfReadOnly(psprintf("strata.%s_subscription()", action));
+	PreventCommandIfReadOnly(strcmp(action, "drop") == 0
+								 ? "strata.unsubscribe()"
+								 : psprintf("strata.%s_subscription()", action));
 	priv_enter(&scope);
 	SPI_connect();
-	if (subscription_lock(name, action, caller, NULL) && !projection_ok)
+	if (subscription_lock(name, action, caller, NULL, projection_ok) &&
+		!projection_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("subscription \"%s\" runs an async projection", name),
@@ -620,7 +645,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	priv_enter(&scope);
 	SPI_connect();
 	(void) subscription_lock(name, "retry the parked events of", caller,
-							 &owner);
+							 &owner, true);
 	if (SPI_execute_plan(
 			strata_prepare(&plan_list,
 						   "SELECT s.handler::pg_catalog.oid, e, e.position "
@@ -761,13 +786,15 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 
 	priv_enter(&scope);
 	SPI_connect();
-	is_projection = subscription_lock(name, "alter the owner of", caller, NULL);
+	is_projection =
+		subscription_lock(name, "alter the owner of", caller, NULL, false);
 	if (is_projection)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("subscription \"%s\" runs an async projection", name),
 				 errdetail("It runs as the projection's owner."),
-				 errhint("Define the projection again as the new owner.")));
+				 errhint("Drop the projection and define it again as the "
+						 "new owner, or use REASSIGN OWNED.")));
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = ObjectIdGetDatum(new_owner);
 	if (SPI_execute_plan(
@@ -787,6 +814,7 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 	SPI_finish();
 	priv_exit(&scope);
 	worker_notify_at_commit();
+	worker_cancel_at_commit(name);
 	PG_RETURN_VOID();
 }
 

@@ -29,6 +29,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
@@ -43,6 +44,18 @@
 /* Most arguments of a user function (reducers and command handlers: 2) */
 #define USERCALL_MAX_ARGS 2
 
+/* May role 'roleid' execute function 'funcid'? */
+bool
+usercall_can_execute(Oid funcid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, funcid, roleid,
+						   ACL_EXECUTE) == ACLCHECK_OK;
+#else
+	return pg_proc_aclcheck(funcid, roleid, ACL_EXECUTE) == ACLCHECK_OK;
+#endif
+}
+
 /*
  * The user function 'funcid' must exist, its owner role 'owner' too, and
  * the owner must be allowed to execute it.  'what' names the function in
@@ -51,29 +64,22 @@
 void
 usercall_check(Oid funcid, Oid owner, const char *what)
 {
-	AclResult aclresult;
-
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid)))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
 						errmsg("the %s no longer exists", what),
 						errhint("Define it again with an existing function.")));
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+	if (!OidIsValid(owner) ||
+		!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the owner of the %s no longer exists", what),
-				 errdetail("The role with OID %u that owned it was dropped "
-						   "in another database.",
-						   owner),
-				 errhint("Give it an owner with "
-						 "strata.alter_subscription_owner, or define it "
-						 "again.")));
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ProcedureRelationId, funcid, owner,
-								ACL_EXECUTE);
-#else
-	aclresult = pg_proc_aclcheck(funcid, owner, ACL_EXECUTE);
-#endif
-	if (aclresult != ACLCHECK_OK)
+				 errdetail("The role that owned it was dropped while it "
+						   "owned it (DROP ROLE checks only the database "
+						   "it runs in)."),
+				 errhint("Give a subscription a new owner with "
+						 "strata.alter_subscription_owner; drop a definition "
+						 "and define it again.")));
+	if (!usercall_can_execute(funcid, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s",
@@ -111,13 +117,18 @@ usercall_begin(UserCallScope *scope, Oid owner)
 									  SECURITY_LOCAL_USERID_CHANGE |
 									  SECURITY_RESTRICTED_OPERATION);
 	scope->nestlevel = NewGUCNestLevel();
+	/* inside an owner section (an append) it is set already: skip */
+	if (namespace_search_path == NULL ||
+		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
+	{
 #if PG_VERSION_NUM >= 170000
-	RestrictSearchPath();
+		RestrictSearchPath();
 #else
-	(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-							 0, false);
+		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 #endif
+	}
 	scope->active = true;
 }
 

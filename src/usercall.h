@@ -40,6 +40,7 @@ typedef struct UserCallScope
 	bool active;
 } UserCallScope;
 
+extern bool usercall_can_execute(Oid funcid, Oid roleid);
 extern void usercall_check(Oid funcid, Oid owner, const char *what);
 extern void usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,
 							 const char *what, MemoryContext cxt);

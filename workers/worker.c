@@ -608,7 +608,7 @@ worker_load_subs(void)
 				"owner::pg_catalog.oid, "
 				"categories, types, on_error, state, phase, "
 				"checkpoint_lsn, checkpoint_index, watermark, "
-				"delivered::text, attempts, last_error_at, stream_id "
+				"delivered::pg_catalog.text, attempts, last_error_at, stream_id "
 				"FROM strata.subscriptions ORDER BY created_at, name",
 				0, NULL),
 			NULL, NULL, true, 0) != SPI_OK_SELECT)
@@ -636,6 +636,8 @@ worker_load_subs(void)
 		sub->generation = generation;
 		sub->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		if (isnull)
+			sub->owner = InvalidOid; /* its role was dropped */
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		if (!isnull)
 			sub->ncategories = define_strings(d, &sub->categories);
@@ -989,7 +991,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 		/* dropped, no EXECUTE for the owner, owner dropped, no SELECT */
 		usercall_prepare(&uf, sub->handler, sub->owner, sub->what,
 						 CurrentMemoryContext);
-		priv_check_read_events(sub->owner, sub->what);
+		priv_check_read_events(sub->owner, psprintf("the %s", sub->what));
 		current = -1;
 
 		errarg.name = sub->name;
@@ -1231,7 +1233,11 @@ worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 			strata_prepare(
 				&plan,
 				"UPDATE strata.subscriptions SET state = 'stopped', "
-				"last_error = $3, last_error_at = pg_catalog.now() "
+				"last_error = $3, last_error_at = pg_catalog.now(), "
+				/* a dropped owner's OID must not name a role later */
+				"owner = CASE WHEN EXISTS (SELECT FROM "
+				"pg_catalog.pg_authid a WHERE a.oid OPERATOR(pg_catalog.=) "
+				"owner::pg_catalog.oid) THEN owner END "
 				"WHERE name OPERATOR(pg_catalog.=) $1 AND "
 				"generation OPERATOR(pg_catalog.=) $2",
 				3, argtypes),
