@@ -136,8 +136,8 @@ aggregate_lookup(const char *category, AggregateDef *def)
 	bool			  isnull;
 
 	/* before 0.4.0 no owner was recorded: the reducer's owner stands in */
-	int has_owner = get_attnum(strata_relid("aggregates"), "owner") !=
-					InvalidAttrNumber;
+	int has_owner =
+		get_attnum(strata_relid("aggregates"), "owner") != InvalidAttrNumber;
 
 	SPI_connect();
 	if (plans[has_owner] == NULL)
@@ -385,8 +385,8 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 	/* the caller's right to the events was checked by its entry point */
 	priv_enter(&scope);
 	aggregate_lookup(category, &def);
-	def.what = psprintf("reducer of the aggregate of category \"%s\"",
-						category);
+	def.what =
+		psprintf("reducer of the aggregate of category \"%s\"", category);
 	usercall_check(def.reducer, def.owner, def.what);
 	priv_check_read_events(def.owner, psprintf("the %s", def.what));
 
@@ -481,14 +481,15 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;
-	Oid	  argtypes[6] = {TEXTOID, OIDOID, JSONBOID, INT4OID, INT8OID, REGROLEOID};
-	Datum args[6];
-	Oid	  reducer_args[2];
-	text *cat;
-	char *category;
-	Oid	  caller = GetUserId();
-	Oid	  owner;
-	PrivScope scope;
+	Oid				  argtypes[6] = {TEXTOID, OIDOID,  JSONBOID,
+									 INT4OID, INT8OID, REGROLEOID};
+	Datum			  args[6];
+	Oid				  reducer_args[2];
+	text			 *cat;
+	char			 *category;
+	Oid				  caller = GetUserId();
+	Oid				  owner;
+	PrivScope		  scope;
 
 	strata_require_preload();
 	define_check_not_null(fcinfo, 4, "strata.define_aggregate");
@@ -530,7 +531,8 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 				&plan,
 				"INSERT INTO strata.aggregates (category, reducer, "
 				"initial_state, snapshot_every, reducer_fingerprint, owner) "
-				"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (category) DO UPDATE "
+				"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (category) DO "
+				"UPDATE "
 				"SET reducer = EXCLUDED.reducer, initial_state = "
 				"EXCLUDED.initial_state, snapshot_every = "
 				"EXCLUDED.snapshot_every, reducer_fingerprint = "

@@ -241,7 +241,8 @@ command_event(Jsonb *result, const char *type, Datum command_id, bool has_id,
 				"'metadata', pg_catalog.jsonb_strip_nulls("
 				"pg_catalog.jsonb_build_object('command_type', $2, "
 				"'command_id', $3::pg_catalog.text)) OPERATOR(pg_catalog.||) "
-				"COALESCE($1 OPERATOR(pg_catalog.->) 'metadata', '{}'::pg_catalog.jsonb))",
+				"COALESCE($1 OPERATOR(pg_catalog.->) 'metadata', "
+				"'{}'::pg_catalog.jsonb))",
 				3, argtypes),
 			args, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not build the event");
@@ -273,7 +274,8 @@ command_rejection(Jsonb *command, const char *type, Datum command_id,
 				&plan,
 				"SELECT "
 				"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-				"'type', '" COMMAND_REJECTED_TYPE "', 'id', $5::pg_catalog.text, "
+				"'type', '" COMMAND_REJECTED_TYPE
+				"', 'id', $5::pg_catalog.text, "
 				"'metadata', pg_catalog.jsonb_build_object('command_type', "
 				"$4, "
 				"'command_id', $5::pg_catalog.text))) OPERATOR(pg_catalog.||) "
@@ -313,12 +315,12 @@ typedef struct CommandAttempt
 static int64
 command_attempt_body(CommandAttempt *a)
 {
-	Jsonb	*state;
-	Jsonb	*result;
-	Datum	 d;
-	Datum	 args[2];
-	bool	 isnull;
-	UserFunc uf;
+	Jsonb		 *state;
+	Jsonb		 *result;
+	Datum		  d;
+	Datum		  args[2];
+	bool		  isnull;
+	UserFunc	  uf;
 	UserCallScope scope;
 
 	if (a->rejection != NULL)
@@ -543,8 +545,8 @@ strata_define_command(PG_FUNCTION_ARGS)
 	object = psprintf("command type \"%s\"", TextDatumGetCString(args[0]));
 	priv_enter(&scope);
 	SPI_connect();
-	owner = define_lock_owner("commands", "command_type", args[0], caller,
-							  object);
+	owner =
+		define_lock_owner("commands", "command_type", args[0], caller, object);
 	if (owner != caller)
 		usercall_check(PG_GETARG_OID(2), owner,
 					   psprintf("handler of %s", object));

@@ -171,11 +171,11 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
 	{
 		bool isnull;
 
-		priv_check_owner(caller,
-						 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-														SPI_tuptable->tupdesc,
-														1, &isnull)),
-						 "drop", object);
+		priv_check_owner(
+			caller,
+			DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+										   SPI_tuptable->tupdesc, 1, &isnull)),
+			"drop", object);
 	}
 	SPI_finish();
 	priv_exit(&scope);

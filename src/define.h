@@ -14,14 +14,14 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
-extern Oid	 define_events_type(void);
-extern void	 define_check_function(Oid funcid, const char *role, int nargs,
-								   const Oid *argtypes, Oid rettype,
-								   const char *signature);
-extern char *define_name_arg(text *arg, const char *what);
-extern void	 define_check_list(ArrayType *arr, const char *what,
-							   bool is_category);
-extern void	 define_invalidate(const char *relname);
+extern Oid	  define_events_type(void);
+extern void	  define_check_function(Oid funcid, const char *role, int nargs,
+									const Oid *argtypes, Oid rettype,
+									const char *signature);
+extern char	 *define_name_arg(text *arg, const char *what);
+extern void	  define_check_list(ArrayType *arr, const char *what,
+								bool is_category);
+extern void	  define_invalidate(const char *relname);
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func, Oid caller, const char *object);
 extern Oid	  define_lock_owner(const char *relname, const char *keycol,

@@ -52,22 +52,46 @@
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /*
+ * The owner of strata.events, cached: every append asks.  A relcache
+ * invalidation of the table (ALTER ... OWNER through REASSIGN OWNED,
+ * DROP EXTENSION) or of every relation clears it.
+ */
+static Oid	priv_owner_relid = InvalidOid;
+static Oid	priv_owner = InvalidOid;
+static bool priv_callback_set = false;
+
+static void
+priv_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == priv_owner_relid)
+		priv_owner_relid = priv_owner = InvalidOid;
+}
+
+/*
  * The owner of the extension's tables: the role that created the
  * extension (REASSIGN OWNED moves them all together).
  */
 Oid
 priv_extension_owner(void)
 {
-	Oid		  relid = strata_relid("events");
+	Oid		  relid;
 	HeapTuple tup;
-	Oid		  owner;
 
+	if (OidIsValid(priv_owner))
+		return priv_owner;
+	if (!priv_callback_set)
+	{
+		CacheRegisterRelcacheCallback(priv_relcache_callback, (Datum) 0);
+		priv_callback_set = true;
+	}
+	relid = strata_relid("events");
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	priv_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	priv_owner_relid = relid;
 	ReleaseSysCache(tup);
-	return owner;
+	return priv_owner;
 }
 
 /*
@@ -145,20 +169,18 @@ priv_check_read_events(Oid roleid, const char *func)
  * the extension's owner.
  */
 void
-priv_check_owner(Oid caller, Oid owner, const char *action,
-				 const char *object)
+priv_check_owner(Oid caller, Oid owner, const char *action, const char *object)
 {
 	const char *name;
 
 	if (has_privs_of_role(caller, owner))
 		return;
 	name = GetUserNameFromId(owner, true);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to %s %s", action, object),
-			 errdetail("Only members of its owner role \"%s\" may.",
-					   name ? name : "(dropped)"),
-			 errhint("Ask a member of that role, or a superuser.")));
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					errmsg("permission denied to %s %s", action, object),
+					errdetail("Only members of its owner role \"%s\" may.",
+							  name ? name : "(dropped)"),
+					errhint("Ask a member of that role, or a superuser.")));
 }
 
 /*
@@ -209,7 +231,8 @@ priv_extension_here(void)
 	if (!OidIsValid(nspid))
 		return false;
 	relid = get_relname_relid("subscriptions", nspid);
-	return OidIsValid(relid) && get_attnum(relid, "owner") != InvalidAttrNumber &&
+	return OidIsValid(relid) &&
+		   get_attnum(relid, "owner") != InvalidAttrNumber &&
 		   OidIsValid(get_relname_relid("projections", nspid)) &&
 		   get_attnum(get_relname_relid("projections", nspid), "owner") !=
 			   InvalidAttrNumber;
@@ -244,10 +267,11 @@ priv_check_drop_roles(List *roles)
 			continue;
 		for (size_t t = 0; t < lengthof(owned_tables); t++)
 		{
-			char *sql = psprintf("SELECT %s FROM strata.%s WHERE owner "
-								 "OPERATOR(pg_catalog.=) $1::pg_catalog.regrole "
-								 "ORDER BY 1",
-								 owned_tables[t].name, owned_tables[t].table);
+			char *sql =
+				psprintf("SELECT %s FROM strata.%s WHERE owner "
+						 "OPERATOR(pg_catalog.=) $1::pg_catalog.regrole "
+						 "ORDER BY 1",
+						 owned_tables[t].name, owned_tables[t].table);
 
 			if (SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 0) !=
 				SPI_OK_SELECT)
@@ -269,15 +293,15 @@ priv_check_drop_roles(List *roles)
 	SPI_finish();
 	priv_exit(&scope);
 	if (found > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("role \"%s\" cannot be dropped because some pg_strata "
-						"objects depend on it",
-						first_role),
-				 errdetail("%s%s", detail.data,
-						   found > 10 ? "\nand more" : ""),
-				 errhint("Run REASSIGN OWNED BY the role TO another role, or "
-						 "drop them (strata.unsubscribe, strata.drop_*).")));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("role \"%s\" cannot be dropped because some pg_strata "
+					"objects depend on it",
+					first_role),
+			 errdetail("%s%s", detail.data, found > 10 ? "\nand more" : ""),
+			 errhint("Run REASSIGN OWNED BY the role TO another role, or "
+					 "drop them (strata.unsubscribe, strata.drop_*).")));
 }
 
 /*

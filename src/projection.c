@@ -58,7 +58,7 @@ typedef struct ProjectionDef
 	char	*name;
 	char	*what; /* "handler of projection \"name\"", for messages */
 	Oid		 handler;
-	Oid		 owner;	  /* the handler runs as this role */
+	Oid		 owner; /* the handler runs as this role */
 	UserFunc uf;
 	bool	 uf_ready;	  /* uf looked up (lazily, at first call) */
 	int		 calls;		  /* calls of the handler under way */
@@ -153,7 +153,7 @@ projection_load_cache(void)
 			get_attnum(projection_relid, "mode") != InvalidAttrNumber;
 		bool has_owner =
 			get_attnum(projection_relid, "owner") != InvalidAttrNumber;
-		int	 variant = (has_mode ? 2 : 0) + (has_owner ? 1 : 0);
+		int variant = (has_mode ? 2 : 0) + (has_owner ? 1 : 0);
 
 		if (plans[variant] == NULL)
 			(void) strata_prepare(
@@ -350,18 +350,18 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 	static SPIPlanPtr plan_find = NULL;
 	static SPIPlanPtr plan_update = NULL;
 	static SPIPlanPtr plan_delete = NULL;
-	Oid argtypes[6] = {TEXTOID,		 OIDOID,  TEXTARRAYOID,
-					   TEXTARRAYOID, TEXTOID, REGROLEOID};
-	bool exists;
-	bool isnull;
+	Oid				  argtypes[6] = {TEXTOID,	   OIDOID,	TEXTARRAYOID,
+									 TEXTARRAYOID, TEXTOID, REGROLEOID};
+	bool			  exists;
+	bool			  isnull;
 
-	if (SPI_execute_plan(
-			strata_prepare(&plan_find,
-						   "SELECT coalesce(projection OPERATOR(pg_catalog.=) name, false) "
-						   "FROM strata.subscriptions WHERE name "
-						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-						   1, argtypes),
-			args, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(strata_prepare(&plan_find,
+										"SELECT coalesce(projection "
+										"OPERATOR(pg_catalog.=) name, false) "
+										"FROM strata.subscriptions WHERE name "
+										"OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+										1, argtypes),
+						 args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.subscriptions");
 	exists = SPI_processed > 0;
 	if (exists &&
@@ -415,18 +415,18 @@ strata_define_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_mode = NULL;
-	Oid	  argtypes[6] = {TEXTOID,	  OIDOID,  TEXTARRAYOID,
-						 TEXTARRAYOID, TEXTOID, REGROLEOID};
-	Datum args[6];
-	char  nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	Oid	  evtype;
-	char *name;
-	bool  has_mode = PG_NARGS() >= 5;
-	bool  async = false;
-	bool  was_inline = false;
-	Oid	  caller = GetUserId();
-	Oid	  owner;
-	PrivScope scope;
+	Oid				  argtypes[6] = {TEXTOID,	   OIDOID,	TEXTARRAYOID,
+									 TEXTARRAYOID, TEXTOID, REGROLEOID};
+	Datum			  args[6];
+	char			  nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid				  evtype;
+	char			 *name;
+	bool			  has_mode = PG_NARGS() >= 5;
+	bool			  async = false;
+	bool			  was_inline = false;
+	Oid				  caller = GetUserId();
+	Oid				  owner;
+	PrivScope		  scope;
 
 	strata_require_preload();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -542,8 +542,8 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_sub = NULL;
-	char			 *object = psprintf("projection \"%s\"",
-										TextDatumGetCString(PG_GETARG_DATUM(0)));
+	char			 *object =
+		psprintf("projection \"%s\"", TextDatumGetCString(PG_GETARG_DATUM(0)));
 
 	strata_require_preload();
 	/* the projection first: its owner check covers its subscription */
@@ -667,12 +667,13 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	priv_enter(&scope);
 	SPI_connect();
 	if (SPI_execute_plan(
-			strata_prepare(&plan_def,
-						   "SELECT handler::pg_catalog.oid, categories, types, "
-						   "mode, owner::pg_catalog.oid FROM "
-						   "strata.projections WHERE name "
-						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-						   1, &texttype),
+			strata_prepare(
+				&plan_def,
+				"SELECT handler::pg_catalog.oid, categories, types, "
+				"mode, owner::pg_catalog.oid FROM "
+				"strata.projections WHERE name "
+				"OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				1, &texttype),
 			&name_d, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the projection");
 	if (SPI_processed == 0)

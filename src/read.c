@@ -105,8 +105,7 @@ read_key(ScanKey key, Relation index, AttrNumber attno,
  */
 static void
 read_scan(FunctionCallInfo fcinfo, const char *func, const char *indexname,
-		  int max_count,
-		  Snapshot snapshot,
+		  int max_count, Snapshot snapshot,
 		  int (*build)(ScanKey keys, Relation index, Datum *args), Datum *args)
 {
 	ReturnSetInfo  *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -187,8 +186,8 @@ strata_read_stream(PG_FUNCTION_ARGS)
 	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "from_version"));
 	max_count = read_max_count_arg(fcinfo, 2);
 
-	read_scan(fcinfo, "strata.read_stream", "events_stream_version_key", max_count,
-			  GetActiveSnapshot(), read_stream_keys, args);
+	read_scan(fcinfo, "strata.read_stream", "events_stream_version_key",
+			  max_count, GetActiveSnapshot(), read_stream_keys, args);
 	return (Datum) 0;
 }
 
@@ -209,7 +208,8 @@ strata_read_all(PG_FUNCTION_ARGS)
 	read_refuse_in_recovery("strata.read_all()");
 
 	args[1] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_scan(fcinfo, "strata.read_all", "events_pkey", max_count, snapshot, read_all_keys, args);
+	read_scan(fcinfo, "strata.read_all", "events_pkey", max_count, snapshot,
+			  read_all_keys, args);
 	UnregisterSnapshot(snapshot);
 	return (Datum) 0;
 }
@@ -236,8 +236,8 @@ strata_read_category(PG_FUNCTION_ARGS)
 	read_refuse_in_recovery("strata.read_category()");
 
 	args[2] = Int64GetDatum(registry_read_horizon(&snapshot));
-	read_scan(fcinfo, "strata.read_category", "events_category_position_idx", max_count, snapshot,
-			  read_category_keys, args);
+	read_scan(fcinfo, "strata.read_category", "events_category_position_idx",
+			  max_count, snapshot, read_category_keys, args);
 	UnregisterSnapshot(snapshot);
 	return (Datum) 0;
 }

@@ -334,8 +334,8 @@ subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
  * section.
  */
 static bool
-subscription_lock(const char *name, const char *action, Oid caller,
-				  Oid *owner, bool operator_ok)
+subscription_lock(const char *name, const char *action, Oid caller, Oid *owner,
+				  bool operator_ok)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtype = TEXTOID;
@@ -432,13 +432,14 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 					Oid owner)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid argtypes[9] = {TEXTOID, OIDOID,	 TEXTARRAYOID, TEXTARRAYOID, REGROLEOID,
-					   TEXTOID, INT8OID, TEXTOID,	   TEXTOID};
-	Datum args[9];
-	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64 watermark;
-	char *delivered;
-	int	  ret;
+	Oid				  argtypes[9] = {TEXTOID,	   OIDOID,	   TEXTARRAYOID,
+									 TEXTARRAYOID, REGROLEOID, TEXTOID,
+									 INT8OID,	   TEXTOID,	   TEXTOID};
+	Datum			  args[9];
+	char			  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64			  watermark;
+	char			 *delivered;
+	int				  ret;
 
 	subscription_start(beginning, &watermark, &delivered);
 	args[0] = CStringGetTextDatum(name);
@@ -550,9 +551,10 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 	PrivScope scope;
 
 	strata_require_preload();
-	PreventCommandIfReadOnly(strcmp(action, "drop") == 0
-								 ? "strata.unsubscribe()"
-								 : psprintf("strata.%s_subscription()", action));
+	PreventCommandIfReadOnly(
+		strcmp(action, "drop") == 0
+			? "strata.unsubscribe()"
+			: psprintf("strata.%s_subscription()", action));
 	priv_enter(&scope);
 	SPI_connect();
 	if (subscription_lock(name, action, caller, NULL, projection_ok) &&
@@ -807,8 +809,8 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 			args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not change the owner of a subscription");
-	handler = DatumGetObjectId(
-		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	handler = DatumGetObjectId(SPI_getbinval(
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	usercall_check(handler, new_owner,
 				   psprintf("handler of subscription \"%s\"", name));
 	SPI_finish();

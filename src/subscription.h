@@ -43,9 +43,9 @@ extern void	 subscription_progress_free(SubProgress *p);
 extern void	 subscription_progress_copy(SubProgress *dst, SubProgress *src,
 										MemoryContext cxt);
 extern void	 subscription_insert(const char *name, Oid handler,
-									 Datum categories, bool categories_null,
-									 Datum types, bool types_null,
-									 bool beginning, bool on_error_stop,
-									 const char *projection, Oid owner);
+								 Datum categories, bool categories_null,
+								 Datum types, bool types_null, bool beginning,
+								 bool on_error_stop, const char *projection,
+								 Oid owner);
 
 #endif /* STRATA_SUBSCRIPTION_H */

@@ -49,8 +49,8 @@ bool
 usercall_can_execute(Oid funcid, Oid roleid)
 {
 #if PG_VERSION_NUM >= 160000
-	return object_aclcheck(ProcedureRelationId, funcid, roleid,
-						   ACL_EXECUTE) == ACLCHECK_OK;
+	return object_aclcheck(ProcedureRelationId, funcid, roleid, ACL_EXECUTE) ==
+		   ACLCHECK_OK;
 #else
 	return pg_proc_aclcheck(funcid, roleid, ACL_EXECUTE) == ACLCHECK_OK;
 #endif
@@ -65,9 +65,10 @@ void
 usercall_check(Oid funcid, Oid owner, const char *what)
 {
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(funcid)))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
-						errmsg("the %s no longer exists", what),
-						errhint("Define it again with an existing function.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the %s no longer exists", what),
+				 errhint("Define it again with an existing function.")));
 	if (!OidIsValid(owner) ||
 		!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		ereport(ERROR,

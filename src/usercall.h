@@ -40,12 +40,12 @@ typedef struct UserCallScope
 	bool active;
 } UserCallScope;
 
-extern bool usercall_can_execute(Oid funcid, Oid roleid);
-extern void usercall_check(Oid funcid, Oid owner, const char *what);
-extern void usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,
-							 const char *what, MemoryContext cxt);
-extern void usercall_begin(UserCallScope *scope, Oid owner);
-extern void usercall_end(UserCallScope *scope);
+extern bool	 usercall_can_execute(Oid funcid, Oid roleid);
+extern void	 usercall_check(Oid funcid, Oid owner, const char *what);
+extern void	 usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,
+							  const char *what, MemoryContext cxt);
+extern void	 usercall_begin(UserCallScope *scope, Oid owner);
+extern void	 usercall_end(UserCallScope *scope);
 extern Datum usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs,
 							 Datum *args, bool *isnull);
 extern void	 usercall_void(UserFunc *uf, int nargs, Datum *args);

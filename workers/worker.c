@@ -608,7 +608,8 @@ worker_load_subs(void)
 				"owner::pg_catalog.oid, "
 				"categories, types, on_error, state, phase, "
 				"checkpoint_lsn, checkpoint_index, watermark, "
-				"delivered::pg_catalog.text, attempts, last_error_at, stream_id "
+				"delivered::pg_catalog.text, attempts, last_error_at, "
+				"stream_id "
 				"FROM strata.subscriptions ORDER BY created_at, name",
 				0, NULL),
 			NULL, NULL, true, 0) != SPI_OK_SELECT)
@@ -1807,8 +1808,8 @@ strata_worker_main(Datum arg)
 	 */
 	SetConfigOption("search_path", STRATA_SAFE_SEARCH_PATH, PGC_SUSET,
 					PGC_S_OVERRIDE);
-	worker_timeout_id = RegisterTimeout(USER_TIMEOUT,
-										worker_handler_timeout_fired);
+	worker_timeout_id =
+		RegisterTimeout(USER_TIMEOUT, worker_handler_timeout_fired);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
 

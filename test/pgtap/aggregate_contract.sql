@@ -2,7 +2,7 @@
 -- surface as assertions: function properties and the SQLSTATE of every
 -- refusal.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT has_table('strata', 'aggregates', 'strata.aggregates exists');
 SELECT has_table('strata', 'snapshots', 'strata.snapshots exists');
@@ -18,8 +18,10 @@ SELECT is((SELECT string_agg(parameter_name || ':' || parameter_mode, ',' ORDER 
 SELECT volatility_is('strata', 'load', ARRAY['text', 'bigint'], 'volatile');
 SELECT function_returns('strata', 'execute', ARRAY['text', 'jsonb'], 'bigint');
 SELECT function_returns('strata', 'rebuild_projection', ARRAY['text', 'regprocedure'], 'bigint');
-SELECT ok(has_table_privilege('public', 'strata.projections', 'SELECT'),
-	'every role can read the projection definitions (every append does)');
+SELECT ok(NOT has_table_privilege('public', 'strata.projections', 'SELECT'),
+	'the definition tables are private (the functions read them as the extension owner)');
+SELECT ok(has_table_privilege('public', 'strata.definitions', 'SELECT'),
+	'every role can read strata.definitions (its own definitions)');
 SELECT ok(NOT has_function_privilege('public', 'strata.execute(text, jsonb)', 'EXECUTE'),
 	'PUBLIC cannot execute commands');
 
@@ -44,6 +46,7 @@ SELECT throws_ok($$SELECT strata.execute('tapagg-1', '{"type": "TapEmit"}')$$, '
 SELECT throws_ok($$SELECT strata.execute('tapagg-1', '{"no": "type"}')$$, '22023', NULL, 'command without type: 22023');
 SELECT throws_ok($$SELECT strata.execute('other-1', '{"type": "TapEmit"}')$$, '22023', NULL, 'command on another category: 22023');
 SELECT throws_ok($$SELECT strata.load('tapagg-1', -5)$$, '22023', NULL, 'at_version below -1: 22023');
+SELECT throws_ok($$SELECT strata.grant_privileges(current_user::regrole, 'admin')$$, '22023', NULL, 'unknown privilege set: 22023');
 SELECT is(strata.stream_version('tapagg-1'), 0::bigint, 'the refusals appended nothing');
 
 SELECT * FROM finish();

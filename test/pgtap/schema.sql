@@ -2,7 +2,7 @@
 -- object: tables, columns, constraints, indexes, function properties,
 -- comments on every public object, and privileges.
 BEGIN;
-SELECT plan(47);
+SELECT plan(64);
 
 SELECT has_schema('strata');
 SELECT has_table('strata', 'events', 'strata.events exists');
@@ -85,6 +85,52 @@ SELECT ok(NOT has_table_privilege('public', 'strata.events', 'INSERT'), 'PUBLIC 
 SELECT ok(NOT has_table_privilege('public', 'strata.streams', 'UPDATE'), 'PUBLIC cannot update streams');
 SELECT ok(NOT has_function_privilege('public', 'strata.append(text, jsonb, bigint)', 'EXECUTE'),
 	'PUBLIC cannot append');
+
+-- 0.4.0: owners, the grant sets, and the tables only the extension writes
+SELECT has_function('strata', 'alter_subscription_owner', ARRAY['text', 'regrole']);
+SELECT has_function('strata', 'grant_privileges', ARRAY['regrole', 'text']);
+SELECT has_function('strata', '_worker_error', ARRAY[]::text[]);
+SELECT col_type_is('strata', 'aggregates', 'owner', 'regrole', 'aggregates.owner is regrole');
+SELECT col_type_is('strata', 'commands', 'owner', 'regrole', 'commands.owner is regrole');
+SELECT col_type_is('strata', 'projections', 'owner', 'regrole', 'projections.owner is regrole');
+SELECT col_type_is('strata', 'subscriptions', 'owner', 'regrole', 'subscriptions.owner is regrole');
+SELECT col_is_null('strata', 'aggregates', 'owner', 'aggregates.owner is NULL once its role is dropped');
+SELECT col_is_null('strata', 'commands', 'owner', 'commands.owner is NULL once its role is dropped');
+SELECT col_is_null('strata', 'projections', 'owner', 'projections.owner is NULL once its role is dropped');
+SELECT col_is_null('strata', 'subscriptions', 'owner', 'subscriptions.owner is NULL once its role is dropped');
+SELECT is(
+	(SELECT attname::text FROM pg_attribute WHERE attrelid = 'strata.definitions'::regclass
+	 ORDER BY attnum DESC LIMIT 1), 'owner', 'the last column of strata.definitions is owner');
+SELECT is(
+	(SELECT attname::text FROM pg_attribute WHERE attrelid = 'strata.subscription_status'::regclass
+	 ORDER BY attnum DESC LIMIT 1), 'owner', 'the last column of strata.subscription_status is owner');
+SELECT is(
+	(SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text)
+	 FROM pg_proc p WHERE p.pronamespace = 'strata'::regnamespace
+	 AND has_function_privilege('public', p.oid, 'EXECUTE')),
+	'strata._forbid_change(), strata._worker_error(), strata.category(text), '
+	'strata.read_all(bigint,integer), strata.read_category(text,bigint,integer), '
+	'strata.read_stream(text,bigint,integer), strata.stream_version(text), '
+	'strata.wait_for(text,bigint,interval)',
+	'PUBLIC executes only the reads (and what the trigger and the status view call)');
+SELECT is(
+	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
+	 FROM pg_class c WHERE c.relnamespace = 'strata'::regnamespace
+	 AND c.relkind IN ('r', 'v', 'S') AND has_table_privilege('public', c.oid, 'SELECT')),
+	'definitions, parked_events, subscription_status, subscriptions',
+	'PUBLIC reads only the views and the subscription tables');
+SELECT is(
+	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
+	 FROM pg_class c WHERE c.relnamespace = 'strata'::regnamespace AND c.relrowsecurity),
+	'parked_events, subscriptions',
+	'row-level security shows each role its own subscriptions and parked events');
+SELECT is(
+	(SELECT count(*)::int FROM pg_class c
+	 CROSS JOIN LATERAL aclexplode(c.relacl) a
+	 WHERE c.relnamespace = 'strata'::regnamespace AND c.relkind IN ('r', 'S')
+	 AND a.grantee <> c.relowner
+	 AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'USAGE')),
+	0, 'nobody but the extension owner may write the extension''s tables');
 
 -- the install is a proper extension: every object belongs to it
 SELECT is(

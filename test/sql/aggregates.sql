@@ -62,7 +62,8 @@ SELECT strata.define_aggregate('counter', 'count_reduce(jsonb, strata.events)', 
 
 -- redefining makes old snapshots unusable (and deletes them)
 CREATE FUNCTION acct_reduce_doubled(state jsonb, e strata.events) RETURNS jsonb
-LANGUAGE sql AS $$ SELECT jsonb_set(acct_reduce(state, e), '{version2}', 'true') $$;
+LANGUAGE sql SET search_path = public, pg_temp
+AS $$ SELECT jsonb_set(acct_reduce(state, e), '{version2}', 'true') $$;
 SELECT definition_id AS old_def FROM strata.aggregates WHERE category = 'acct' \gset
 SELECT strata.define_aggregate('acct', 'acct_reduce_doubled(jsonb, strata.events)', '{"balance": null}', 3);
 SELECT definition_id > :old_def AS new_definition FROM strata.aggregates WHERE category = 'acct';
@@ -72,7 +73,8 @@ SELECT version, state->'version2' AS from_new_reducer FROM strata.snapshots WHER
 
 -- a reducer replaced with CREATE OR REPLACE: snapshots are not used
 CREATE OR REPLACE FUNCTION acct_reduce_doubled(state jsonb, e strata.events) RETURNS jsonb
-LANGUAGE sql AS $$ SELECT jsonb_set(acct_reduce(state, e), '{version3}', 'true') $$;
+LANGUAGE sql SET search_path = public, pg_temp
+AS $$ SELECT jsonb_set(acct_reduce(state, e), '{version3}', 'true') $$;
 SELECT * FROM strata.load('acct-1');
 SELECT count(*) AS snapshots_unchanged FROM strata.snapshots WHERE stream = 'acct-1';
 SELECT strata.define_aggregate('acct', 'acct_reduce(jsonb, strata.events)', '{"balance": null}', 3);

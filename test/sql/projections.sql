@@ -4,7 +4,7 @@ CREATE TABLE order_totals (stream text PRIMARY KEY, items int NOT NULL, total nu
 CREATE TABLE event_log (position bigint, stream text, type text);
 
 CREATE FUNCTION order_totals_project(e strata.events) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
 	IF e.type = 'ItemAdded' AND (e.data->>'price')::numeric < 0 THEN
 		RAISE EXCEPTION 'negative price in %', e.stream USING ERRCODE = '22003';
@@ -17,9 +17,10 @@ BEGIN
 END $$;
 -- an SQL handler: SQL functions returning void are fine too
 CREATE FUNCTION event_log_project(e strata.events) RETURNS void
-LANGUAGE sql AS $$ INSERT INTO event_log VALUES (e.position, e.stream, e.type) $$;
+LANGUAGE sql SET search_path = public, pg_temp
+AS $$ INSERT INTO event_log VALUES (e.position, e.stream, e.type) $$;
 CREATE FUNCTION order_totals_reset() RETURNS void
-LANGUAGE sql AS $$ TRUNCATE order_totals $$;
+LANGUAGE sql SET search_path = public, pg_temp AS $$ TRUNCATE order_totals $$;
 
 SELECT strata.define_projection('order_totals', 'order_totals_project(strata.events)', ARRAY['ord']);
 SELECT strata.define_projection('placed_log', 'event_log_project(strata.events)', ARRAY['ord', 'cart'], ARRAY['Placed']);
@@ -68,7 +69,8 @@ SELECT strata.rebuild_projection('placed_log');
 SELECT stream, type FROM event_log ORDER BY position;
 -- a rebuild that fails rolls back entirely, reset included
 SELECT strata.append('ord-3', '{"type": "Placed"}');
-CREATE FUNCTION fail_reset() RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION fail_reset() RETURNS void LANGUAGE plpgsql
+SET search_path = public, pg_temp AS $$
 BEGIN TRUNCATE order_totals; RAISE EXCEPTION 'reset failed'; END $$;
 SELECT strata.rebuild_projection('order_totals', 'fail_reset()');
 SELECT count(*) AS rows_kept FROM order_totals;
@@ -101,24 +103,43 @@ SELECT strata.append('other-1', '{"type": "X"}');
 SELECT strata.drop_projection('gone');
 SELECT strata.append('gone-1', '{"type": "X"}');
 
--- the appending role must be allowed to run the handler
+-- the handler runs as the projection's owner, not as the appending role:
+-- a writer needs no right on the handler nor on the read model's table
 CREATE ROLE strata_proj_test;
-GRANT USAGE ON SCHEMA strata TO strata_proj_test;
-GRANT EXECUTE ON FUNCTION strata.append(text, jsonb, bigint) TO strata_proj_test;
-GRANT SELECT, INSERT ON strata.events TO strata_proj_test;
-GRANT SELECT, INSERT, UPDATE ON strata.streams TO strata_proj_test;
+SELECT strata.grant_privileges('strata_proj_test', 'writer');
 REVOKE EXECUTE ON FUNCTION event_log_project(strata.events) FROM PUBLIC;
 SET ROLE strata_proj_test;
+INSERT INTO event_log VALUES (0, 'cart-7', 'Forged');
 SELECT strata.append('cart-7', '{"type": "Placed"}');
 SELECT strata.append('misc-7', '{"type": "Placed"}');
 RESET ROLE;
-DROP OWNED BY strata_proj_test;
-DROP ROLE strata_proj_test;
+SELECT stream, type FROM event_log WHERE stream IN ('cart-7', 'misc-7');
+-- the owner must be allowed to run the handler
+CREATE ROLE strata_proj_owner;
+SELECT strata.grant_privileges('strata_proj_owner', 'definer');
+GRANT EXECUTE ON FUNCTION event_log_project(strata.events) TO strata_proj_owner;
+GRANT INSERT ON event_log TO strata_proj_owner;
+SET ROLE strata_proj_owner;
+SELECT strata.define_projection('owned_log', 'event_log_project(strata.events)', ARRAY['owned']);
+RESET ROLE;
+SELECT name, owner FROM strata.definitions WHERE name = 'owned_log';
+SET ROLE strata_proj_test;
+SELECT strata.append('owned-1', '{"type": "Placed"}');
+RESET ROLE;
+SELECT stream, type FROM event_log WHERE stream = 'owned-1';
+REVOKE EXECUTE ON FUNCTION event_log_project(strata.events) FROM strata_proj_owner;
+SET ROLE strata_proj_test;
+SELECT strata.append('owned-2', '{"type": "Placed"}');
+RESET ROLE;
+SELECT strata.drop_projection('owned_log');
+DROP OWNED BY strata_proj_test, strata_proj_owner;
+DROP ROLE strata_proj_test, strata_proj_owner;
 
 -- a handler (in SQL) that appends to a stream it projects itself: the
 -- nested call gets its own function state (this once crashed the server)
 CREATE TABLE chain_log (stream text, version bigint, step text);
-CREATE FUNCTION chain_project(e strata.events) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION chain_project(e strata.events) RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp AS $$
 	INSERT INTO chain_log VALUES (e.stream, e.version, 'before');
 	SELECT strata.append('chain-' || (e.version + 10), '{"type": "Echo"}')
 	WHERE e.stream = 'chain-1' AND e.version < 2;

@@ -3,6 +3,7 @@
 -- deterministic.
 CREATE TABLE sub_seen (n serial, position bigint, type text);
 CREATE FUNCTION sub_record(e strata.events) RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp
 AS $$ INSERT INTO sub_seen (position, type) VALUES (e.position, e.type) $$;
 CREATE FUNCTION sub_wrong(e jsonb) RETURNS void LANGUAGE sql AS $$ SELECT $$;
 CREATE FUNCTION sub_returns(e strata.events) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
@@ -29,6 +30,7 @@ FROM strata.subscription_status;
 -- filters, and start from the beginning
 CREATE TABLE sub_seen_b (n serial, position bigint, type text);
 CREATE FUNCTION sub_record_b(e strata.events) RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp
 AS $$ INSERT INTO sub_seen_b (position, type) VALUES (e.position, e.type) $$;
 SELECT strata.subscribe('only_b', 'sub_record_b(strata.events)',
 						categories => ARRAY['sub'], types => ARRAY['B', 'Before'],
@@ -78,22 +80,28 @@ SELECT strata.wait_for('from_now', (SELECT max(position) FROM strata.events) + 1
 CREATE ROLE sub_other;
 GRANT USAGE ON SCHEMA strata TO sub_other;
 SET ROLE sub_other;
--- without privileges on the table
+-- without the subscriber privileges
 SELECT try($$SELECT strata.pause_subscription('from_now')$$);
 RESET ROLE;
-GRANT SELECT, INSERT, UPDATE, DELETE ON strata.subscriptions TO sub_other;
+-- with them: still not another role's subscription
+SELECT strata.grant_privileges('sub_other', 'subscriber');
 SET ROLE sub_other;
 SELECT try($$SELECT strata.pause_subscription('from_now')$$);
 SELECT try($$SELECT strata.unsubscribe('from_now')$$);
 SELECT try($$SELECT strata.wait_for('from_now', 1, '0s')$$);
+-- nor see it
+SELECT count(*) AS visible FROM strata.subscriptions;
+SELECT count(*) AS visible FROM strata.subscription_status;
 RESET ROLE;
 
 -- async projections run as the subscription of their name
 CREATE TABLE sub_counts (stream text PRIMARY KEY, n int NOT NULL);
-CREATE FUNCTION sub_count(e strata.events) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION sub_count(e strata.events) RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp AS $$
 	INSERT INTO sub_counts VALUES (e.stream, 1)
 	ON CONFLICT (stream) DO UPDATE SET n = sub_counts.n + 1 $$;
-CREATE FUNCTION sub_counts_reset() RETURNS void LANGUAGE sql AS $$ TRUNCATE sub_counts $$;
+CREATE FUNCTION sub_counts_reset() RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp AS $$ TRUNCATE sub_counts $$;
 SELECT strata.define_projection('counts', 'sub_count(strata.events)', ARRAY['sub'], mode => 'async');
 SELECT name, options FROM strata.definitions WHERE kind = 'projection';
 SELECT strata.wait_for('counts', (SELECT max(position) FROM strata.events));

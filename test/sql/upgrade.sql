@@ -22,17 +22,34 @@ SELECT extversion FROM pg_extension WHERE extname = 'strata';
 
 -- the events written under 0.1.0 are intact and usable by 0.2.0
 SELECT version, type FROM strata.read_stream('up-1');
+-- this library defines nothing before 0.4.0 (it records owners) ...
+CREATE ROLE strata_up_owner;
+GRANT USAGE ON SCHEMA strata TO strata_up_owner;
+GRANT SELECT ON strata.events TO strata_up_owner;
 CREATE FUNCTION up_count(state jsonb, e strata.events) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT jsonb_build_object('n', coalesce((state->>'n')::int, 0) + 1) $$;
-SELECT strata.define_aggregate('up', 'up_count(jsonb, strata.events)');
+ALTER FUNCTION up_count(jsonb, strata.events) OWNER TO strata_up_owner;
+SELECT try($$SELECT strata.define_aggregate('up', 'up_count(jsonb, strata.events)')$$);
+-- ... so the definitions of 0.2.0 are written as its define_aggregate did
+-- (the fingerprint hashes the reducer's language and source)
+INSERT INTO strata.aggregates (category, reducer, initial_state,
+							   snapshot_every, reducer_fingerprint)
+SELECT 'up', p.oid::regprocedure, '{}', 100,
+	   hashtextextended(p.prosrc, hashoidextended(p.prolang, 0))
+FROM pg_proc p WHERE p.oid = 'up_count(jsonb, strata.events)'::regprocedure;
 SELECT * FROM strata.load('up-1');
 SELECT strata.append('up-1', '{"type": "C"}', 1);
 
 -- an inline projection defined under 0.2.0 stays inline under 0.3.0
 CREATE TABLE up_seen (stream text, version bigint);
+GRANT INSERT ON up_seen TO strata_up_owner;
 CREATE FUNCTION up_project(e strata.events) RETURNS void LANGUAGE sql
+SET search_path = public, pg_temp
 AS $$ INSERT INTO up_seen VALUES (e.stream, e.version) $$;
-SELECT strata.define_projection('up_proj', 'up_project(strata.events)');
+ALTER FUNCTION up_project(strata.events) OWNER TO strata_up_owner;
+SELECT try($$SELECT strata.define_projection('up_proj', 'up_project(strata.events)')$$);
+INSERT INTO strata.projections (name, handler)
+VALUES ('up_proj', 'up_project(strata.events)');
 SELECT to_regclass('strata.subscriptions') IS NULL AS no_subscriptions_in_0_2_0;
 
 ALTER EXTENSION strata UPDATE TO '0.3.0';
@@ -45,6 +62,27 @@ CREATE FUNCTION up_handler(e strata.events) RETURNS void LANGUAGE sql AS $$ SELE
 SELECT strata.subscribe('up_sub', 'up_handler(strata.events)');
 SELECT name, state, watermark FROM strata.subscriptions;
 SELECT strata.unsubscribe('up_sub');
+-- the writer grants 0.3.0 documented, which 0.4.0 takes back
+GRANT SELECT, INSERT ON strata.events TO strata_up_owner;
+GRANT SELECT, INSERT, UPDATE ON strata.streams TO strata_up_owner;
+
+ALTER EXTENSION strata UPDATE TO '0.4.0';
+SELECT extversion FROM pg_extension WHERE extname = 'strata';
+SELECT has_table_privilege('strata_up_owner', 'strata.events', 'INSERT') AS insert_events,
+	   has_table_privilege('strata_up_owner', 'strata.streams', 'UPDATE') AS update_streams,
+	   has_table_privilege('strata_up_owner', 'strata.events', 'SELECT') AS select_events;
+-- the definitions made before 0.4.0 belong to the owner of their function
+SELECT kind, name, owner FROM strata.definitions ORDER BY kind, name;
+-- and work, run as that owner
+SELECT * FROM strata.load('up-1');
+SELECT strata.append('up-3', '{"type": "E"}');
+SELECT * FROM up_seen ORDER BY stream;
+-- the define functions run now; a redefinition keeps the owner
+SELECT strata.define_aggregate('up', 'up_count(jsonb, strata.events)');
+SELECT kind, name, owner FROM strata.definitions ORDER BY kind, name;
+SELECT * FROM strata.load('up-1');
+SELECT strata.drop_aggregate('up');
+SELECT strata.drop_projection('up_proj');
 
 -- the upgraded extension has exactly the objects of a fresh install
 SELECT object AS missing_after_upgrade FROM fresh
@@ -55,3 +93,6 @@ SELECT pg_describe_object(classid, objid, objsubid) AS extra_after_upgrade
 FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata')
 EXCEPT SELECT object FROM fresh;
+
+DROP OWNED BY strata_up_owner;
+DROP ROLE strata_up_owner;

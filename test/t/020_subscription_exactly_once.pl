@@ -28,7 +28,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE seen (n bigserial PRIMARY KEY, position bigint NOT NULL,
 					   stream text NOT NULL, version bigint NOT NULL);
 	CREATE FUNCTION record_event(e strata.events) RETURNS void
-	LANGUAGE sql AS $$
+	LANGUAGE sql SET search_path = public, pg_temp AS $$
 		INSERT INTO seen (position, stream, version)
 		VALUES (e.position, e.stream, e.version)
 	$$;
@@ -174,7 +174,8 @@ $node->safe_psql('other', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE seen (position bigint);
 	CREATE FUNCTION rec(e strata.events) RETURNS void
-	LANGUAGE sql AS $$ INSERT INTO seen VALUES (e.position) $$;
+	LANGUAGE sql SET search_path = public, pg_temp
+	AS $$ INSERT INTO seen VALUES (e.position) $$;
 	SELECT strata.subscribe('o', 'rec(strata.events)');
 });
 ok($node->poll_query_until('postgres', q{

@@ -25,7 +25,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE seen (n bigserial PRIMARY KEY, position bigint NOT NULL,
 					   stream text NOT NULL, version bigint NOT NULL);
 	CREATE FUNCTION record_event(e strata.events) RETURNS void
-	LANGUAGE sql AS $$
+	LANGUAGE sql SET search_path = public, pg_temp AS $$
 		INSERT INTO seen (position, stream, version)
 		VALUES (e.position, e.stream, e.version)
 	$$;

@@ -30,14 +30,16 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE seen (n bigserial PRIMARY KEY, sub text NOT NULL, position bigint NOT NULL,
 					   at timestamptz NOT NULL DEFAULT now());
-	CREATE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql
+	SET search_path = public, pg_temp AS $$
 	BEGIN
 		INSERT INTO seen (sub, position) VALUES ('park', e.position);
 		IF (e.data->>'fail')::boolean THEN
 			RAISE EXCEPTION 'bad event %', e.position;
 		END IF;
 	END $$;
-	CREATE FUNCTION h_stop(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE FUNCTION h_stop(e strata.events) RETURNS void LANGUAGE plpgsql
+	SET search_path = public, pg_temp AS $$
 	BEGIN
 		INSERT INTO seen (sub, position) VALUES ('stop', e.position);
 		IF (e.data->>'fail')::boolean THEN
@@ -128,7 +130,8 @@ is(seen('park'), join(',', @good), 'and the failed replays left nothing');
 
 # fix the handler
 $node->safe_psql('postgres', q{
-	CREATE OR REPLACE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE OR REPLACE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql
+	SET search_path = public, pg_temp AS $$
 	BEGIN
 		INSERT INTO seen (sub, position) VALUES ('park', e.position);
 	END $$;
@@ -187,7 +190,8 @@ is(seen('stop'), $s1[0], 'at the same event');
 
 # fix the handler, resume: it continues from the failing event
 $node->safe_psql('postgres', q{
-	CREATE OR REPLACE FUNCTION h_stop(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE OR REPLACE FUNCTION h_stop(e strata.events) RETURNS void LANGUAGE plpgsql
+	SET search_path = public, pg_temp AS $$
 	BEGIN
 		INSERT INTO seen (sub, position) VALUES ('stop', e.position);
 	END $$;
@@ -205,7 +209,8 @@ is(seen('park'), join(',', @good, @parked, @ok4), 'the park subscription saw its
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET strata.max_attempts = 2;
 	SELECT pg_reload_conf();
-	CREATE OR REPLACE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE OR REPLACE FUNCTION h_park(e strata.events) RETURNS void LANGUAGE plpgsql
+	SET search_path = public, pg_temp AS $$
 	BEGIN
 		IF (e.data->>'fail')::boolean THEN
 			RAISE EXCEPTION 'still bad %', e.position;

@@ -32,7 +32,8 @@ sub handler
 {
 	my ($sub) = @_;
 	$node->safe_psql('postgres', qq{
-		CREATE FUNCTION rec_$sub(e strata.events) RETURNS void LANGUAGE sql AS \$\$
+		CREATE FUNCTION rec_$sub(e strata.events) RETURNS void LANGUAGE sql
+		SET search_path = public, pg_temp AS \$\$
 			INSERT INTO seen (sub, position) VALUES ('$sub', e.position)
 		\$\$});
 	return "rec_$sub(strata.events)";

@@ -22,7 +22,8 @@ $primary->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE balances (position bigint PRIMARY KEY, stream text NOT NULL,
 						   type text NOT NULL, amount int);
-	CREATE FUNCTION balances_apply(e strata.events) RETURNS void LANGUAGE sql AS $$
+	CREATE FUNCTION balances_apply(e strata.events) RETURNS void LANGUAGE sql
+	SET search_path = public, pg_temp AS $$
 		INSERT INTO balances VALUES (e.position, e.stream, e.type, (e.data->>'amount')::int)
 	$$;
 	SELECT strata.append('acct-0', '{"type": "Opened", "data": {"amount": 0}}');

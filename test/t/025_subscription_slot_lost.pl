@@ -17,7 +17,8 @@ my $node = strata_node('lost', conf => "max_slot_wal_keep_size = '2MB'\nmin_wal_
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE seen (n bigserial, position bigint NOT NULL);
-	CREATE FUNCTION record(e strata.events) RETURNS void LANGUAGE sql AS $$
+	CREATE FUNCTION record(e strata.events) RETURNS void LANGUAGE sql
+	SET search_path = public, pg_temp AS $$
 		INSERT INTO seen (position) VALUES (e.position) $$;
 	SELECT strata.append('lost-' || i, '{"type": "Before"}') FROM generate_series(1, 50) i;
 	SELECT strata.subscribe('s', 'record(strata.events)', start_from => 'beginning');
