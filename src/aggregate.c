@@ -273,7 +273,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 	TupleTableSlot		*slot;
 	ScanKeyData			 keys[3];
 	UserFunc			 uf;
-	UserCallScope		 scope;
+	PrivScope			 scope;
 	AggregateCallbackArg cbarg;
 	ErrorContextCallback errcb;
 	Datum				 st;

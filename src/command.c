@@ -72,13 +72,7 @@ command_lookup(const char *type, CommandDef *def)
 	bool			  isnull;
 	MemoryContext	  caller = CurrentMemoryContext;
 
-	if (get_attnum(strata_relid("commands"), "owner") == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the strata extension must be updated first"),
-				 errdetail("The installed SQL of the extension records no "
-						   "owners; this library needs version 0.4.0."),
-				 errhint("Run ALTER EXTENSION strata UPDATE.")));
+	define_require_owners("commands");
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
@@ -315,13 +309,13 @@ typedef struct CommandAttempt
 static int64
 command_attempt_body(CommandAttempt *a)
 {
-	Jsonb		 *state;
-	Jsonb		 *result;
-	Datum		  d;
-	Datum		  args[2];
-	bool		  isnull;
-	UserFunc	  uf;
-	UserCallScope scope;
+	Jsonb	 *state;
+	Jsonb	 *result;
+	Datum	  d;
+	Datum	  args[2];
+	bool	  isnull;
+	UserFunc  uf;
+	PrivScope scope;
 
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,

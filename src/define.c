@@ -183,13 +183,29 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
 }
 
 /*
+ * Refuse to go on under the SQL of a version before 0.4.0, whose table
+ * strata.'relname' records no owners (before ALTER EXTENSION UPDATE).
+ */
+void
+define_require_owners(const char *relname)
+{
+	if (get_attnum(strata_relid(relname), "owner") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the strata extension must be updated first"),
+				 errdetail("The installed SQL of the extension records no "
+						   "owners; this library needs version 0.4.0."),
+				 errhint("Run ALTER EXTENSION strata UPDATE.")));
+}
+
+/*
  * Before a define_* function writes definition 'key' of strata.'relname'
  * (key column 'keycol'): lock it, and if it exists, check that 'caller'
  * has the privileges of its owner.  Returns that owner, which a
  * redefinition keeps (as CREATE OR REPLACE does), or 'caller' for a new
  * definition (or one whose owner role was dropped: its owner is NULL, and
- * the upsert of the caller sets it).  Refuses to run under the SQL of a version before 0.4.0,
- * which records no owners.  Connected to SPI, in an owner section.
+ * the upsert of the caller sets it).  Connected to SPI, in an owner
+ * section.
  */
 Oid
 define_lock_owner(const char *relname, const char *keycol, Datum key,
@@ -200,13 +216,7 @@ define_lock_owner(const char *relname, const char *keycol, Datum key,
 	Oid	  owner;
 	char *sql;
 
-	if (get_attnum(strata_relid(relname), "owner") == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the strata extension must be updated first"),
-				 errdetail("The installed SQL of the extension records no "
-						   "owners; this library needs version 0.4.0."),
-				 errhint("Run ALTER EXTENSION strata UPDATE.")));
+	define_require_owners(relname);
 	sql = psprintf("SELECT owner::pg_catalog.oid FROM strata.%s WHERE %s "
 				   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				   relname, keycol);

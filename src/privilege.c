@@ -95,6 +95,46 @@ priv_extension_owner(void)
 }
 
 /*
+ * Become 'role' with 'sec_flags' added to the security context, under a
+ * new GUC nest level with the safe search_path, until priv_scope_end:
+ * what fmgr does for a SECURITY DEFINER function with SET search_path.
+ * The set is skipped when the path is the safe one already (in an owner
+ * section, or in the worker).
+ */
+void
+priv_scope_begin(PrivScope *scope, Oid role, int sec_flags)
+{
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
+	SetUserIdAndSecContext(role, scope->save_sec | sec_flags);
+	scope->nestlevel = NewGUCNestLevel();
+	if (namespace_search_path == NULL ||
+		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
+	{
+#if PG_VERSION_NUM >= 170000
+		RestrictSearchPath();
+#else
+		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+#endif
+	}
+	scope->active = true;
+}
+
+/*
+ * Roll back every setting made since priv_scope_begin (SET, SET LOCAL and
+ * set_config alike) and return to the previous user and security context.
+ */
+void
+priv_scope_end(PrivScope *scope)
+{
+	Assert(scope->active);
+	AtEOXact_GUC(false, scope->nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
+	scope->active = false;
+}
+
+/*
  * Begin an owner section: become the extension's owner with the safe
  * search_path.  The caller's identity is GetUserId() before this call;
  * check its rights before, and pass it on explicitly where it is needed
@@ -103,29 +143,15 @@ priv_extension_owner(void)
 void
 priv_enter(PrivScope *scope)
 {
-	Oid owner = priv_extension_owner();
-
-	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
-	SetUserIdAndSecContext(owner,
-						   scope->save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	scope->nestlevel = NewGUCNestLevel();
-	/* most sessions never change it: skip the set, and the path's rebuild */
-	if (namespace_search_path == NULL ||
-		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
-		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-	scope->active = true;
+	priv_scope_begin(scope, priv_extension_owner(),
+					 SECURITY_LOCAL_USERID_CHANGE);
 }
 
 /* End an owner section: the caller's identity and settings again. */
 void
 priv_exit(PrivScope *scope)
 {
-	Assert(scope->active);
-	AtEOXact_GUC(false, scope->nestlevel);
-	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
-	scope->active = false;
+	priv_scope_end(scope);
 }
 
 /*

@@ -13,7 +13,7 @@
 
 #include "postgres.h"
 
-/* The caller's identity and settings, restored by priv_exit */
+/* The identity and settings to return to, restored by priv_scope_end */
 typedef struct PrivScope
 {
 	Oid	 save_userid;
@@ -25,6 +25,8 @@ typedef struct PrivScope
 extern void privilege_init(void);
 
 extern Oid	priv_extension_owner(void);
+extern void priv_scope_begin(PrivScope *scope, Oid role, int sec_flags);
+extern void priv_scope_end(PrivScope *scope);
 extern void priv_enter(PrivScope *scope);
 extern void priv_exit(PrivScope *scope);
 

@@ -57,6 +57,7 @@ typedef struct ProjectionDef
 {
 	char	*name;
 	char	*what; /* "handler of projection \"name\"", for messages */
+	char	*via;  /* "the handler of projection \"name\"" */
 	Oid		 handler;
 	Oid		 owner; /* the handler runs as this role */
 	UserFunc uf;
@@ -195,6 +196,7 @@ projection_load_cache(void)
 
 		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
 		def->what = psprintf("handler of projection \"%s\"", def->name);
+		def->via = psprintf("the %s", def->what);
 		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 3, &isnull);
@@ -259,7 +261,7 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	else
 		usercall_check(def->handler, def->owner, def->what);
 	/* the owner must still be allowed to see the events it is handed */
-	priv_check_read_events(def->owner, "the projection's handler");
+	priv_check_read_events(def->owner, def->via);
 
 	/*
 	 * A handler that appends to a stream it projects calls itself again
@@ -687,6 +689,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 		memset(&def, 0, sizeof(def));
 		def.name = name;
 		def.what = psprintf("handler of projection \"%s\"", name);
+		def.via = psprintf("the %s", def.what);
 		def.handler = DatumGetObjectId(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		def.owner = DatumGetObjectId(SPI_getbinval(

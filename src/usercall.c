@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "strata.h"
+#include "privilege.h"
 #include "usercall.h"
 
 /* Most arguments of a user function (reducers and command handlers: 2) */
@@ -111,26 +112,11 @@ usercall_prepare(UserFunc *uf, Oid funcid, Oid owner, const char *what,
  * level and the safe search_path, until usercall_end.
  */
 void
-usercall_begin(UserCallScope *scope, Oid owner)
+usercall_begin(PrivScope *scope, Oid owner)
 {
-	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
-	SetUserIdAndSecContext(owner, scope->save_sec |
-									  SECURITY_LOCAL_USERID_CHANGE |
-									  SECURITY_RESTRICTED_OPERATION);
-	scope->nestlevel = NewGUCNestLevel();
-	/* inside an owner section (an append) it is set already: skip */
-	if (namespace_search_path == NULL ||
-		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
-	{
-#if PG_VERSION_NUM >= 170000
-		RestrictSearchPath();
-#else
-		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-#endif
-	}
-	scope->active = true;
+	priv_scope_begin(scope, owner,
+					 SECURITY_LOCAL_USERID_CHANGE |
+						 SECURITY_RESTRICTED_OPERATION);
 }
 
 /*
@@ -138,12 +124,9 @@ usercall_begin(UserCallScope *scope, Oid owner)
  * set_config alike) and return to the previous user and security context.
  */
 void
-usercall_end(UserCallScope *scope)
+usercall_end(PrivScope *scope)
 {
-	Assert(scope->active);
-	AtEOXact_GUC(false, scope->nestlevel);
-	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
-	scope->active = false;
+	priv_scope_end(scope);
 }
 
 /*
@@ -152,7 +135,7 @@ usercall_end(UserCallScope *scope)
  * whether it was NULL.
  */
 Datum
-usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs, Datum *args,
+usercall_invoke(UserFunc *uf, PrivScope *scope, int nargs, Datum *args,
 				bool *isnull)
 {
 	LOCAL_FCINFO(fcinfo, USERCALL_MAX_ARGS);
@@ -180,8 +163,8 @@ usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs, Datum *args,
 void
 usercall_void(UserFunc *uf, int nargs, Datum *args)
 {
-	UserCallScope scope;
-	bool		  isnull;
+	PrivScope scope;
+	bool	  isnull;
 
 	usercall_begin(&scope, uf->owner);
 	(void) usercall_invoke(uf, &scope, nargs, args, &isnull);

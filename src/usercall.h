@@ -19,6 +19,8 @@
 
 #include "fmgr.h"
 
+#include "privilege.h"
+
 /*
  * A user function ready to be called as 'owner'.  'what' names it in
  * messages ("handler of subscription \"s\"").
@@ -31,22 +33,13 @@ typedef struct UserFunc
 	FmgrInfo	flinfo;
 } UserFunc;
 
-/* The identity and settings to return to after a call (or a fold) */
-typedef struct UserCallScope
-{
-	Oid	 save_userid;
-	int	 save_sec;
-	int	 nestlevel;
-	bool active;
-} UserCallScope;
-
 extern bool	 usercall_can_execute(Oid funcid, Oid roleid);
 extern void	 usercall_check(Oid funcid, Oid owner, const char *what);
 extern void	 usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,
 							  const char *what, MemoryContext cxt);
-extern void	 usercall_begin(UserCallScope *scope, Oid owner);
-extern void	 usercall_end(UserCallScope *scope);
-extern Datum usercall_invoke(UserFunc *uf, UserCallScope *scope, int nargs,
+extern void	 usercall_begin(PrivScope *scope, Oid owner);
+extern void	 usercall_end(PrivScope *scope);
+extern Datum usercall_invoke(UserFunc *uf, PrivScope *scope, int nargs,
 							 Datum *args, bool *isnull);
 extern void	 usercall_void(UserFunc *uf, int nargs, Datum *args);
 

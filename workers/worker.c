@@ -855,16 +855,36 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 
 /* ---------- one handler call: timeout and cancellation ---------- */
 
+/*
+ * How long a handler may go on after its cancellation (by the timeout or
+ * a pause) before the worker exits: PL/pgSQL can catch a cancel
+ * (EXCEPTION WHEN query_canceled), but not the FATAL of a terminate.
+ */
+#define WORKER_CANCEL_GRACE_MS 5000
+
+/* How often a running handler is looked at for that */
+#define WORKER_TICK_MS 500
+
 /* Set while a handler runs: only then may SIGINT or the timeout cancel */
 static volatile sig_atomic_t worker_in_handler = false;
 
 /* The handler call under way passed strata.handler_timeout */
 static volatile sig_atomic_t worker_timed_out = false;
 
+/* Ticks since the handler under way was cancelled (0: it was not) */
+static volatile sig_atomic_t worker_cancel_ticks = 0;
+
 /* The call was cancelled by a pause or unsubscribe (set after the call) */
 static bool worker_call_cancelled = false;
 
+/* The call a previous worker of the slot was stopped in (worker_tick) */
+static char *killed_sub = NULL;
+static int64 killed_position;
+static int64 killed_generation;
+static bool	 killed_counts;
+
 static TimeoutId worker_timeout_id;
+static TimeoutId worker_tick_id;
 
 /*
  * Cancel the handler under way, as a query cancel does: its next
@@ -879,6 +899,8 @@ worker_cancel_handler(void)
 	{
 		InterruptPending = true;
 		QueryCancelPending = true;
+		if (worker_cancel_ticks == 0)
+			worker_cancel_ticks = 1;
 	}
 	SetLatch(MyLatch);
 }
@@ -901,6 +923,28 @@ worker_handler_timeout_fired(void)
 	worker_cancel_handler();
 }
 
+/*
+ * Every WORKER_TICK_MS of a handler call: a handler that is still running
+ * WORKER_CANCEL_GRACE_MS after its cancellation caught it.  Terminate the
+ * worker (a FATAL, which no handler can catch); the launcher starts it
+ * again, and the next worker counts the call as a failed attempt
+ * (worker_check_killed).  The slot's fields written here are read only by
+ * the next worker of the slot.
+ */
+static void
+worker_tick(void)
+{
+	if (!worker_in_handler || worker_cancel_ticks == 0)
+		return;
+	if (worker_cancel_ticks++ * WORKER_TICK_MS < WORKER_CANCEL_GRACE_MS)
+		return;
+	worker_me->killed_counts = worker_timed_out;
+	worker_me->killed = true;
+	InterruptPending = true;
+	ProcDiePending = true;
+	SetLatch(MyLatch);
+}
+
 /* Publish the subscription whose handler is about to run ("" after). */
 static void
 worker_set_running(const char *name)
@@ -918,13 +962,21 @@ worker_set_running(const char *name)
  * strata.handler_timeout, cancellable by a pause or an unsubscribe.
  */
 static void
-worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event)
+worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
 {
 	worker_set_running(sub->name);
+	strlcpy(worker_me->killed_sub, sub->name, sizeof(worker_me->killed_sub));
+	worker_me->killed_generation = sub->generation;
+	worker_me->killed_position = position;
 	worker_timed_out = false;
+	worker_cancel_ticks = 0;
 	worker_call_cancelled = false;
 	if (worker_handler_timeout > 0)
 		enable_timeout_after(worker_timeout_id, worker_handler_timeout);
+	enable_timeout_every(
+		worker_tick_id,
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_TICK_MS),
+		WORKER_TICK_MS);
 	worker_in_handler = true;
 	PG_TRY();
 	{
@@ -933,11 +985,62 @@ worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event)
 	PG_FINALLY();
 	{
 		worker_in_handler = false;
+		disable_timeout(worker_tick_id, false);
 		if (worker_handler_timeout > 0)
 			disable_timeout(worker_timeout_id, false);
+		/* a cancel that came too late for the handler is not the worker's */
+		QueryCancelPending = false;
 		worker_set_running("");
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Before calling the handler of 'sub' on the event at 'position': did a
+ * previous worker of this slot exit because that very call caught its
+ * cancellation?  If the call had timed out, it was a failed attempt:
+ * raise it as the call's error, without calling the handler again, so
+ * that it is retried, then parked or stopped, like any failure.  (After a
+ * pause or a drop, the subscription has a new generation: nothing to
+ * count.)
+ */
+static void
+worker_check_killed(WorkerSub *sub, int64 position)
+{
+	if (killed_sub == NULL || strcmp(killed_sub, sub->name) != 0)
+		return;
+	if (killed_generation != sub->generation)
+	{
+		killed_sub = NULL; /* paused, dropped or changed since */
+		return;
+	}
+	if (killed_position != position)
+		return;
+	killed_sub = NULL;
+	if (killed_counts)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("handler of subscription \"%s\" ran longer than "
+						"strata.handler_timeout (%d ms) and ignored its "
+						"cancellation",
+						sub->name, worker_handler_timeout),
+				 errdetail("The strata worker was restarted to stop it.")));
+}
+
+/* Take over what the previous worker of the slot left (worker_tick). */
+static void
+worker_take_killed(void)
+{
+	if (!worker_me->killed)
+		return;
+	killed_sub = MemoryContextStrdup(worker_cxt, worker_me->killed_sub);
+	killed_position = worker_me->killed_position;
+	killed_generation = worker_me->killed_generation;
+	killed_counts = worker_me->killed_counts;
+	worker_me->killed = false;
+	ereport(LOG, (errmsg("strata subscription \"%s\": the previous worker was "
+						 "stopped while its handler ignored a cancellation",
+						 killed_sub)));
 }
 
 /*
@@ -1015,8 +1118,9 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				errarg.position = ev->position;
 				MemoryContextSwitchTo(event_cxt);
 				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
+				worker_check_killed(sub, ev->position);
 				/* as the owner, restricted, its settings rolled back */
-				worker_call_handler(sub, &uf, arg);
+				worker_call_handler(sub, &uf, arg, ev->position);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(event_cxt);
 				current = -1;
@@ -1791,6 +1895,7 @@ strata_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(worker_me->dbid, InvalidOid, 0);
 	if (!worker_claim(worker_me))
 		proc_exit(0);
+	worker_take_killed();
 	on_shmem_exit(worker_detach, (Datum) 0);
 
 	/*
@@ -1810,6 +1915,7 @@ strata_worker_main(Datum arg)
 					PGC_S_OVERRIDE);
 	worker_timeout_id =
 		RegisterTimeout(USER_TIMEOUT, worker_handler_timeout_fired);
+	worker_tick_id = RegisterTimeout(USER_TIMEOUT, worker_tick);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
 

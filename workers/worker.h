@@ -68,6 +68,19 @@ typedef struct WorkerSlot
 	char	running[WORKER_SUB_NAME_LEN]; /* its subscription, "" if none */
 	bool	cancel_running; /* pause or unsubscribe asked to stop it */
 
+	/*
+	 * Written by a worker about to exit because the handler call under way
+	 * caught its cancellation, for the next worker of the slot: the call
+	 * (of that subscription, at that position, under that generation), and
+	 * whether it counts as a failed attempt (it had timed out).  The last
+	 * three are written at the start of every call.
+	 */
+	char  killed_sub[WORKER_SUB_NAME_LEN];
+	bool  killed;
+	bool  killed_counts;
+	int64 killed_position;
+	int64 killed_generation;
+
 	/* under 'mutex': rounds failed in a row, and the last error */
 	int			failures;
 	char		last_error[WORKER_ERROR_LEN];
