@@ -7,14 +7,18 @@
  *	  the roles that own definitions and subscriptions are kept in step
  *	  with DROP ROLE and REASSIGN OWNED.
  *
- * An owner section is what SECURITY DEFINER with SET search_path does for
- * a SQL function, done in C because the function must know its caller to
- * check the caller's right (a SECURITY DEFINER C function would only see
- * the definer): the current user becomes the owner of the extension's
- * tables, search_path becomes "pg_catalog, pg_temp" under a GUC nest
- * level, and both are restored when the section ends (or by the abort of
- * the transaction on an error).  User code called inside a section runs
- * through usercall.c, as its own owner.
+ * An owner section is what SECURITY DEFINER does for a SQL function, done
+ * in C because the function must know its caller to check the caller's
+ * right (a SECURITY DEFINER C function would only see the definer): the
+ * current user becomes the owner of the extension's tables until the
+ * section ends (or the transaction aborts on an error).  Only the
+ * extension's own queries run there, and each names every relation,
+ * function, operator and type with its schema, so that the caller's
+ * search_path resolves nothing in them (test/sql/security.sql runs every
+ * function under a search_path of decoys to show it); pinning the path
+ * too would cost a GUC nest level per append.  User code called inside a
+ * section runs through usercall.c, as its own owner, under the safe
+ * search_path.
  *
  * The caller's rights:
  *	- EXECUTE on the SQL function (none is granted to PUBLIC but reads);
@@ -98,8 +102,8 @@ priv_extension_owner(void)
  * Become 'role' with 'sec_flags' added to the security context, under a
  * new GUC nest level with the safe search_path, until priv_scope_end:
  * what fmgr does for a SECURITY DEFINER function with SET search_path.
- * The set is skipped when the path is the safe one already (in an owner
- * section, or in the worker).
+ * The set is skipped when the path is the safe one already (in the
+ * worker, or in a nested call).
  */
 void
 priv_scope_begin(PrivScope *scope, Oid role, int sec_flags)
@@ -135,23 +139,29 @@ priv_scope_end(PrivScope *scope)
 }
 
 /*
- * Begin an owner section: become the extension's owner with the safe
- * search_path.  The caller's identity is GetUserId() before this call;
- * check its rights before, and pass it on explicitly where it is needed
- * inside.
+ * Begin an owner section: become the extension's owner.  The caller's
+ * identity is GetUserId() before this call; check its rights before, and
+ * pass it on explicitly where it is needed inside.
  */
 void
 priv_enter(PrivScope *scope)
 {
-	priv_scope_begin(scope, priv_extension_owner(),
-					 SECURITY_LOCAL_USERID_CHANGE);
+	Oid owner = priv_extension_owner();
+
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
+	SetUserIdAndSecContext(owner,
+						   scope->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	scope->nestlevel = 0;
+	scope->active = true;
 }
 
-/* End an owner section: the caller's identity and settings again. */
+/* End an owner section: the caller's identity again. */
 void
 priv_exit(PrivScope *scope)
 {
-	priv_scope_end(scope);
+	Assert(scope->active && scope->nestlevel == 0);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
+	scope->active = false;
 }
 
 /*
