@@ -14,7 +14,11 @@
 ALTER SEQUENCE strata._position_seq MAXVALUE 9223372036854775806;
 
 -- Owners as role references.  Definitions made before 0.4.0 recorded no
--- owner: they get the owner of their function, the role whose code it is.
+-- owner: an async projection gets its subscription's (the role that
+-- defined it), the others the owner of their function, the role whose
+-- code it is, unless that is a superuser: code that ran as its callers
+-- must not start running as a superuser unasked.  Those get no owner
+-- (NULL, with a WARNING each) and fail until defined again.
 -- An owner whose role no longer exists becomes NULL (a bare OID could
 -- name another role after a restore elsewhere): such a subscription
 -- stops until it gets a new owner, such a definition fails until it is
@@ -32,24 +36,51 @@ COMMENT ON COLUMN strata.subscriptions.owner IS
 
 ALTER TABLE strata.aggregates ADD COLUMN owner regrole;
 UPDATE strata.aggregates a SET owner =
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = a.reducer);
+	(SELECT p.proowner FROM pg_catalog.pg_proc p
+	 JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+	 WHERE p.oid = a.reducer AND NOT r.rolsuper);
 COMMENT ON COLUMN strata.aggregates.owner IS
 	'Role that owns the aggregate; the reducer runs as this role (NULL: the role was dropped; define the aggregate again).';
 
 ALTER TABLE strata.commands ADD COLUMN owner regrole;
 UPDATE strata.commands c SET owner =
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = c.handler);
+	(SELECT p.proowner FROM pg_catalog.pg_proc p
+	 JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+	 WHERE p.oid = c.handler AND NOT r.rolsuper);
 COMMENT ON COLUMN strata.commands.owner IS
 	'Role that owns the command; the handler runs as this role (NULL: the role was dropped; define the command again).';
 
 ALTER TABLE strata.projections ADD COLUMN owner regrole;
 UPDATE strata.projections j SET owner =
-	(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = j.handler);
+	(SELECT p.proowner FROM pg_catalog.pg_proc p
+	 JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+	 WHERE p.oid = j.handler AND NOT r.rolsuper);
 COMMENT ON COLUMN strata.projections.owner IS
 	'Role that owns the projection; the handler (inline or async) runs as this role (NULL: the role was dropped; define the projection again).';
--- an async projection's subscription belongs to the projection's owner
-UPDATE strata.subscriptions s SET owner = j.owner
-	FROM strata.projections j WHERE s.projection = j.name;
+UPDATE strata.projections j SET owner = s.owner
+	FROM strata.subscriptions s WHERE s.projection = j.name;
+DO $$
+DECLARE
+	d record;
+BEGIN
+	FOR d IN
+		SELECT 'aggregate of category' AS kind, category AS name, reducer AS f
+		FROM strata.aggregates WHERE owner IS NULL
+		UNION ALL
+		SELECT 'command type', command_type, handler
+		FROM strata.commands WHERE owner IS NULL
+		UNION ALL
+		SELECT 'projection', name, handler
+		FROM strata.projections WHERE owner IS NULL
+	LOOP
+		RAISE WARNING '% "%" has no owner', d.kind, d.name
+			USING DETAIL = pg_catalog.format(
+				'Its function %s is owned by a superuser (or was dropped); it ran as its callers before 0.4.0, and runs as its owner from now on.',
+				d.f),
+			HINT = 'A superuser drops it (strata.drop_*), then the role it should run as defines it again.';
+	END LOOP;
+END
+$$;
 
 -- Nobody but the extension's owner writes its tables, not even roles a
 -- DBA granted INSERT or UPDATE as 0.3.0's documentation said, and only
@@ -75,11 +106,12 @@ BEGIN
 			   OR c.relname NOT IN ('events', 'streams', 'subscriptions',
 									'parked_events'))
 	LOOP
+		-- a regrole's text is quoted already where a name needs it
 		IF g.grantee = 0 THEN
 			EXECUTE pg_catalog.format('REVOKE %s ON %s FROM PUBLIC',
 									  g.privilege_type, g.rel);
 		ELSE
-			EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I',
+			EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %s',
 									  g.privilege_type, g.rel, g.grantee);
 		END IF;
 		RAISE WARNING 'revoked % on % from %', g.privilege_type, g.rel,
@@ -287,3 +319,27 @@ REVOKE EXECUTE ON FUNCTION
 	strata._worker_notify(),
 	strata._check_preload()
 FROM PUBLIC;
+
+-- A GRANT or REVOKE run by an extension script records the object's whole
+-- ACL as its initial privileges (pg_init_privs), which pg_dump leaves out
+-- of dumps: the grants a DBA had made before this update (SELECT on
+-- strata.events, EXECUTE on strata.append...) would vanish from them.
+-- Keep as initial only what a fresh install has: the entries of the
+-- owner and of PUBLIC.
+UPDATE pg_catalog.pg_init_privs ip
+SET initprivs = ARRAY(
+		SELECT a FROM pg_catalog.unnest(ip.initprivs) a
+		WHERE (SELECT x.grantee FROM pg_catalog.aclexplode(ARRAY[a]) x LIMIT 1)
+			  IN (0, (SELECT x.grantor FROM pg_catalog.aclexplode(ARRAY[a]) x
+					  LIMIT 1)))
+WHERE ip.privtype = 'e'
+  AND (ip.classoid, ip.objoid) IN (
+		SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+		WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+		  AND d.deptype = 'e'
+		  AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+							WHERE e.extname = 'strata'));
+
+-- The worker reads every subscription again (their owners changed type).
+UPDATE strata.subscriptions SET generation = generation + 1;
+SELECT strata._worker_notify();

@@ -35,6 +35,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -135,7 +136,10 @@ aggregate_lookup(const char *category, AggregateDef *def)
 	TupleDesc		  desc;
 	bool			  isnull;
 
-	/* before 0.4.0 no owner was recorded: the reducer's owner stands in */
+	/*
+	 * before 0.4.0 no owner was recorded: the reducer's owner stands in,
+	 * unless it is a superuser (as the upgrade to 0.4.0 decides)
+	 */
 	int has_owner =
 		get_attnum(strata_relid("aggregates"), "owner") != InvalidAttrNumber;
 
@@ -149,8 +153,10 @@ aggregate_lookup(const char *category, AggregateDef *def)
 					 "WHERE a.category OPERATOR(pg_catalog.=) $1",
 					 has_owner ? "a.owner::pg_catalog.oid"
 							   : "(SELECT f.proowner FROM pg_catalog.pg_proc "
-								 "f WHERE f.oid OPERATOR(pg_catalog.=) "
-								 "a.reducer)"),
+								 "f JOIN pg_catalog.pg_roles r ON r.oid "
+								 "OPERATOR(pg_catalog.=) f.proowner WHERE "
+								 "f.oid OPERATOR(pg_catalog.=) a.reducer AND "
+								 "NOT r.rolsuper)"),
 			1, argtypes);
 	if (SPI_execute_plan(plans[has_owner], &arg, NULL, true, 1) !=
 		SPI_OK_SELECT)
@@ -223,7 +229,12 @@ aggregate_find_snapshot(const char *stream, AggregateDef *def,
 	return state;
 }
 
-/* Save a snapshot, unless this transaction cannot write. */
+/*
+ * Save a snapshot, unless this transaction cannot write, or the session
+ * has temporary objects: a reducer that reads a table by an unqualified
+ * name could have found one of the caller's (pg_temp is on its path), and
+ * a snapshot is shared with every later load.
+ */
 static void
 aggregate_save_snapshot(const char *stream, const char *category,
 						AggregateDef *def, int64 version, Jsonb *state)
@@ -232,7 +243,12 @@ aggregate_save_snapshot(const char *stream, const char *category,
 	Oid	  argtypes[5] = {TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID};
 	Datum args[5];
 
-	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode())
+	Oid temp_nsp;
+	Oid temp_toast_nsp;
+
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	if (RecoveryInProgress() || XactReadOnly || IsInParallelMode() ||
+		OidIsValid(temp_nsp))
 		return;
 
 	args[0] = CStringGetTextDatum(stream);
@@ -540,10 +556,15 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 				"coalesce(strata.aggregates.owner, EXCLUDED.owner), "
 				"definition_id = "
 				"pg_catalog.nextval('strata._definition_seq'), defined_at = "
-				"pg_catalog.now()",
+				"pg_catalog.now() "
+				"WHERE strata.aggregates.owner IS NULL OR strata.aggregates.owner::"
+				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
 				6, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the aggregate");
+	define_check_upserted("aggregates", "category", args[0], caller,
+						  psprintf("the aggregate of category \"%s\"",
+								   category));
 	/* The old definition's snapshots can never be used again */
 	if (SPI_execute_plan(
 			strata_prepare(

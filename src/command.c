@@ -555,10 +555,13 @@ strata_define_command(PG_FUNCTION_ARGS)
 				"EXCLUDED.category, handler = EXCLUDED.handler, "
 				"record_rejections = EXCLUDED.record_rejections, "
 				"owner = coalesce(strata.commands.owner, EXCLUDED.owner), "
-				"defined_at = pg_catalog.now()",
+				"defined_at = pg_catalog.now() "
+				"WHERE strata.commands.owner IS NULL OR strata.commands.owner::"
+				"pg_catalog.oid OPERATOR(pg_catalog.=) $5::pg_catalog.oid",
 				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the command");
+	define_check_upserted("commands", "command_type", args[0], caller, object);
 	SPI_finish();
 	priv_exit(&scope);
 	PG_RETURN_VOID();

@@ -183,6 +183,29 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
 }
 
 /*
+ * After the upsert of a definition guarded by its owner (ON CONFLICT DO
+ * UPDATE ... WHERE owner is the one define_lock_owner returned): no row
+ * means that another transaction inserted the definition after
+ * define_lock_owner looked (its FOR UPDATE cannot see a row not yet
+ * committed) and committed since, under an owner of its own.  Refuse, as
+ * define_lock_owner would have: 42501 when 'caller' has not the
+ * privileges of that owner, else a serialization failure to retry.
+ * Connected to SPI, right after the upsert.
+ */
+void
+define_check_upserted(const char *relname, const char *keycol, Datum key,
+					  Oid caller, const char *object)
+{
+	if (SPI_processed > 0)
+		return;
+	(void) define_lock_owner(relname, keycol, key, caller, object);
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("%s was defined concurrently", object),
+			 errhint("Retry the definition.")));
+}
+
+/*
  * Refuse to go on under the SQL of a version before 0.4.0, whose table
  * strata.'relname' records no owners (before ALTER EXTENSION UPDATE).
  */

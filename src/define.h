@@ -25,6 +25,8 @@ extern void	  define_invalidate(const char *relname);
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func, Oid caller, const char *object);
 extern void	  define_require_owners(const char *relname);
+extern void	  define_check_upserted(const char *relname, const char *keycol,
+									Datum key, Oid caller, const char *object);
 extern Oid	  define_lock_owner(const char *relname, const char *keycol,
 								Datum key, Oid caller, const char *object);
 

@@ -148,7 +148,7 @@ projection_load_cache(void)
 		/*
 		 * 0.2.0 had inline projections only, and no mode column; before
 		 * 0.4.0 no owner was recorded: the function's owner stands in for
-		 * it, as the upgrade to 0.4.0 decides.
+		 * it unless it is a superuser, as the upgrade to 0.4.0 decides.
 		 */
 		bool has_mode =
 			get_attnum(projection_relid, "mode") != InvalidAttrNumber;
@@ -164,8 +164,11 @@ projection_load_cache(void)
 						 "strata.projections p %s ORDER BY p.name",
 						 has_owner ? "p.owner::pg_catalog.oid"
 								   : "(SELECT f.proowner FROM "
-									 "pg_catalog.pg_proc f WHERE f.oid "
-									 "OPERATOR(pg_catalog.=) p.handler)",
+									 "pg_catalog.pg_proc f JOIN "
+									 "pg_catalog.pg_roles r ON r.oid "
+									 "OPERATOR(pg_catalog.=) f.proowner "
+									 "WHERE f.oid OPERATOR(pg_catalog.=) "
+									 "p.handler AND NOT r.rolsuper)",
 						 has_mode ? "WHERE p.mode OPERATOR(pg_catalog.=) "
 									"'inline'"
 								  : ""),
@@ -475,6 +478,7 @@ strata_define_projection(PG_FUNCTION_ARGS)
 
 	/* the handler will see every event it takes, history included */
 	priv_check_read_events(caller, "strata.define_projection");
+	subscription_check_not_own(name);
 	PreventCommandIfReadOnly("strata.define_projection()");
 	priv_enter(&scope);
 	SPI_connect();
@@ -515,7 +519,9 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
 					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
 					  "owner = coalesce(strata.projections.owner, "
-					  "EXCLUDED.owner), defined_at = pg_catalog.now()",
+					  "EXCLUDED.owner), defined_at = pg_catalog.now() "
+					  "WHERE strata.projections.owner IS NULL OR strata.projections.owner::"
+				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
 					  6, argtypes)
 				: strata_prepare(
 					  &plan,
@@ -525,10 +531,14 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
 					  "types = EXCLUDED.types, owner = coalesce("
 					  "strata.projections.owner, EXCLUDED.owner), "
-					  "defined_at = pg_catalog.now()",
+					  "defined_at = pg_catalog.now() "
+					  "WHERE strata.projections.owner IS NULL OR strata.projections.owner::"
+				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
 					  6, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
+	define_check_upserted("projections", "name", args[0], caller,
+						  psprintf("projection \"%s\"", name));
 	if (has_mode)
 		projection_sync_subscription(name, async, was_inline, args, nulls,
 									 owner);
@@ -548,6 +558,7 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 		psprintf("projection \"%s\"", TextDatumGetCString(PG_GETARG_DATUM(0)));
 
 	strata_require_preload();
+	subscription_check_not_own(TextDatumGetCString(PG_GETARG_DATUM(0)));
 	/* the projection first: its owner check covers its subscription */
 	if (define_delete(&plan,
 					  "DELETE FROM strata.projections "
@@ -665,6 +676,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	name_d = PG_GETARG_DATUM(0);
 	name = TextDatumGetCString(name_d);
 	PreventCommandIfReadOnly("strata.rebuild_projection()");
+	subscription_check_not_own(name);
 
 	priv_enter(&scope);
 	SPI_connect();

@@ -324,6 +324,27 @@ subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
+ * A subscription's handler, run by the worker, may not change its own
+ * subscription (pause it, drop it, retry it...): the change would be
+ * rolled back with the worker's batch, which found the subscription
+ * changed, again and again.  An error instead is a failure of the handler
+ * like any other.
+ */
+void
+subscription_check_not_own(const char *name)
+{
+	if (worker_in_handler_of(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the handler of subscription \"%s\" cannot change "
+						"its own subscription",
+						name),
+				 errhint("Raise an error to have the event retried and "
+						 "parked, or change the subscription from another "
+						 "session.")));
+}
+
+/*
  * Look up subscription 'name' for a change by role 'caller', locking its
  * row: it must exist, and the caller must have the privileges of its
  * owner, or, for what an operator may do ('operator_ok': pause, resume,
@@ -342,6 +363,8 @@ subscription_lock(const char *name, const char *action, Oid caller, Oid *owner,
 	Datum			  arg = CStringGetTextDatum(name);
 	bool			  isnull;
 	Oid				  o;
+
+	subscription_check_not_own(name);
 
 	if (SPI_execute_plan(
 			strata_prepare(&plan,

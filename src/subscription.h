@@ -42,6 +42,7 @@ extern int64 subscription_settled(Snapshot *snapshot);
 extern void	 subscription_progress_free(SubProgress *p);
 extern void	 subscription_progress_copy(SubProgress *dst, SubProgress *src,
 										MemoryContext cxt);
+extern void	 subscription_check_not_own(const char *name);
 extern void	 subscription_insert(const char *name, Oid handler,
 								 Datum categories, bool categories_null,
 								 Datum types, bool types_null, bool beginning,

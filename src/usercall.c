@@ -70,8 +70,18 @@ usercall_check(Oid funcid, Oid owner, const char *what)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("the %s no longer exists", what),
 				 errhint("Define it again with an existing function.")));
-	if (!OidIsValid(owner) ||
-		!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the %s has no owner", what),
+				 errdetail("Its owner role was dropped, or it was defined "
+						   "before version 0.4.0 with a function owned by a "
+						   "superuser."),
+				 errhint("A superuser drops it, then the role it should run "
+						 "as defines it again (a subscription: a superuser "
+						 "gives it an owner with "
+						 "strata.alter_subscription_owner).")));
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the owner of the %s no longer exists", what),

@@ -291,6 +291,18 @@ worker_cancel_handlers(List *names)
 static void
 worker_xact_callback(XactEvent event, void *arg)
 {
+	/*
+	 * A prepared transaction commits later, maybe in another session, which
+	 * will not wake anyone; what was pending here (in TopTransactionContext,
+	 * about to go) is dropped.
+	 */
+	if (event == XACT_EVENT_PREPARE)
+	{
+		notify_at_commit = false;
+		notify_launcher = false;
+		cancel_at_commit = NIL;
+		return;
+	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT &&
 		event != XACT_EVENT_PARALLEL_ABORT)
@@ -799,6 +811,14 @@ launcher_scan(void)
 			slot->dbid = dbids[j];
 			slot->absent = false;
 			slot->dropper = 0;
+			/* nothing of the previous database's worker carries over */
+			SpinLockAcquire(&slot->mutex);
+			slot->running[0] = '\0';
+			slot->cancel_running = false;
+			slot->killed = false;
+			slot->failures = 0;
+			slot->last_error[0] = '\0';
+			SpinLockRelease(&slot->mutex);
 			launcher_entries[index].restart_at = 0;
 		}
 		slot = &worker_shared->slots[index];

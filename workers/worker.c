@@ -881,37 +881,53 @@ static bool worker_call_cancelled = false;
 static char *killed_sub = NULL;
 static int64 killed_position;
 static int64 killed_generation;
-static bool	 killed_counts;
 
 static TimeoutId worker_timeout_id;
 static TimeoutId worker_tick_id;
 
 /*
  * Cancel the handler under way, as a query cancel does: its next
- * CHECK_FOR_INTERRUPTS raises 57014.  Outside a handler call, nothing:
- * the worker's own work is never interrupted (a pause's signal that
- * arrives after the call it was meant for ended is ignored).
+ * CHECK_FOR_INTERRUPTS raises 57014.  With 'ours' (the timeout, a pause
+ * or a drop), a handler that catches the cancel is terminated after
+ * WORKER_CANCEL_GRACE_MS (worker_tick).  Outside a handler call, nothing.
  */
 static void
-worker_cancel_handler(void)
+worker_cancel_handler(bool ours)
 {
 	if (worker_in_handler)
 	{
 		InterruptPending = true;
 		QueryCancelPending = true;
-		if (worker_cancel_ticks == 0)
+		if (ours && worker_cancel_ticks == 0)
 			worker_cancel_ticks = 1;
 	}
 	SetLatch(MyLatch);
 }
 
-/* SIGINT: sent by a backend that paused or dropped the subscription */
+/*
+ * SIGINT.  PostgreSQL's own lock_timeout and statement_timeout signal the
+ * process itself: those cancel as usual, in a handler or not.  Otherwise
+ * it comes from a backend that paused or dropped the subscription whose
+ * handler runs (cancel_running, read without the lock: a stale value
+ * only decides whether a caught cancel is escalated), or from
+ * pg_cancel_backend, and cancels the handler under way only: a signal
+ * arriving after the call it was meant for ended is ignored, and the
+ * worker's own work is never interrupted that way.
+ */
 static void
 worker_sigint(SIGNAL_ARGS)
 {
 	int save_errno = errno;
 
-	worker_cancel_handler();
+	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
+		get_timeout_indicator(STATEMENT_TIMEOUT, false))
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+		SetLatch(MyLatch);
+	}
+	else
+		worker_cancel_handler(worker_me->cancel_running);
 	errno = save_errno;
 }
 
@@ -920,7 +936,7 @@ static void
 worker_handler_timeout_fired(void)
 {
 	worker_timed_out = true;
-	worker_cancel_handler();
+	worker_cancel_handler(true);
 }
 
 /*
@@ -938,11 +954,22 @@ worker_tick(void)
 		return;
 	if (worker_cancel_ticks++ * WORKER_TICK_MS < WORKER_CANCEL_GRACE_MS)
 		return;
-	worker_me->killed_counts = worker_timed_out;
 	worker_me->killed = true;
 	InterruptPending = true;
 	ProcDiePending = true;
 	SetLatch(MyLatch);
+}
+
+/*
+ * Is this process a strata worker running the handler of 'subscription'?
+ * Such a handler may not change its own subscription: the change would
+ * roll back with the batch it belongs to, forever.
+ */
+bool
+worker_in_handler_of(const char *subscription)
+{
+	return worker_in_handler && worker_me != NULL &&
+		   strcmp(worker_me->running, subscription) == 0;
 }
 
 /* Publish the subscription whose handler is about to run ("" after). */
@@ -971,13 +998,14 @@ worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
 	worker_timed_out = false;
 	worker_cancel_ticks = 0;
 	worker_call_cancelled = false;
+	/* first: a timeout firing before this would be lost */
+	worker_in_handler = true;
 	if (worker_handler_timeout > 0)
 		enable_timeout_after(worker_timeout_id, worker_handler_timeout);
 	enable_timeout_every(
 		worker_tick_id,
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_TICK_MS),
 		WORKER_TICK_MS);
-	worker_in_handler = true;
 	PG_TRY();
 	{
 		usercall_void(uf, 1, &event);
@@ -998,11 +1026,10 @@ worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
 /*
  * Before calling the handler of 'sub' on the event at 'position': did a
  * previous worker of this slot exit because that very call caught its
- * cancellation?  If the call had timed out, it was a failed attempt:
- * raise it as the call's error, without calling the handler again, so
- * that it is retried, then parked or stopped, like any failure.  (After a
- * pause or a drop, the subscription has a new generation: nothing to
- * count.)
+ * cancellation?  Then it was a failed attempt: raise it as the call's
+ * error, without calling the handler again, so that it is retried, then
+ * parked or stopped, like any failure.  (After a pause or a drop, the
+ * subscription has a new generation: nothing to count.)
  */
 static void
 worker_check_killed(WorkerSub *sub, int64 position)
@@ -1017,14 +1044,15 @@ worker_check_killed(WorkerSub *sub, int64 position)
 	if (killed_position != position)
 		return;
 	killed_sub = NULL;
-	if (killed_counts)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("handler of subscription \"%s\" ran longer than "
-						"strata.handler_timeout (%d ms) and ignored its "
-						"cancellation",
-						sub->name, worker_handler_timeout),
-				 errdetail("The strata worker was restarted to stop it.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("handler of subscription \"%s\" ignored its "
+					"cancellation",
+					sub->name),
+			 errdetail("It was cancelled (strata.handler_timeout is %d ms) "
+					   "and ran on; the strata worker was restarted to stop "
+					   "it.",
+					   worker_handler_timeout)));
 }
 
 /* Take over what the previous worker of the slot left (worker_tick). */
@@ -1036,7 +1064,6 @@ worker_take_killed(void)
 	killed_sub = MemoryContextStrdup(worker_cxt, worker_me->killed_sub);
 	killed_position = worker_me->killed_position;
 	killed_generation = worker_me->killed_generation;
-	killed_counts = worker_me->killed_counts;
 	worker_me->killed = false;
 	ereport(LOG, (errmsg("strata subscription \"%s\": the previous worker was "
 						 "stopped while its handler ignored a cancellation",

@@ -71,13 +71,12 @@ typedef struct WorkerSlot
 	/*
 	 * Written by a worker about to exit because the handler call under way
 	 * caught its cancellation, for the next worker of the slot: the call
-	 * (of that subscription, at that position, under that generation), and
-	 * whether it counts as a failed attempt (it had timed out).  The last
-	 * three are written at the start of every call.
+	 * (of that subscription, at that position, under that generation),
+	 * written at the start of every call.  Unless the subscription was
+	 * changed since (a pause, a drop), the call is a failed attempt.
 	 */
 	char  killed_sub[WORKER_SUB_NAME_LEN];
 	bool  killed;
-	bool  killed_counts;
 	int64 killed_position;
 	int64 killed_generation;
 
@@ -94,6 +93,7 @@ extern void		   worker_init(void);
 extern void		   worker_wake(Oid dbid);
 extern void		   worker_notify_at_commit(void);
 extern void		   worker_cancel_at_commit(const char *subscription);
+extern bool		   worker_in_handler_of(const char *subscription);
 extern WorkerSlot *worker_slot_for(Oid dbid);
 extern WorkerSlot *worker_slot(int index);
 extern bool		   worker_claim(WorkerSlot *slot);

@@ -564,6 +564,23 @@ SELECT name, owner FROM strata.subscriptions WHERE name LIKE 'regress_sec%' ORDE
 -- the team's handlers now: the reducer runs as the team
 SELECT state->>'cu' AS cu FROM strata.load('regsecp-1');
 
+-- a subscription paused in a prepared transaction: the interruption of
+-- its handler that was pending at commit goes with the transaction's
+-- memory, and later changes in this session do not touch it
+SELECT strata.subscribe('regress_sec_prep1', 'regress_sec.record(strata.events)',
+						categories => ARRAY['regsecprep']);
+SELECT strata.subscribe('regress_sec_prep2', 'regress_sec.record(strata.events)',
+						categories => ARRAY['regsecprep']);
+BEGIN;
+SELECT strata.pause_subscription('regress_sec_prep1');
+PREPARE TRANSACTION 'regress_sec_prep';
+SELECT 1 AS after_prepare;
+BEGIN;
+SELECT strata.pause_subscription('regress_sec_prep2');
+COMMIT;
+COMMIT PREPARED 'regress_sec_prep';
+SELECT name, state FROM strata.subscriptions WHERE name LIKE 'regress_sec_prep%' ORDER BY name;
+
 -- clean up
 SELECT strata.unsubscribe(name) FROM strata.subscriptions WHERE name LIKE 'regress_sec%' ORDER BY name;
 SELECT strata.drop_projection('regress_sec_alice_model');

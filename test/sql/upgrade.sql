@@ -9,6 +9,15 @@ SELECT pg_describe_object(classid, objid, objsubid) AS object
 FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata');
 
+-- and their initial privileges (what pg_dump takes as given)
+CREATE TEMP TABLE fresh_privs AS
+SELECT pg_describe_object(ip.classoid, ip.objoid, ip.objsubid) AS object,
+	   ip.initprivs::text AS initprivs
+FROM pg_init_privs ip JOIN pg_depend d ON d.classid = ip.classoid
+	 AND d.objid = ip.objoid AND d.refclassid = 'pg_extension'::regclass
+	 AND d.deptype = 'e'
+	 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata');
+
 SET client_min_messages = warning;
 DROP EXTENSION strata CASCADE;
 RESET client_min_messages;
@@ -62,15 +71,33 @@ CREATE FUNCTION up_handler(e strata.events) RETURNS void LANGUAGE sql AS $$ SELE
 SELECT strata.subscribe('up_sub', 'up_handler(strata.events)');
 SELECT name, state, watermark FROM strata.subscriptions;
 SELECT strata.unsubscribe('up_sub');
--- the writer grants 0.3.0 documented, which 0.4.0 takes back
+-- the writer grants 0.3.0 documented, which 0.4.0 takes back, also from
+-- a role whose name needs quotes
 GRANT SELECT, INSERT ON strata.events TO strata_up_owner;
 GRANT SELECT, INSERT, UPDATE ON strata.streams TO strata_up_owner;
+CREATE ROLE "Strata Up-Writer";
+GRANT INSERT ON strata.events TO "Strata Up-Writer";
+GRANT EXECUTE ON FUNCTION strata.append(text, jsonb, bigint) TO "Strata Up-Writer";
+-- an aggregate whose reducer a superuser owns: it ran as its callers,
+-- and is given no owner rather than a superuser
+CREATE FUNCTION up_count_su(state jsonb, e strata.events) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT state $$;
+INSERT INTO strata.aggregates (category, reducer, initial_state,
+							   snapshot_every, reducer_fingerprint)
+VALUES ('upsu', 'up_count_su(jsonb, strata.events)', '{}', 0, 0);
 
 ALTER EXTENSION strata UPDATE TO '0.4.0';
 SELECT extversion FROM pg_extension WHERE extname = 'strata';
 SELECT has_table_privilege('strata_up_owner', 'strata.events', 'INSERT') AS insert_events,
 	   has_table_privilege('strata_up_owner', 'strata.streams', 'UPDATE') AS update_streams,
-	   has_table_privilege('strata_up_owner', 'strata.events', 'SELECT') AS select_events;
+	   has_table_privilege('strata_up_owner', 'strata.events', 'SELECT') AS select_events,
+	   has_table_privilege('Strata Up-Writer', 'strata.events', 'INSERT') AS quoted_insert,
+	   has_function_privilege('Strata Up-Writer', 'strata.append(text, jsonb, bigint)',
+							  'EXECUTE') AS quoted_append;
+-- the superuser's reducer has no owner, and fails until defined again
+SELECT owner IS NULL AS no_owner FROM strata.aggregates WHERE category = 'upsu';
+SELECT try($$SELECT * FROM strata.load('upsu-1')$$);
+SELECT strata.drop_aggregate('upsu');
 -- the definitions made before 0.4.0 belong to the owner of their function
 SELECT kind, name, owner FROM strata.definitions ORDER BY kind, name;
 -- and work, run as that owner
@@ -94,5 +121,23 @@ FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata')
 EXCEPT SELECT object FROM fresh;
 
-DROP OWNED BY strata_up_owner;
-DROP ROLE strata_up_owner;
+-- and the same initial privileges: the grants made before the update are
+-- the DBA's, which pg_dump must keep
+SELECT * FROM fresh_privs
+EXCEPT SELECT pg_describe_object(ip.classoid, ip.objoid, ip.objsubid),
+	   ip.initprivs::text
+FROM pg_init_privs ip JOIN pg_depend d ON d.classid = ip.classoid
+	 AND d.objid = ip.objoid AND d.refclassid = 'pg_extension'::regclass
+	 AND d.deptype = 'e'
+	 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata');
+SELECT pg_describe_object(ip.classoid, ip.objoid, ip.objsubid) AS object,
+	   ip.initprivs::text AS extra_initprivs
+FROM pg_init_privs ip JOIN pg_depend d ON d.classid = ip.classoid
+	 AND d.objid = ip.objoid AND d.refclassid = 'pg_extension'::regclass
+	 AND d.deptype = 'e'
+	 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'strata')
+EXCEPT SELECT * FROM fresh_privs;
+
+DROP FUNCTION up_count_su(jsonb, strata.events);
+DROP OWNED BY strata_up_owner, "Strata Up-Writer";
+DROP ROLE strata_up_owner, "Strata Up-Writer";

@@ -27,6 +27,9 @@
 #      not hold the worker: the other subscriptions go on, and a pause
 #      stops it.  A cancel (57014) can be caught by PL/pgSQL
 #      (EXCEPTION WHEN query_canceled), so a single cancel is not enough.
+#   6. A handler that pauses its own subscription is refused (55006), as
+#      a handler failure, instead of making the worker retry its batch for
+#      ever.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -303,6 +306,30 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 0 FROM pg_stat_activity
 	WHERE backend_type LIKE 'strata worker%' AND wait_event = 'PgSleep'}),
 	'stubborn: once paused, its handler no longer runs');
+
+# ---- 6. a handler that changes its own subscription --------------------------
+# The change would roll back with the worker's batch, which then finds the
+# subscription changed and runs again, for ever: it is refused instead, a
+# failure of the handler like any other (retried, then parked).
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION public.self_pause(e strata.events) RETURNS void LANGUAGE sql
+	AS $$ SELECT strata.pause_subscription('selfpause') $$;
+	SELECT strata.subscribe('selfpause', 'public.self_pause(strata.events)',
+							categories => ARRAY['selfp']);
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT state = 'live' FROM strata.subscription_status WHERE name = 'selfpause'}),
+	'self-pause: the subscription goes live');
+$node->safe_psql('postgres', q{SELECT strata.append('selfp-1', '{"type": "PauseMe"}')});
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM strata.parked_events WHERE subscription = 'selfpause'}),
+	'self-pause: the event is parked after its attempts');
+is($node->safe_psql('postgres', q{
+	SELECT sqlstate || ' ' || (error LIKE '%cannot change its own subscription%')
+	FROM strata.parked_events WHERE subscription = 'selfpause'}), '55006 t',
+	'self-pause: refused with 55006');
+is($node->safe_psql('postgres', q{SELECT state FROM strata.subscriptions WHERE name = 'selfpause'}),
+	'active', 'self-pause: the subscription was not paused');
 
 $node->stop('immediate');
 done_testing();
