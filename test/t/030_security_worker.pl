@@ -326,7 +326,7 @@ ok($node->poll_query_until('postgres', q{
 	'self-pause: the event is parked after its attempts');
 is($node->safe_psql('postgres', q{
 	SELECT sqlstate || ' ' || (error LIKE '%cannot change its own subscription%')
-	FROM strata.parked_events WHERE subscription = 'selfpause'}), '55006 t',
+	FROM strata.parked_events WHERE subscription = 'selfpause'}), '55006 true',
 	'self-pause: refused with 55006');
 is($node->safe_psql('postgres', q{SELECT state FROM strata.subscriptions WHERE name = 'selfpause'}),
 	'active', 'self-pause: the subscription was not paused');
