@@ -1112,6 +1112,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	volatile int64		 last_position = 0;
 	UserFunc			 uf;
 	volatile int		 result = -1;
+	volatile bool		 read_checked = false;
 
 	subscription_progress_copy(&work, &sub->progress, round_cxt);
 
@@ -1119,10 +1120,9 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	current = WORKER_BAD_HANDLER;
 	PG_TRY();
 	{
-		/* dropped, no EXECUTE for the owner, owner dropped, no SELECT */
+		/* dropped, no EXECUTE for the owner, owner dropped */
 		usercall_prepare(&uf, sub->handler, sub->owner, sub->what,
 						 CurrentMemoryContext);
-		priv_check_read_events(sub->owner, psprintf("the %s", sub->what));
 		current = -1;
 
 		errarg.name = sub->name;
@@ -1141,6 +1141,14 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 			{
 				Datum arg;
 
+				/* no SELECT on the events, or RLS: once, if any is its */
+				if (!read_checked)
+				{
+					current = WORKER_BAD_HANDLER;
+					priv_check_read_events(sub->owner,
+										   psprintf("the %s", sub->what));
+					read_checked = true;
+				}
 				current = i;
 				errarg.position = ev->position;
 				MemoryContextSwitchTo(event_cxt);
@@ -1814,11 +1822,14 @@ worker_round(bool reload)
 
 		if (sub->stale)
 			wait_ms = 0;
-		else if (sub->live && sub->stream_lsn < stream_lsn &&
-				 worker_sub_ready(sub, now, NULL))
+		else if (sub->live && sub->stream_lsn < stream_lsn)
 		{
-			worker_rewind = true;
-			wait_ms = 0;
+			/* behind: rewind for it now, or when its retry is due */
+			if (worker_sub_ready(sub, now, &wait_ms))
+			{
+				worker_rewind = true;
+				wait_ms = 0;
+			}
 		}
 	}
 	if (nevents >= limit)

@@ -78,19 +78,6 @@ CREATE FUNCTION regress_gs.fail(e strata.events) RETURNS void LANGUAGE plpgsql A
 BEGIN
 	RAISE EXCEPTION 'failing on %', e.type;
 END $$;
-CREATE FUNCTION regress_gs.wait_until(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-	ok boolean;
-BEGIN
-	FOR i IN 1..3000 LOOP
-		EXECUTE q INTO ok;
-		IF ok THEN
-			RETURN true;
-		END IF;
-		PERFORM pg_sleep(0.01);
-	END LOOP;
-	RETURN false;
-END $$;
 SET ROLE regress_gs_other;
 SELECT strata.define_aggregate('regsgo', 'regress_gs.count_reduce(jsonb, strata.events)');
 SELECT strata.define_command('RegGsOther', 'regsgo', 'regress_gs.handle(jsonb, jsonb)');
@@ -166,7 +153,7 @@ SELECT strata.append('regsgofail-1', '{"type": "Fails"}');
 RESET ROLE;
 SELECT strata.wait_for('regress_gs_sub', (SELECT max(position) FROM strata.events), '30s');
 SELECT who, type FROM regress_gs.seen WHERE type = 'ForSubscriber';
-SELECT regress_gs.wait_until($$SELECT count(*) = 2 FROM strata.parked_events
+SELECT public.wait_until($$SELECT count(*) = 2 FROM strata.parked_events
 	WHERE subscription LIKE 'regress_gs%'$$);
 SET ROLE regress_gs_subscriber;
 SELECT subscription, attempts, error FROM strata.parked_events;

@@ -34,20 +34,6 @@ GRANT USAGE ON SEQUENCE regress_sec.calls_n_seq TO PUBLIC;
 CREATE FUNCTION regress_sec.record(e strata.events) RETURNS void LANGUAGE sql
 AS $$ INSERT INTO regress_sec.calls (what, cu, path)
 	  VALUES (e.type, current_user, current_setting('search_path')) $$;
--- wait until a query returns true (the worker is asynchronous)
-CREATE FUNCTION regress_sec.wait_until(q text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-	ok boolean;
-BEGIN
-	FOR i IN 1..3000 LOOP
-		EXECUTE q INTO ok;
-		IF ok THEN
-			RETURN true;
-		END IF;
-		PERFORM pg_sleep(0.01);
-	END LOOP;
-	RETURN false;
-END $$;
 
 -- 9. subscribe with the default start_from => 'now', as a role with just
 -- the subscriber grants (0.3.0: permission denied for the position
@@ -291,11 +277,11 @@ RESET ROLE;
 SET ROLE regress_sec_bob;
 SELECT strata.append('regsecfail-1', '{"type": "Boom"}');
 RESET ROLE;
-SELECT regress_sec.wait_until($$SELECT count(*) = 1 FROM strata.subscriptions
+SELECT public.wait_until($$SELECT count(*) = 1 FROM strata.subscriptions
 	WHERE name = 'regress_sec_alice_stop' AND state = 'stopped'$$);
-SELECT regress_sec.wait_until($$SELECT count(*) = 1 FROM strata.parked_events
+SELECT public.wait_until($$SELECT count(*) = 1 FROM strata.parked_events
 	WHERE subscription = 'regress_sec_alice_park'$$);
-SELECT regress_sec.wait_until($$SELECT count(*) = 3 FROM strata.subscription_status
+SELECT public.wait_until($$SELECT count(*) = 3 FROM strata.subscription_status
 	WHERE name LIKE 'regress_sec_alice%' AND state IN ('live', 'stopped')$$);
 -- alice sees her own, and those of the team she belongs to
 SET ROLE regress_sec_alice;
