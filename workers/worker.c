@@ -862,8 +862,13 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
  */
 #define WORKER_CANCEL_GRACE_MS 5000
 
-/* How often a running handler is looked at for that */
-#define WORKER_TICK_MS 500
+/*
+ * How often, during a batch, the handler call under way is looked at: for
+ * strata.handler_timeout, and for the grace above.  One periodic timer per
+ * batch rather than timers per call, which would cost system calls for
+ * every event; the timeout is kept to within this.
+ */
+#define WORKER_TICK_MS 100
 
 /* Set while a handler runs: only then may SIGINT or the timeout cancel */
 static volatile sig_atomic_t worker_in_handler = false;
@@ -874,6 +879,9 @@ static volatile sig_atomic_t worker_timed_out = false;
 /* Ticks since the handler under way was cancelled (0: it was not) */
 static volatile sig_atomic_t worker_cancel_ticks = 0;
 
+/* When the handler call under way started */
+static volatile TimestampTz worker_call_start = 0;
+
 /* The call was cancelled by a pause or unsubscribe (set after the call) */
 static bool worker_call_cancelled = false;
 
@@ -882,7 +890,6 @@ static char *killed_sub = NULL;
 static int64 killed_position;
 static int64 killed_generation;
 
-static TimeoutId worker_timeout_id;
 static TimeoutId worker_tick_id;
 
 /*
@@ -931,26 +938,29 @@ worker_sigint(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-/* strata.handler_timeout passed */
-static void
-worker_handler_timeout_fired(void)
-{
-	worker_timed_out = true;
-	worker_cancel_handler(true);
-}
-
 /*
- * Every WORKER_TICK_MS of a handler call: a handler that is still running
- * WORKER_CANCEL_GRACE_MS after its cancellation caught it.  Terminate the
- * worker (a FATAL, which no handler can catch); the launcher starts it
- * again, and the next worker counts the call as a failed attempt
+ * Every WORKER_TICK_MS of a batch (a timeout handler, in the signal
+ * handler of SIGALRM), during a handler call: past
+ * strata.handler_timeout, cancel it; still running WORKER_CANCEL_GRACE_MS
+ * after a cancellation of ours, it caught it: terminate the worker (a
+ * FATAL, which no handler can catch).  The launcher starts it again, and
+ * the next worker counts the call as a failed attempt
  * (worker_check_killed).  The slot's fields written here are read only by
  * the next worker of the slot.
  */
 static void
 worker_tick(void)
 {
-	if (!worker_in_handler || worker_cancel_ticks == 0)
+	if (!worker_in_handler)
+		return;
+	if (!worker_timed_out && worker_handler_timeout > 0 &&
+		GetCurrentTimestamp() >=
+			worker_call_start + (TimestampTz) worker_handler_timeout * 1000)
+	{
+		worker_timed_out = true;
+		worker_cancel_handler(true);
+	}
+	if (worker_cancel_ticks == 0)
 		return;
 	if (worker_cancel_ticks++ * WORKER_TICK_MS < WORKER_CANCEL_GRACE_MS)
 		return;
@@ -998,14 +1008,8 @@ worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
 	worker_timed_out = false;
 	worker_cancel_ticks = 0;
 	worker_call_cancelled = false;
-	/* first: a timeout firing before this would be lost */
+	worker_call_start = GetCurrentTimestamp();
 	worker_in_handler = true;
-	if (worker_handler_timeout > 0)
-		enable_timeout_after(worker_timeout_id, worker_handler_timeout);
-	enable_timeout_every(
-		worker_tick_id,
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_TICK_MS),
-		WORKER_TICK_MS);
 	PG_TRY();
 	{
 		usercall_void(uf, 1, &event);
@@ -1013,9 +1017,6 @@ worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
 	PG_FINALLY();
 	{
 		worker_in_handler = false;
-		disable_timeout(worker_tick_id, false);
-		if (worker_handler_timeout > 0)
-			disable_timeout(worker_timeout_id, false);
 		/* a cancel that came too late for the handler is not the worker's */
 		QueryCancelPending = false;
 		worker_set_running("");
@@ -1118,6 +1119,11 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 
 	worker_begin();
 	current = WORKER_BAD_HANDLER;
+	/* the handler calls' timeout and grace (worker_tick) */
+	enable_timeout_every(
+		worker_tick_id,
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_TICK_MS),
+		WORKER_TICK_MS);
 	PG_TRY();
 	{
 		/* dropped, no EXECUTE for the owner, owner dropped */
@@ -1174,6 +1180,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(old);
+		disable_timeout(worker_tick_id, false);
 		if (current == -1)
 			PG_RE_THROW();
 		*edata = CopyErrorData();
@@ -1188,6 +1195,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 		}
 	}
 	PG_END_TRY();
+	disable_timeout(worker_tick_id, false);
 
 	if (result == -1)
 	{
@@ -1951,8 +1959,6 @@ strata_worker_main(Datum arg)
 	 */
 	SetConfigOption("search_path", STRATA_SAFE_SEARCH_PATH, PGC_SUSET,
 					PGC_S_OVERRIDE);
-	worker_timeout_id =
-		RegisterTimeout(USER_TIMEOUT, worker_handler_timeout_fired);
 	worker_tick_id = RegisterTimeout(USER_TIMEOUT, worker_tick);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
