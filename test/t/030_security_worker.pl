@@ -30,6 +30,8 @@
 #   6. A handler that pauses its own subscription is refused (55006), as
 #      a handler failure, instead of making the worker retry its batch for
 #      ever.
+#   7. An event at the largest position stops the worker at every round:
+#      subscription_status shows 'failing' with the error, not 'live'.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -330,6 +332,20 @@ is($node->safe_psql('postgres', q{
 	'self-pause: refused with 55006');
 is($node->safe_psql('postgres', q{SELECT state FROM strata.subscriptions WHERE name = 'selfpause'}),
 	'active', 'self-pause: the subscription was not paused');
+
+# ---- 7. a worker that fails at every round says so ---------------------------
+# Only the extension's owner can write such a row now (0.3.0: any writer):
+# an event at the largest bigint position, which no progress range can
+# hold.  The worker fails at every round; subscription_status must say so
+# (0.3.0: 'live', with no error).
+$node->safe_psql('postgres', q{
+	INSERT INTO strata.events VALUES (9223372036854775807, 'bad-1', 0,
+		gen_random_uuid(), 'Forged', '{}', '{}', now(), 'bad');
+});
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'failing' AND last_error LIKE '%position 9223372036854775807 is out of range%'
+	FROM strata.subscription_status WHERE name = 'rec'}),
+	'a worker failing at every round shows as failing, with its error');
 
 $node->stop('immediate');
 done_testing();
