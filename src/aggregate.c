@@ -557,14 +557,15 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 				"definition_id = "
 				"pg_catalog.nextval('strata._definition_seq'), defined_at = "
 				"pg_catalog.now() "
-				"WHERE strata.aggregates.owner IS NULL OR strata.aggregates.owner::"
+				"WHERE strata.aggregates.owner IS NULL OR "
+				"strata.aggregates.owner::"
 				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
 				6, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the aggregate");
-	define_check_upserted("aggregates", "category", args[0], caller,
-						  psprintf("the aggregate of category \"%s\"",
-								   category));
+	define_check_upserted(
+		"aggregates", "category", args[0], caller,
+		psprintf("the aggregate of category \"%s\"", category));
 	/* The old definition's snapshots can never be used again */
 	if (SPI_execute_plan(
 			strata_prepare(

@@ -556,7 +556,8 @@ strata_define_command(PG_FUNCTION_ARGS)
 				"record_rejections = EXCLUDED.record_rejections, "
 				"owner = coalesce(strata.commands.owner, EXCLUDED.owner), "
 				"defined_at = pg_catalog.now() "
-				"WHERE strata.commands.owner IS NULL OR strata.commands.owner::"
+				"WHERE strata.commands.owner IS NULL OR "
+				"strata.commands.owner::"
 				"pg_catalog.oid OPERATOR(pg_catalog.=) $5::pg_catalog.oid",
 				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)

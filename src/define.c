@@ -199,10 +199,9 @@ define_check_upserted(const char *relname, const char *keycol, Datum key,
 	if (SPI_processed > 0)
 		return;
 	(void) define_lock_owner(relname, keycol, key, caller, object);
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("%s was defined concurrently", object),
-			 errhint("Retry the definition.")));
+	ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					errmsg("%s was defined concurrently", object),
+					errhint("Retry the definition.")));
 }
 
 /*

@@ -44,7 +44,6 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
@@ -56,7 +55,8 @@
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /*
- * The owner of strata.events, cached: every append asks.  A relcache
+ * The OID and owner of strata.events, cached: every append asks, and
+ * every call of an inline projection checks its owner's SELECT on it.  A relcache
  * invalidation of the table (ALTER ... OWNER through REASSIGN OWNED,
  * DROP EXTENSION) or of every relation clears it.
  */
@@ -72,17 +72,16 @@ priv_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * The owner of the extension's tables: the role that created the
- * extension (REASSIGN OWNED moves them all together).
+ * Load strata.events' OID and owner into the cache, if they are not in it.
  */
-Oid
-priv_extension_owner(void)
+static void
+priv_load_owner(void)
 {
 	Oid		  relid;
 	HeapTuple tup;
 
 	if (OidIsValid(priv_owner))
-		return priv_owner;
+		return;
 	if (!priv_callback_set)
 	{
 		CacheRegisterRelcacheCallback(priv_relcache_callback, (Datum) 0);
@@ -95,47 +94,17 @@ priv_extension_owner(void)
 	priv_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	priv_owner_relid = relid;
 	ReleaseSysCache(tup);
+}
+
+/*
+ * The owner of the extension's tables: the role that created the
+ * extension (REASSIGN OWNED moves them all together).
+ */
+Oid
+priv_extension_owner(void)
+{
+	priv_load_owner();
 	return priv_owner;
-}
-
-/*
- * Become 'role' with 'sec_flags' added to the security context, under a
- * new GUC nest level with the safe search_path, until priv_scope_end:
- * what fmgr does for a SECURITY DEFINER function with SET search_path.
- * The set is skipped when the path is the safe one already (in the
- * worker, or in a nested call).
- */
-void
-priv_scope_begin(PrivScope *scope, Oid role, int sec_flags)
-{
-	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
-	SetUserIdAndSecContext(role, scope->save_sec | sec_flags);
-	scope->nestlevel = NewGUCNestLevel();
-	if (namespace_search_path == NULL ||
-		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
-	{
-#if PG_VERSION_NUM >= 170000
-		RestrictSearchPath();
-#else
-		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-#endif
-	}
-	scope->active = true;
-}
-
-/*
- * Roll back every setting made since priv_scope_begin (SET, SET LOCAL and
- * set_config alike) and return to the previous user and security context.
- */
-void
-priv_scope_end(PrivScope *scope)
-{
-	Assert(scope->active);
-	AtEOXact_GUC(false, scope->nestlevel);
-	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
-	scope->active = false;
 }
 
 /*
@@ -174,8 +143,12 @@ priv_exit(PrivScope *scope)
 void
 priv_check_read_events(Oid roleid, const char *func)
 {
-	Oid		  relid = strata_relid("events");
-	AclResult aclresult = pg_class_aclcheck(relid, roleid, ACL_SELECT);
+	Oid		  relid;
+	AclResult aclresult;
+
+	priv_load_owner();
+	relid = priv_owner_relid;
+	aclresult = pg_class_aclcheck(relid, roleid, ACL_SELECT);
 
 	if (aclresult != ACLCHECK_OK)
 		ereport(ERROR,

@@ -13,7 +13,10 @@
 
 #include "postgres.h"
 
-/* The identity and settings to return to, restored by priv_scope_end */
+/*
+ * The identity (and, for a user call, the GUC nest level) to return to:
+ * restored by priv_exit, or usercall_end
+ */
 typedef struct PrivScope
 {
 	Oid	 save_userid;
@@ -25,8 +28,6 @@ typedef struct PrivScope
 extern void privilege_init(void);
 
 extern Oid	priv_extension_owner(void);
-extern void priv_scope_begin(PrivScope *scope, Oid role, int sec_flags);
-extern void priv_scope_end(PrivScope *scope);
 extern void priv_enter(PrivScope *scope);
 extern void priv_exit(PrivScope *scope);
 

@@ -520,8 +520,10 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
 					  "owner = coalesce(strata.projections.owner, "
 					  "EXCLUDED.owner), defined_at = pg_catalog.now() "
-					  "WHERE strata.projections.owner IS NULL OR strata.projections.owner::"
-				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
+					  "WHERE strata.projections.owner IS NULL OR "
+					  "strata.projections.owner::"
+					  "pg_catalog.oid OPERATOR(pg_catalog.=) "
+					  "$6::pg_catalog.oid",
 					  6, argtypes)
 				: strata_prepare(
 					  &plan,
@@ -532,8 +534,10 @@ strata_define_projection(PG_FUNCTION_ARGS)
 					  "types = EXCLUDED.types, owner = coalesce("
 					  "strata.projections.owner, EXCLUDED.owner), "
 					  "defined_at = pg_catalog.now() "
-					  "WHERE strata.projections.owner IS NULL OR strata.projections.owner::"
-				"pg_catalog.oid OPERATOR(pg_catalog.=) $6::pg_catalog.oid",
+					  "WHERE strata.projections.owner IS NULL OR "
+					  "strata.projections.owner::"
+					  "pg_catalog.oid OPERATOR(pg_catalog.=) "
+					  "$6::pg_catalog.oid",
 					  6, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");

@@ -111,7 +111,6 @@ usercall_prepare(UserFunc *uf, Oid funcid, Oid owner, const char *what,
 				 MemoryContext cxt)
 {
 	usercall_check(funcid, owner, what);
-	uf->funcid = funcid;
 	uf->owner = owner;
 	uf->what = what;
 	fmgr_info_cxt(funcid, &uf->flinfo, cxt);
@@ -124,9 +123,24 @@ usercall_prepare(UserFunc *uf, Oid funcid, Oid owner, const char *what,
 void
 usercall_begin(PrivScope *scope, Oid owner)
 {
-	priv_scope_begin(scope, owner,
-					 SECURITY_LOCAL_USERID_CHANGE |
-						 SECURITY_RESTRICTED_OPERATION);
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec);
+	SetUserIdAndSecContext(owner, scope->save_sec |
+									  SECURITY_LOCAL_USERID_CHANGE |
+									  SECURITY_RESTRICTED_OPERATION);
+	scope->nestlevel = NewGUCNestLevel();
+	/* the worker's path, or a nested call's, is the safe one already */
+	if (namespace_search_path == NULL ||
+		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
+	{
+#if PG_VERSION_NUM >= 170000
+		RestrictSearchPath();
+#else
+		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+#endif
+	}
+	scope->active = true;
 }
 
 /*
@@ -136,7 +150,10 @@ usercall_begin(PrivScope *scope, Oid owner)
 void
 usercall_end(PrivScope *scope)
 {
-	priv_scope_end(scope);
+	Assert(scope->active && scope->nestlevel > 0);
+	AtEOXact_GUC(false, scope->nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec);
+	scope->active = false;
 }
 
 /*

@@ -27,7 +27,6 @@
  */
 typedef struct UserFunc
 {
-	Oid			funcid;
 	Oid			owner;
 	const char *what;
 	FmgrInfo	flinfo;
