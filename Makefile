@@ -13,7 +13,8 @@ MODULE_big = strata
 OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
 	src/define.o src/aggregate.o src/command.o src/projection.o \
 	src/decoder.o src/subscription.o src/usercall.o src/privilege.o \
-	workers/launcher.o workers/worker.o
+	workers/launcher.o workers/worker.o \
+	workers/handler.o workers/worker_subs.o
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 

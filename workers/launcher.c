@@ -51,7 +51,7 @@
 #include "utils/varlena.h"
 
 #include "strata.h"
-#include "worker.h"
+#include "worker_internal.h"
 
 /* Seconds between two scans of pg_database when nothing wakes the launcher */
 #define LAUNCHER_NAPTIME_MS 10000
@@ -69,14 +69,17 @@ int	  worker_max_attempts = 5;
 int	  worker_wal_warning_size = 1024;
 int	  worker_batch_size = 1000;
 int	  worker_handler_timeout = 60 * 1000;
+int	  worker_handler_workers = 2;
 bool  worker_self_appended = false;
 
 typedef struct WorkerShared
 {
-	LWLock	  *lock;		   /* protects the slots' assignment */
-	Latch	  *launcher_latch; /* NULL when no launcher runs */
-	int		   nslots;
-	WorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+	LWLock		*lock;			 /* protects the slots' assignment */
+	Latch		*launcher_latch; /* NULL when no launcher runs */
+	int			 nslots;
+	int			 nhandlers;		 /* handler slots per slot */
+	HandlerSlot *handlers;		 /* nslots * nhandlers of them */
+	WorkerSlot	 slots[FLEXIBLE_ARRAY_MEMBER];
 } WorkerShared;
 
 PG_FUNCTION_INFO_V1(strata_worker_notify);
@@ -104,11 +107,17 @@ typedef struct LauncherEntry
 
 static LauncherEntry *launcher_entries = NULL;
 
+/* The slots, then the handler processes' slots */
 static Size
 worker_shmem_size(void)
 {
-	return add_size(offsetof(WorkerShared, slots),
-					mul_size(worker_max_workers, sizeof(WorkerSlot)));
+	Size size = add_size(offsetof(WorkerShared, slots),
+						 mul_size(worker_max_workers, sizeof(WorkerSlot)));
+
+	size = MAXALIGN(size);
+	return add_size(size, mul_size(mul_size(worker_max_workers,
+											worker_handler_workers),
+								   sizeof(HandlerSlot)));
 }
 
 static void
@@ -136,6 +145,10 @@ worker_shmem_startup(void)
 		worker_shared->lock = &(GetNamedLWLockTranche("strata workers"))->lock;
 		worker_shared->launcher_latch = NULL;
 		worker_shared->nslots = worker_max_workers;
+		worker_shared->nhandlers = worker_handler_workers;
+		worker_shared->handlers = (HandlerSlot *) ((char *) worker_shared +
+			MAXALIGN(offsetof(WorkerShared, slots) +
+					 sizeof(WorkerSlot) * worker_max_workers));
 		for (int i = 0; i < worker_max_workers; i++)
 		{
 			WorkerSlot *slot = &worker_shared->slots[i];
@@ -143,6 +156,13 @@ worker_shmem_startup(void)
 			memset(slot, 0, sizeof(WorkerSlot));
 			ConditionVariableInit(&slot->progress);
 			SpinLockInit(&slot->mutex);
+		}
+		for (int i = 0; i < worker_max_workers * worker_handler_workers; i++)
+		{
+			HandlerSlot *hs = &worker_shared->handlers[i];
+
+			memset(hs, 0, offsetof(HandlerSlot, entries));
+			SpinLockInit(&hs->mutex);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -166,7 +186,7 @@ worker_wake(Oid dbid)
 
 		if (slot->dbid == dbid && latch != NULL)
 		{
-			if (slot->pid == MyProcPid)
+			if (slot->pid == MyProcPid || handler_process)
 				worker_self_appended = true;
 			else if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
 				slot->async_wake = true;
@@ -193,6 +213,31 @@ worker_slot(int index)
 	Assert(worker_shared != NULL && index >= 0 &&
 		   index < worker_shared->nslots);
 	return &worker_shared->slots[index];
+}
+
+int
+worker_slot_index(WorkerSlot *slot)
+{
+	return (int) (slot - worker_shared->slots);
+}
+
+HandlerSlot *
+worker_handler_slot(WorkerSlot *slot, int index)
+{
+	Assert(index >= 0 && index < worker_shared->nhandlers);
+	return &worker_shared->handlers[worker_slot_index(slot) *
+										worker_shared->nhandlers +
+									index];
+}
+
+/* Does a handler process of 'slot' still run? */
+static bool
+worker_handlers_running(WorkerSlot *slot)
+{
+	for (int i = 0; i < worker_shared->nhandlers; i++)
+		if (worker_handler_slot(slot, i)->pid != 0)
+			return true;
+	return false;
 }
 
 /*
@@ -253,33 +298,38 @@ worker_wake_launcher(void)
 }
 
 /*
- * After the commit of a pause or an unsubscribe: if this database's worker
- * is running the handler of one of 'names' now, interrupt it (the worker
- * then finds the subscription changed, rolls the batch back and does not
- * count the interruption as a failure).  The signal is sent with no lock
- * held; a signal that arrives after that call ended interrupts nothing
- * (see worker_sigint).
+ * After the commit of a pause or an unsubscribe: if one of this
+ * database's handler processes is running the handler of one of 'names'
+ * now, interrupt it (the process then finds the subscription changed,
+ * rolls the batch back and does not count the interruption as a
+ * failure).  The signal is sent with no lock held; a signal that arrives
+ * after that call ended interrupts nothing (see worker_sigint).
  */
 static void
 worker_cancel_handlers(List *names)
 {
 	WorkerSlot *slot = worker_slot_for(MyDatabaseId);
-	pid_t		pid = 0;
-	ListCell   *lc;
 
 	if (slot == NULL)
 		return;
-	SpinLockAcquire(&slot->mutex);
-	foreach (lc, names)
-		if (slot->running[0] != '\0' &&
-			strcmp(slot->running, (char *) lfirst(lc)) == 0)
-		{
-			slot->cancel_running = true;
-			pid = slot->pid;
-		}
-	SpinLockRelease(&slot->mutex);
-	if (pid != 0)
-		(void) kill(pid, SIGINT);
+	for (int i = 0; i < worker_shared->nhandlers; i++)
+	{
+		HandlerSlot *hs = worker_handler_slot(slot, i);
+		pid_t		 pid = 0;
+		ListCell	*lc;
+
+		SpinLockAcquire(&hs->mutex);
+		foreach (lc, names)
+			if (hs->running[0] != '\0' &&
+				strcmp(hs->running, (char *) lfirst(lc)) == 0)
+			{
+				hs->cancel_running = true;
+				pid = hs->pid;
+			}
+		SpinLockRelease(&hs->mutex);
+		if (pid != 0)
+			(void) kill(pid, SIGINT);
+	}
 }
 
 /*
@@ -483,7 +533,7 @@ worker_stop_for_drop(const char *dbname)
 		int nactive;
 
 		(void) ReplicationSlotsCountDBSlots(dbid, &nslots, &nactive);
-		if (slot->pid == 0 && nactive == 0)
+		if (slot->pid == 0 && nactive == 0 && !worker_handlers_running(slot))
 			break;
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
@@ -563,6 +613,13 @@ worker_init(void)
 							"Most databases served by strata workers at once.",
 							NULL, &worker_max_workers, 8, 0, 1024,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"strata.handler_workers",
+		"Handler processes of each database's strata worker.",
+		"The handlers of one database's subscriptions run in this many "
+		"processes at once: a handler that hangs holds one of them.",
+		&worker_handler_workers, 2, 1, HANDLER_ARG_BASE - 1, PGC_POSTMASTER,
+		0, NULL, NULL, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = worker_shmem_request;
@@ -813,12 +870,22 @@ launcher_scan(void)
 			slot->dropper = 0;
 			/* nothing of the previous database's worker carries over */
 			SpinLockAcquire(&slot->mutex);
-			slot->running[0] = '\0';
-			slot->cancel_running = false;
 			slot->killed = false;
 			slot->failures = 0;
+			slot->failed_sub[0] = '\0';
 			slot->last_error[0] = '\0';
 			SpinLockRelease(&slot->mutex);
+			for (int k = 0; k < worker_shared->nhandlers; k++)
+			{
+				HandlerSlot *hs = worker_handler_slot(slot, k);
+
+				SpinLockAcquire(&hs->mutex);
+				hs->state = JOB_NONE;
+				hs->running[0] = '\0';
+				hs->cancel_running = false;
+				hs->killed = false;
+				SpinLockRelease(&hs->mutex);
+			}
 			launcher_entries[index].restart_at = 0;
 		}
 		slot = &worker_shared->slots[index];

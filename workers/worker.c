@@ -1,31 +1,38 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The "strata worker": runs one database's subscriptions from the WAL.
+ *	  The "strata worker": follows one database's WAL for its
+ *	  subscriptions, and hands their handlers' work to the database's
+ *	  handler processes (handler.c).
  *
  * The worker decodes the WAL itself, in its own process, through the
  * database's logical slot (strata_<database oid>) and the strata output
  * plugin, the way a walsender does, but with no connection in between:
  * the plugin hands each committed event to this file (decoder_capture).
- * One decoding stream serves every subscription of the database.
+ * One decoding stream serves every subscription of the database.  The
+ * worker never calls a handler: a handler that sleeps holds one handler
+ * process, and the other subscriptions go on in the others.
  *
  * A round of the worker:
- *	1. restarts decoding from the slot if a subscription is behind the
- *	   stream (resumed, due for a retry), creating the slot if needed;
- *	2. decodes the WAL flushed since the last round (never waiting for
- *	   more; at most a round's worth of events, whole transactions);
- *	3. in one transaction: checks the extension, reads the subscriptions
- *	   again when SQL changed them, samples the registry's horizon with
- *	   the WAL insert position, and waits until the decoded transactions
- *	   are visible to new snapshots;
- *	4. for each live subscription, calls its handler on its events in
- *	   commit order, in transactions that also move its checkpoint;
- *	5. moves catching-up subscriptions forward through strata.events,
- *	   and hands them over to the stream when they reach its end;
- *	6. confirms to the slot (at most once a second) what every live
+ *	1. takes the results of the jobs its handler processes finished;
+ *	2. restarts decoding from the slot if a subscription is behind the
+ *	   stream (resumed, due for a retry, busy for long), creating the slot
+ *	   if needed;
+ *	3. decodes the WAL flushed since the last round (never waiting for
+ *	   more; at most a round's worth of events, whole transactions),
+ *	   keeping of each event only its position, category and type;
+ *	4. in one transaction: checks the extension, reads the subscriptions
+ *	   again when SQL or a job changed them, and waits until the decoded
+ *	   transactions are visible to new snapshots;
+ *	5. adds each live subscription's events, in commit order, to those
+ *	   waiting for its handler;
+ *	6. gives each subscription that has no job out and is due its next
+ *	   job, if a handler process is idle: its waiting events, or a step of
+ *	   catching up from strata.events that may hand it over to the stream;
+ *	7. confirms to the slot (at most once a second) what every live
  *	   subscription has durably done.
- * Then it sleeps on its latch, which every commit that appended sets;
- * rounds start at least WORKER_MIN_ROUND_MS apart.
+ * Then it sleeps on its latch, which every commit that appended and every
+ * job that ended sets; rounds start at least WORKER_MIN_ROUND_MS apart.
  *
  * A subscription's progress is kept two ways (see docs/architecture.md):
  * the stream checkpoint (end LSN of the last transaction processed, and
@@ -81,7 +88,8 @@
 #include "registry.h"
 #include "subscription.h"
 #include "usercall.h"
-#include "worker.h"
+#include "worker_internal.h"
+#include "worker_subs.h"
 
 /* Most events buffered by one round, in units of strata.worker_batch_size */
 #define WORKER_ROUND_BATCHES 10
@@ -105,19 +113,21 @@
 /* Shortest time between two confirmations to the slot */
 #define WORKER_CONFIRM_MS 1000
 
-/* Watermark samples kept (older ones are dropped, which is safe) */
-#define WORKER_MAX_SAMPLES 256
+/* Most events waiting for a handler process, per subscription */
+#define WORKER_PENDING_MAX (HANDLER_JOB_MAX * 4)
 
-/* An event of the stream or of the table, as handed to a handler */
-typedef struct WorkerEvent
+/* Delay before a handler process that stopped is started again */
+#define HANDLER_RESTART_DELAY_MS 1000
+
+/* A decoded event: where it is in the round's transactions */
+typedef struct DecodedEvent
 {
-	int64	  position;
-	char	 *category;
-	char	 *type;
-	HeapTuple tuple;
-	int		  txn;	 /* index in the round's transactions, -1: table */
-	int		  index; /* index within its transaction */
-} WorkerEvent;
+	int64 position;
+	char *category;
+	char *type;
+	int	  txn;	 /* index in the round's transactions */
+	int	  index; /* index within its transaction */
+} DecodedEvent;
 
 /* A decoded transaction with events */
 typedef struct WorkerTxn
@@ -128,43 +138,26 @@ typedef struct WorkerTxn
 	int			  nevents;
 } WorkerTxn;
 
-/* "every position below 'watermark' settles at or before 'lsn'" */
-typedef struct WorkerSample
+/* A handler process, as the worker sees it, and the job it was given */
+typedef struct HandlerProc
 {
-	int64	   watermark;
-	XLogRecPtr lsn;
-} WorkerSample;
-
-/* A subscription, as the worker keeps it between rounds */
-typedef struct WorkerSub
-{
-	char	   *name;
-	int64		generation;
-	Oid			handler;
-	Oid			owner;
-	int			ncategories;
-	char	  **categories;
-	int			ntypes;
-	char	  **types;
-	bool		on_error_stop;
-	char		state; /* 'a'ctive, 'p'aused, 's'topped */
-	bool		live;
-	SubProgress progress;
-	int			attempts;
-	TimestampTz last_error_at;
-	TimestampTz first_failed_at; /* first failed attempt at the event */
-	XLogRecPtr	stream_lsn; /* the stream has been dispatched up to here */
-	bool		stale;		/* SQL changed it under us: reload */
-	char	   *what;		/* "handler of subscription \"name\"" */
-} WorkerSub;
+	BackgroundWorkerHandle *handle;
+	TimestampTz				restart_at;
+	bool					busy; /* a job is out */
+	char					sub[WORKER_SUB_NAME_LEN];
+	int64					generation;
+	HandlerJobKind			kind;
+	XLogRecPtr				live_lsn;	 /* a catch-up's stream end */
+	XLogRecPtr				through_lsn; /* where a stream job brings it */
+	int						nentries;
+} HandlerProc;
 
 /* The worker's state */
 static int			 worker_index;
 static WorkerSlot	*worker_me;
-static MemoryContext worker_cxt;	  /* the events' tuple descriptor */
 static MemoryContext subs_cxt = NULL; /* the subscriptions, renewed per load */
 static MemoryContext round_cxt;		  /* the round's events */
-static MemoryContext event_cxt;		  /* one handler call */
+static MemoryContext pending_cxt;	  /* the subscriptions' pending events */
 static LogicalDecodingContext *worker_ctx = NULL;
 static XLogRecPtr			   stream_lsn = InvalidXLogRecPtr;
 static char					   slot_name[NAMEDATALEN];
@@ -172,51 +165,23 @@ static char					   slot_name[NAMEDATALEN];
 static WorkerSub **subs = NULL;
 static int		   nsubs = 0;
 
-static WorkerSample samples[WORKER_MAX_SAMPLES];
-static int			nsamples = 0;
+static DecodedEvent *events = NULL;
+static int			 nevents = 0;
+static int			 events_cap = 0;
+static WorkerTxn	*txns = NULL;
+static int			 ntxns = 0;
+static int			 txns_cap = 0;
+static int			 txn_first = 0;
 
-static WorkerEvent *events = NULL;
-static int			nevents = 0;
-static int			events_cap = 0;
-static WorkerTxn   *txns = NULL;
-static int			ntxns = 0;
-static int			txns_cap = 0;
-static int			txn_first = 0;
+static HandlerProc *handlers = NULL;
+static int			dispatch_from = 0; /* where the next dispatch starts */
 
-static TupleDesc   events_desc = NULL;
 static Oid		   worker_extoid = InvalidOid;
 static bool		   worker_rewind = false;	/* restart decoding next round */
 static char		  *worker_stream_id = NULL; /* identity of the slot's stream */
 static TimestampTz worker_loaded_at = 0;	/* when subscriptions were read */
 
 static void worker_reset_caches(XLogRecPtr from);
-
-/*
- * Start a transaction with an active snapshot (worker_begin); commit
- * (abort) it and make round_cxt current, since what the worker allocates
- * between transactions lives for the round.
- */
-static void
-worker_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-worker_commit(void)
-{
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(round_cxt);
-}
-
-static void
-worker_abort(void)
-{
-	AbortCurrentTransaction();
-	MemoryContextSwitchTo(round_cxt);
-}
 
 /* ---------- decoding ---------- */
 
@@ -226,22 +191,20 @@ worker_capture_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
 					 Datum type)
 {
 	MemoryContext old = MemoryContextSwitchTo(round_cxt);
-	WorkerEvent	 *ev;
+	DecodedEvent *ev;
 
 	if (nevents == events_cap)
 	{
 		events_cap = events_cap == 0 ? 1024 : events_cap * 2;
 		events = events == NULL
-					 ? palloc(sizeof(WorkerEvent) * events_cap)
-					 : repalloc(events, sizeof(WorkerEvent) * events_cap);
+					 ? palloc(sizeof(DecodedEvent) * events_cap)
+					 : repalloc(events, sizeof(DecodedEvent) * events_cap);
 	}
+	/* the row itself is read by the handler process, from strata.events */
 	ev = &events[nevents++];
 	ev->position = position;
 	ev->category = TextDatumGetCString(category);
 	ev->type = TextDatumGetCString(type);
-	/* values kept in TOAST come as pointers into the reorder buffer */
-	ev->tuple = HeapTupleHasExternal(tuple) ? toast_flatten_tuple(tuple, desc)
-											: heap_copytuple(tuple);
 	ev->txn = ntxns;
 	ev->index = nevents - 1 - txn_first;
 	MemoryContextSwitchTo(old);
@@ -464,10 +427,10 @@ worker_start_stream(void)
 	XLogBeginRead(worker_ctx->reader, MyReplicationSlot->data.restart_lsn);
 	stream_lsn = MyReplicationSlot->data.confirmed_flush;
 
+	/* what was dispatched stays dispatched; the others skip what they did */
 	for (int i = 0; i < nsubs; i++)
 		if (subs[i]->live)
-			subs[i]->stream_lsn =
-				Max(subs[i]->progress.checkpoint_lsn, stream_lsn);
+			subs[i]->stream_lsn = Max(subs[i]->stream_lsn, stream_lsn);
 }
 
 /*
@@ -490,11 +453,6 @@ worker_decode(void)
 	 * strata_worker_main): flush them, so that they are decoded now rather
 	 * than after the WAL writer's next flush and some other wake-up.
 	 */
-	if (worker_self_appended)
-	{
-		worker_self_appended = false;
-		XLogFlush(XactLastCommitEnd);
-	}
 	end = GetFlushRecPtr(NULL);
 	if (worker_ctx->reader->EndRecPtr >= end && stream_lsn >= end)
 		return;
@@ -585,104 +543,65 @@ worker_find_sub(const char *name)
 	return NULL;
 }
 
+/* Forget the events waiting for 'sub' */
+static void
+worker_drop_pending(WorkerSub *sub)
+{
+	if (sub->pending != NULL)
+		pfree(sub->pending);
+	sub->pending = NULL;
+	sub->npending = sub->pending_cap = 0;
+}
+
 /*
  * Read the subscriptions table into a new subs_cxt.  A subscription whose
  * generation did not change keeps what the worker knows beyond the table
- * (how far the stream was dispatched to it).  Must run in a transaction,
- * connected to SPI.
+ * (how far the stream was dispatched to it and processed, the events
+ * waiting for a handler process).  Must run in a transaction, connected
+ * to SPI.
  */
 static void
 worker_load_subs(void)
 {
-	MemoryContext old;
 	MemoryContext new_cxt;
 	WorkerSub	**list;
 	int			  n;
-
-	static SPIPlanPtr plan = NULL;
-
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"SELECT name, generation, handler::pg_catalog.oid, "
-				"owner::pg_catalog.oid, "
-				"categories, types, on_error, state, phase, "
-				"checkpoint_lsn, checkpoint_index, watermark, "
-				"delivered::pg_catalog.text, attempts, last_error_at, "
-				"stream_id "
-				"FROM strata.subscriptions ORDER BY created_at, name",
-				0, NULL),
-			NULL, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.subscriptions");
+	bool		  failed_found = false;
 
 	new_cxt = AllocSetContextCreate(TopMemoryContext, "strata subscriptions",
 									ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(new_cxt);
-	n = (int) SPI_processed;
-	list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
+	n = worker_read_subs(NULL, worker_stream_id, new_cxt, &list);
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		bool	  isnull;
-		char *name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		int64 generation = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		WorkerSub *prev = worker_find_sub(name);
-		WorkerSub *sub = palloc0(sizeof(WorkerSub));
-		Datum	   d;
-		char	  *str;
-
-		sub->name = name;
-		sub->what = psprintf("handler of subscription \"%s\"", name);
-		sub->generation = generation;
-		sub->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-		if (isnull)
-			sub->owner = InvalidOid; /* its role was dropped */
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		if (!isnull)
-			sub->ncategories = define_strings(d, &sub->categories);
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		if (!isnull)
-			sub->ntypes = define_strings(d, &sub->types);
-		str = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
-		sub->on_error_stop = strcmp(str, "stop") == 0;
-		str = TextDatumGetCString(SPI_getbinval(tup, desc, 8, &isnull));
-		sub->state = str[0];
-		str = TextDatumGetCString(SPI_getbinval(tup, desc, 9, &isnull));
-		/* a checkpoint is only valid for the stream it was taken from */
-		d = SPI_getbinval(tup, desc, 16, &isnull);
-		sub->live = strcmp(str, "live") == 0 && !isnull &&
-					worker_stream_id != NULL &&
-					strcmp(TextDatumGetCString(d), worker_stream_id) == 0;
-		d = SPI_getbinval(tup, desc, 10, &isnull);
-		sub->progress.checkpoint_lsn =
-			isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
-		sub->progress.checkpoint_index =
-			DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
-		sub->progress.watermark =
-			DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
-		subscription_parse_delivered(
-			TextDatumGetCString(SPI_getbinval(tup, desc, 13, &isnull)),
-			&sub->progress);
-		sub->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
-		d = SPI_getbinval(tup, desc, 15, &isnull);
-		sub->last_error_at = isnull ? 0 : DatumGetTimestampTz(d);
+		WorkerSub *sub = list[i];
+		WorkerSub *prev = worker_find_sub(sub->name);
 
 		if (prev != NULL && prev->attempts > 0 && sub->attempts > 0)
 			sub->first_failed_at = prev->first_failed_at;
-		if (prev != NULL && prev->generation == generation && !prev->stale &&
-			prev->live == sub->live)
+		if (prev != NULL && prev->generation == sub->generation &&
+			!prev->stale && prev->live == sub->live)
+		{
 			sub->stream_lsn =
 				Max(prev->stream_lsn, sub->progress.checkpoint_lsn);
+			sub->done_lsn = Max(prev->done_lsn, sub->progress.checkpoint_lsn);
+			sub->pending = prev->pending;
+			sub->npending = prev->npending;
+			sub->pending_cap = prev->pending_cap;
+			prev->pending = NULL;
+		}
 		else
+		{
 			sub->stream_lsn =
 				Max(sub->progress.checkpoint_lsn,
 					worker_ctx ? MyReplicationSlot->data.confirmed_flush
 							   : InvalidXLogRecPtr);
-		list[i] = sub;
+			sub->done_lsn = sub->stream_lsn;
+		}
+		if (strcmp(worker_me->failed_sub, sub->name) == 0 && sub->state == 'a')
+			failed_found = true;
 	}
-	MemoryContextSwitchTo(old);
+	for (int i = 0; i < nsubs; i++)
+		worker_drop_pending(subs[i]);
 
 	if (subs_cxt != NULL)
 		MemoryContextDelete(subs_cxt);
@@ -690,6 +609,10 @@ worker_load_subs(void)
 	subs = list;
 	nsubs = n;
 	worker_loaded_at = GetCurrentTimestamp();
+
+	/* a failing job's subscription was paused or dropped: not failing now */
+	if (!failed_found && worker_me->failed_sub[0] != '\0')
+		worker_clear_failure(worker_me, worker_me->failed_sub);
 }
 
 /* Is the subscription due to run now (active, not waiting to retry)? */
@@ -719,889 +642,7 @@ worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms)
 	return false;
 }
 
-static bool
-worker_matches(WorkerSub *sub, WorkerEvent *ev)
-{
-	return define_in_list(sub->categories, sub->ncategories, ev->category) &&
-		   define_in_list(sub->types, sub->ntypes, ev->type);
-}
-
-/* ---------- running handlers ---------- */
-
-/*
- * End the transaction of a subscription's progress update: commit it if
- * the update found the generation it was made under ('ok'), else roll it
- * back and mark the subscription to be read again.  Returns 'ok'.
- */
-static bool
-worker_end(WorkerSub *sub, bool ok)
-{
-	if (!ok)
-	{
-		worker_abort();
-		sub->stale = true;
-		return false;
-	}
-	worker_commit();
-	return true;
-}
-
-/*
- * Raise the watermark with every sample whose WAL position the
- * subscription has passed: positions below the sample's watermark all
- * belong to transactions that committed before that position.
- */
-static void
-worker_apply_samples(SubProgress *p, XLogRecPtr done)
-{
-	for (int k = 0; k < nsamples; k++)
-		if (samples[k].lsn <= done)
-			subscription_settle(p, samples[k].watermark);
-}
-
-typedef struct WorkerErrorArg
-{
-	const char *name;
-	int64		position;
-} WorkerErrorArg;
-
-static void
-worker_error_callback(void *arg)
-{
-	WorkerErrorArg *a = arg;
-
-	errcontext("subscription \"%s\", event at position " INT64_FORMAT, a->name,
-			   a->position);
-}
-
-/*
- * Record 'ev' as done in 'p': its position, and for an event of the
- * stream the checkpoint (past its transaction when it was the last event).
- */
-static void
-worker_mark_done(SubProgress *p, WorkerEvent *ev)
-{
-	subscription_mark_processed(p, ev->position);
-	if (ev->txn >= 0)
-	{
-		WorkerTxn *t = &txns[ev->txn];
-
-		if (ev->index == t->nevents - 1)
-		{
-			p->checkpoint_lsn = t->end_lsn;
-			p->checkpoint_index = 0;
-		}
-		else
-			p->checkpoint_index = ev->index + 1;
-	}
-}
-
-/*
- * Write the subscription's progress and clear its error, in the current
- * transaction, unless SQL changed the subscription meanwhile (then the
- * caller's transaction must be rolled back).  'go_live' hands it over to
- * the stream at 'live_lsn'.
- */
-static bool
-worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
-					 XLogRecPtr live_lsn, int64 last_position)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[9] = {TEXTOID, INT8OID, LSNOID,	INT4OID, INT8OID,
-						 TEXTOID, INT8OID, BOOLOID, TEXTOID};
-	Datum args[9];
-	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool  ok;
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(sub->generation);
-	if (go_live)
-		args[2] = LSNGetDatum(live_lsn);
-	else if (XLogRecPtrIsInvalid(p->checkpoint_lsn))
-		nulls[2] = 'n';
-	else
-		args[2] = LSNGetDatum(p->checkpoint_lsn);
-	args[3] = Int32GetDatum(go_live ? 0 : p->checkpoint_index);
-	args[4] = Int64GetDatum(p->watermark);
-	args[5] = CStringGetTextDatum(subscription_format_delivered(p));
-	args[6] = Int64GetDatum(last_position);
-	if (last_position <= 0)
-		nulls[6] = 'n';
-	args[7] = BoolGetDatum(go_live);
-	args[8] = CStringGetTextDatum(worker_stream_id ? worker_stream_id : "");
-
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"UPDATE strata.subscriptions SET checkpoint_lsn = $3, "
-				"checkpoint_index = $4, watermark = $5, "
-				"delivered = $6::pg_catalog.int8multirange, "
-				"last_position = coalesce($7, last_position), "
-				"last_processed_at = CASE WHEN $7 IS NULL "
-				"THEN last_processed_at ELSE pg_catalog.now() END, "
-				"attempts = CASE WHEN $7 IS NULL THEN attempts ELSE 0 END, "
-				"phase = CASE WHEN $8 THEN 'live' ELSE phase END, "
-				"stream_id = CASE WHEN $8 THEN $9 ELSE stream_id END "
-				"WHERE name OPERATOR(pg_catalog.=) $1 "
-				"AND generation OPERATOR(pg_catalog.=) $2",
-				9, argtypes),
-			args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not save the progress of a subscription");
-	ok = SPI_processed == 1;
-	SPI_finish();
-	return ok;
-}
-
-/* ---------- one handler call: timeout and cancellation ---------- */
-
-/*
- * How long a handler may go on after its cancellation (by the timeout or
- * a pause) before the worker exits: PL/pgSQL can catch a cancel
- * (EXCEPTION WHEN query_canceled), but not the FATAL of a terminate.
- */
-#define WORKER_CANCEL_GRACE_MS 5000
-
-/*
- * How often, during a batch, the handler call under way is looked at: for
- * strata.handler_timeout, and for the grace above.  One periodic timer per
- * batch rather than timers per call, which would cost system calls for
- * every event; the timeout is kept to within this.
- */
-#define WORKER_TICK_MS 100
-
-/* Set while a handler runs: only then may SIGINT or the timeout cancel */
-static volatile sig_atomic_t worker_in_handler = false;
-
-/* The handler call under way passed strata.handler_timeout */
-static volatile sig_atomic_t worker_timed_out = false;
-
-/* Ticks since the handler under way was cancelled (0: it was not) */
-static volatile sig_atomic_t worker_cancel_ticks = 0;
-
-/* When the handler call under way started */
-static volatile TimestampTz worker_call_start = 0;
-
-/* The call was cancelled by a pause or unsubscribe (set after the call) */
-static bool worker_call_cancelled = false;
-
-/* The call a previous worker of the slot was stopped in (worker_tick) */
-static char *killed_sub = NULL;
-static int64 killed_position;
-static int64 killed_generation;
-
-static TimeoutId worker_tick_id;
-
-/*
- * Cancel the handler under way, as a query cancel does: its next
- * CHECK_FOR_INTERRUPTS raises 57014.  With 'ours' (the timeout, a pause
- * or a drop), a handler that catches the cancel is terminated after
- * WORKER_CANCEL_GRACE_MS (worker_tick).  Outside a handler call, nothing.
- */
-static void
-worker_cancel_handler(bool ours)
-{
-	if (worker_in_handler)
-	{
-		InterruptPending = true;
-		QueryCancelPending = true;
-		if (ours && worker_cancel_ticks == 0)
-			worker_cancel_ticks = 1;
-	}
-	SetLatch(MyLatch);
-}
-
-/*
- * SIGINT.  PostgreSQL's own lock_timeout and statement_timeout signal the
- * process itself: those cancel as usual, in a handler or not.  Otherwise
- * it comes from a backend that paused or dropped the subscription whose
- * handler runs (cancel_running, read without the lock: a stale value
- * only decides whether a caught cancel is escalated), or from
- * pg_cancel_backend, and cancels the handler under way only: a signal
- * arriving after the call it was meant for ended is ignored, and the
- * worker's own work is never interrupted that way.
- */
-static void
-worker_sigint(SIGNAL_ARGS)
-{
-	int save_errno = errno;
-
-	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
-		get_timeout_indicator(STATEMENT_TIMEOUT, false))
-	{
-		InterruptPending = true;
-		QueryCancelPending = true;
-		SetLatch(MyLatch);
-	}
-	else
-		worker_cancel_handler(worker_me->cancel_running);
-	errno = save_errno;
-}
-
-/*
- * Every WORKER_TICK_MS of a batch (a timeout handler, in the signal
- * handler of SIGALRM), during a handler call: past
- * strata.handler_timeout, cancel it; still running WORKER_CANCEL_GRACE_MS
- * after a cancellation of ours, it caught it: terminate the worker (a
- * FATAL, which no handler can catch).  The launcher starts it again, and
- * the next worker counts the call as a failed attempt
- * (worker_check_killed).  The slot's fields written here are read only by
- * the next worker of the slot.
- */
-static void
-worker_tick(void)
-{
-	if (!worker_in_handler)
-		return;
-	if (!worker_timed_out && worker_handler_timeout > 0 &&
-		GetCurrentTimestamp() >=
-			worker_call_start + (TimestampTz) worker_handler_timeout * 1000)
-	{
-		worker_timed_out = true;
-		worker_cancel_handler(true);
-	}
-	if (worker_cancel_ticks == 0)
-		return;
-	if (worker_cancel_ticks++ * WORKER_TICK_MS < WORKER_CANCEL_GRACE_MS)
-		return;
-	worker_me->killed = true;
-	InterruptPending = true;
-	ProcDiePending = true;
-	SetLatch(MyLatch);
-}
-
-/*
- * Is this process a strata worker running the handler of 'subscription'?
- * Such a handler may not change its own subscription: the change would
- * roll back with the batch it belongs to, forever.
- */
-bool
-worker_in_handler_of(const char *subscription)
-{
-	return worker_in_handler && worker_me != NULL &&
-		   strcmp(worker_me->running, subscription) == 0;
-}
-
-/* Publish the subscription whose handler is about to run ("" after). */
-static void
-worker_set_running(const char *name)
-{
-	SpinLockAcquire(&worker_me->mutex);
-	strlcpy(worker_me->running, name, sizeof(worker_me->running));
-	if (name[0] == '\0')
-		worker_call_cancelled = worker_me->cancel_running;
-	worker_me->cancel_running = false;
-	SpinLockRelease(&worker_me->mutex);
-}
-
-/*
- * Call the handler of 'sub' on one event, as its owner (usercall.c), under
- * strata.handler_timeout, cancellable by a pause or an unsubscribe.
- */
-static void
-worker_call_handler(WorkerSub *sub, UserFunc *uf, Datum event, int64 position)
-{
-	worker_set_running(sub->name);
-	strlcpy(worker_me->killed_sub, sub->name, sizeof(worker_me->killed_sub));
-	worker_me->killed_generation = sub->generation;
-	worker_me->killed_position = position;
-	worker_timed_out = false;
-	worker_cancel_ticks = 0;
-	worker_call_cancelled = false;
-	worker_call_start = GetCurrentTimestamp();
-	worker_in_handler = true;
-	PG_TRY();
-	{
-		usercall_void(uf, 1, &event);
-	}
-	PG_FINALLY();
-	{
-		worker_in_handler = false;
-		/* a cancel that came too late for the handler is not the worker's */
-		QueryCancelPending = false;
-		worker_set_running("");
-	}
-	PG_END_TRY();
-}
-
-/*
- * Before calling the handler of 'sub' on the event at 'position': did a
- * previous worker of this slot exit because that very call caught its
- * cancellation?  Then it was a failed attempt: raise it as the call's
- * error, without calling the handler again, so that it is retried, then
- * parked or stopped, like any failure.  (After a pause or a drop, the
- * subscription has a new generation: nothing to count.)
- */
-static void
-worker_check_killed(WorkerSub *sub, int64 position)
-{
-	if (killed_sub == NULL || strcmp(killed_sub, sub->name) != 0)
-		return;
-	if (killed_generation != sub->generation)
-	{
-		killed_sub = NULL; /* paused, dropped or changed since */
-		return;
-	}
-	if (killed_position != position)
-		return;
-	killed_sub = NULL;
-	ereport(ERROR,
-			(errcode(ERRCODE_QUERY_CANCELED),
-			 errmsg("handler of subscription \"%s\" ignored its "
-					"cancellation",
-					sub->name),
-			 errdetail("It was cancelled (strata.handler_timeout is %d ms) "
-					   "and ran on; the strata worker was restarted to stop "
-					   "it.",
-					   worker_handler_timeout)));
-}
-
-/* Take over what the previous worker of the slot left (worker_tick). */
-static void
-worker_take_killed(void)
-{
-	if (!worker_me->killed)
-		return;
-	killed_sub = MemoryContextStrdup(worker_cxt, worker_me->killed_sub);
-	killed_position = worker_me->killed_position;
-	killed_generation = worker_me->killed_generation;
-	worker_me->killed = false;
-	ereport(LOG, (errmsg("strata subscription \"%s\": the previous worker was "
-						 "stopped while its handler ignored a cancellation",
-						 killed_sub)));
-}
-
-/*
- * A handler call ended with 57014: a pause or unsubscribe of 'sub' (not a
- * failure: -2, read the subscription again), the timeout (a failure, with
- * a message that says so), or a cancel by a DBA (a failure).  Returns the
- * result of the batch, 'current' for a failure at that event.
- */
-static int
-worker_cancelled(WorkerSub *sub, ErrorData *edata, int current)
-{
-	if (worker_call_cancelled)
-		return -2;
-	if (worker_timed_out)
-	{
-		edata->message = psprintf("handler of subscription \"%s\" ran "
-								  "longer than strata.handler_timeout (%d ms)",
-								  sub->name, worker_handler_timeout);
-		worker_timed_out = false;
-	}
-	return current;
-}
-
-/*
- * Run the handler of 'sub' on list[from..to) in one transaction.  On
- * success the transaction commits together with the subscription's new
- * progress and -1 is returned.  A handler error rolls everything back: the index
- * of the failing event is returned and *edata holds the error.  -2 means
- * SQL changed the subscription meanwhile (rolled back too);
- * WORKER_BAD_HANDLER, that the handler cannot be called (dropped, or no
- * EXECUTE privilege for the owner), with the error in *edata.
- */
-static int
-worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
-				 ErrorData **edata)
-{
-	SubProgress			 work;
-	volatile int		 current = -1;
-	MemoryContext		 old = CurrentMemoryContext;
-	ErrorContextCallback errcb;
-	WorkerErrorArg		 errarg;
-	volatile int64		 last_position = 0;
-	UserFunc			 uf;
-	volatile int		 result = -1;
-	volatile bool		 read_checked = false;
-
-	subscription_progress_copy(&work, &sub->progress, round_cxt);
-
-	worker_begin();
-	current = WORKER_BAD_HANDLER;
-	/* the handler calls' timeout and grace (worker_tick) */
-	enable_timeout_every(
-		worker_tick_id,
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_TICK_MS),
-		WORKER_TICK_MS);
-	PG_TRY();
-	{
-		/* dropped, no EXECUTE for the owner, owner dropped */
-		usercall_prepare(&uf, sub->handler, sub->owner, sub->what,
-						 CurrentMemoryContext);
-		current = -1;
-
-		errarg.name = sub->name;
-		errcb.callback = worker_error_callback;
-		errcb.arg = &errarg;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
-
-		for (int i = from; i < to; i++)
-		{
-			WorkerEvent *ev = &list[i];
-
-			CHECK_FOR_INTERRUPTS();
-			if (!subscription_processed(&work, ev->position) &&
-				worker_matches(sub, ev))
-			{
-				Datum arg;
-
-				/* no SELECT on the events, or RLS: once, if any is its */
-				if (!read_checked)
-				{
-					current = WORKER_BAD_HANDLER;
-					priv_check_read_events(sub->owner,
-										   psprintf("the %s", sub->what));
-					read_checked = true;
-				}
-				current = i;
-				errarg.position = ev->position;
-				MemoryContextSwitchTo(event_cxt);
-				arg = heap_copy_tuple_as_datum(ev->tuple, events_desc);
-				worker_check_killed(sub, ev->position);
-				/* as the owner, restricted, its settings rolled back */
-				worker_call_handler(sub, &uf, arg, ev->position);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(event_cxt);
-				current = -1;
-				last_position = ev->position;
-			}
-			worker_mark_done(&work, ev);
-		}
-		error_context_stack = errcb.previous;
-
-		if (sub->live)
-			worker_apply_samples(&work, work.checkpoint_lsn);
-		if (!worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
-								  last_position))
-			result = -2;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		disable_timeout(worker_tick_id, false);
-		if (current == -1)
-			PG_RE_THROW();
-		*edata = CopyErrorData();
-		FlushErrorState();
-		result = current;
-		if ((*edata)->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			result = worker_cancelled(sub, *edata, current);
-		if (result == -2)
-		{
-			FreeErrorData(*edata);
-			*edata = NULL;
-		}
-	}
-	PG_END_TRY();
-	disable_timeout(worker_tick_id, false);
-
-	if (result == -1)
-	{
-		PopActiveSnapshot();
-		worker_commit();
-		MemoryContextSwitchTo(old);
-		subscription_progress_free(&sub->progress);
-		subscription_progress_copy(&sub->progress, &work, subs_cxt);
-		if (last_position > 0)
-			sub->attempts = 0;
-		ConditionVariableBroadcast(&worker_me->progress);
-	}
-	else
-	{
-		worker_abort();
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(event_cxt);
-	}
-	return result;
-}
-
-/*
- * Write the subscription's progress, with 'settle' as a new watermark
- * (0: none) and, if 'go_live', the hand-over to the stream at 'live_lsn',
- * in a transaction of its own.
- */
-static bool
-worker_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
-					   XLogRecPtr live_lsn)
-{
-	SubProgress work;
-	bool		ok;
-
-	subscription_progress_copy(&work, &sub->progress, round_cxt);
-	if (settle > 0)
-		subscription_settle(&work, settle);
-	if (go_live)
-	{
-		work.checkpoint_lsn = live_lsn;
-		work.checkpoint_index = 0;
-		worker_apply_samples(&work, live_lsn);
-	}
-
-	worker_begin();
-	ok = worker_save_progress(sub, &work, go_live, live_lsn, 0);
-	PopActiveSnapshot();
-	if (!worker_end(sub, ok))
-		return false;
-	subscription_progress_free(&sub->progress);
-	subscription_progress_copy(&sub->progress, &work, subs_cxt);
-	if (go_live)
-	{
-		sub->live = true;
-		sub->stream_lsn = live_lsn;
-	}
-	ConditionVariableBroadcast(&worker_me->progress);
-	return true;
-}
-
-/*
- * A handler failed on 'ev'.  Count the attempt; after the last one, park
- * the event and go on (returns true), or stop the subscription
- * (on_error 'stop').  Before the last, the subscription waits for its
- * retry (exponential backoff from strata.retry_base_delay).
- */
-static bool
-worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
-{
-	static SPIPlanPtr plan_error = NULL;
-	static SPIPlanPtr plan_park = NULL;
-	Oid				  argtypes[8] = {TEXTOID, INT8OID, INT4OID,		   TEXTOID,
-									 TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
-	Datum			  args[8];
-	bool			  last;
-	bool			  ok = true;
-	SubProgress		  work;
-
-	sub->attempts++;
-	sub->last_error_at = GetCurrentTimestamp();
-	if (sub->attempts == 1 || sub->first_failed_at == 0)
-		sub->first_failed_at = sub->last_error_at;
-	last = sub->attempts >= worker_max_attempts;
-
-	ereport(
-		LOG,
-		(errmsg("strata subscription \"%s\": handler failed on the event "
-				"at position " INT64_FORMAT " (attempt %d of %d): %s",
-				sub->name, ev->position, sub->attempts, worker_max_attempts,
-				edata->message),
-		 last ? errdetail(sub->on_error_stop
-							  ? "The subscription stops."
-							  : "The event is parked in strata.parked_events.")
-			  : 0));
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(ev->position);
-	args[2] = Int32GetDatum(sub->attempts);
-	args[3] = CStringGetTextDatum(edata->message ? edata->message : "");
-	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	args[5] = CStringGetTextDatum(
-		last ? (sub->on_error_stop ? "stopped" : "active") : "active");
-	args[6] = TimestampTzGetDatum(sub->first_failed_at);
-	args[7] = Int64GetDatum(sub->generation);
-
-	subscription_progress_copy(&work, &sub->progress, round_cxt);
-
-	worker_begin();
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan_error,
-				"UPDATE strata.subscriptions SET attempts = $3, "
-				"last_error = $4, last_error_at = pg_catalog.now(), "
-				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1 "
-				"AND generation OPERATOR(pg_catalog.=) $8",
-				8, argtypes),
-			args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a handler error");
-	ok = SPI_processed == 1;
-	if (ok && last && !sub->on_error_stop)
-	{
-		if (SPI_execute_plan(
-				strata_prepare(
-					&plan_park,
-					"INSERT INTO strata.parked_events (subscription, "
-					"position, attempts, error, sqlstate, first_failed_at) "
-					"VALUES ($1, $2, $3, $4, $5, $7) "
-					"ON CONFLICT (subscription, position) DO UPDATE SET "
-					"attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
-					"sqlstate = EXCLUDED.sqlstate, parked_at = "
-					"pg_catalog.now()",
-					7, argtypes),
-				args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not park an event");
-		worker_mark_done(&work, ev);
-	}
-	SPI_finish();
-	if (ok && last && !sub->on_error_stop)
-		ok = worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
-								  ev->position);
-	PopActiveSnapshot();
-	if (!worker_end(sub, ok))
-		return false;
-
-	if (!last)
-		return false;
-	if (sub->on_error_stop)
-	{
-		sub->state = 's';
-		return false;
-	}
-	subscription_progress_free(&sub->progress);
-	subscription_progress_copy(&sub->progress, &work, subs_cxt);
-	sub->attempts = 0;
-	sub->last_error_at = 0;
-	sub->first_failed_at = 0;
-	ConditionVariableBroadcast(&worker_me->progress);
-	return true;
-}
-
-/*
- * The handler of 'sub' cannot be called: stop the subscription (whatever
- * its on_error), since every event would fail the same way, and say why.
- * resume_subscription starts it again once the handler is fixed.
- */
-static void
-worker_stop_sub(WorkerSub *sub, ErrorData *edata)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
-	Datum			  args[3];
-
-	ereport(WARNING, (errmsg("strata subscription \"%s\" stopped: %s",
-							 sub->name, edata->message),
-					  errhint("Fix the handler, then call "
-							  "strata.resume_subscription.")));
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(sub->generation);
-	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
-	worker_begin();
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"UPDATE strata.subscriptions SET state = 'stopped', "
-				"last_error = $3, last_error_at = pg_catalog.now(), "
-				/* a dropped owner's OID must not name a role later */
-				"owner = CASE WHEN EXISTS (SELECT FROM "
-				"pg_catalog.pg_authid a WHERE a.oid OPERATOR(pg_catalog.=) "
-				"owner::pg_catalog.oid) THEN owner END "
-				"WHERE name OPERATOR(pg_catalog.=) $1 AND "
-				"generation OPERATOR(pg_catalog.=) $2",
-				3, argtypes),
-			args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not stop a subscription");
-	SPI_finish();
-	PopActiveSnapshot();
-	worker_commit();
-	sub->state = 's';
-}
-
-/*
- * Run 'sub' over list[0..n), in batches of strata.worker_batch_size.
- * Returns true when it got through the list, false when it stopped
- * (waiting to retry, stopped, or changed by SQL).
- */
-static bool
-worker_run_list(WorkerSub *sub, WorkerEvent *list, int n)
-{
-	int from = 0;
-
-	if (n > 0)
-	{
-		char activity[NAMEDATALEN + 64];
-
-		snprintf(activity, sizeof(activity), "subscription %s: %d events",
-				 sub->name, n);
-		pgstat_report_activity(STATE_RUNNING, activity);
-	}
-
-	while (from < n)
-	{
-		int		   to = Min(n, from + worker_batch_size);
-		int		   failed = -1; /* the event whose handler failed */
-		ErrorData *error = NULL;
-
-		for (;;)
-		{
-			ErrorData *edata = NULL;
-			int		   r = worker_run_batch(sub, list, from, to, &edata);
-
-			if (r == -1)
-				break;
-			if (error != NULL)
-				FreeErrorData(error);
-			error = edata;
-			if (r == -2)
-			{
-				/* SQL changed the subscription: no error to keep */
-				sub->stale = true;
-				return false;
-			}
-			if (r == WORKER_BAD_HANDLER)
-			{
-				worker_stop_sub(sub, error);
-				FreeErrorData(error);
-				return false;
-			}
-			/* commit the events before the failing one, then count it */
-			failed = r;
-			if (r == from)
-				break;
-			to = r;
-		}
-		if (failed >= 0)
-		{
-			bool parked = worker_handle_failure(sub, &list[failed], error);
-
-			FreeErrorData(error);
-			if (!parked)
-				return false;
-			to = failed + 1;
-		}
-		from = to;
-	}
-	return true;
-}
-
-/* Copy rows of strata.events from the last SPI result, skipping processed ones */
-static void
-worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
-					int64 *last)
-{
-	MemoryContext old = MemoryContextSwitchTo(round_cxt);
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	 tup = SPI_tuptable->vals[i];
-		TupleDesc	 desc = SPI_tuptable->tupdesc;
-		bool		 isnull;
-		int64		 pos = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		WorkerEvent *ev;
-
-		*last = pos;
-		if (subscription_processed(&sub->progress, pos))
-			continue;
-		if (*n == *cap)
-		{
-			*cap = *cap == 0 ? 256 : *cap * 2;
-			*list = *list == NULL
-						? palloc(sizeof(WorkerEvent) * *cap)
-						: repalloc(*list, sizeof(WorkerEvent) * *cap);
-		}
-		ev = &(*list)[(*n)++];
-		ev->position = pos;
-		ev->tuple = heap_copytuple(tup);
-		ev->category = SPI_getvalue(tup, desc, 9);
-		ev->type = SPI_getvalue(tup, desc, 5);
-		ev->txn = -1;
-		ev->index = 0;
-	}
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * One step of a catching-up subscription.  Reads, under a snapshot taken
- * with the registry's horizon, up to a batch of settled events past its
- * watermark and runs them.  When fewer than a batch remain, it also runs
- * every event visible in that snapshot past them and hands the
- * subscription over to the stream at its current end: every transaction
- * that ended before that point is visible in the snapshot (the round
- * waited for them), and every later one comes through the stream, where
- * the positions already processed are skipped.  Returns true when more
- * remains to catch up.
- */
-static bool
-worker_catchup(WorkerSub *sub)
-{
-	static SPIPlanPtr plan_settled = NULL;
-	static SPIPlanPtr plan_rest = NULL;
-	Oid				  argtypes[3] = {INT8OID, INT8OID, INT8OID};
-	Datum			  args[3];
-	Snapshot		  snapshot;
-	int64			  settled;
-	int64			  last = 0;
-	WorkerEvent		 *list = NULL;
-	int				  n = 0;
-	int				  cap = 0;
-	bool			  final;
-	bool			  go_live = false;
-
-	worker_begin();
-	SPI_connect();
-	settled = subscription_settled(&snapshot);
-	args[0] = Int64GetDatum(sub->progress.watermark);
-	args[1] = Int64GetDatum(settled);
-	args[2] = Int64GetDatum(worker_batch_size);
-	if (SPI_execute_snapshot(
-			strata_prepare(&plan_settled,
-						   "SELECT * FROM strata.events WHERE position "
-						   "OPERATOR(pg_catalog.>=) $1 AND position "
-						   "OPERATOR(pg_catalog.<) $2 ORDER BY position "
-						   "LIMIT $3",
-						   3, argtypes),
-			args, NULL, snapshot, InvalidSnapshot, true, false,
-			0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.events");
-	final = SPI_processed < (uint64) worker_batch_size;
-	worker_collect_rows(sub, &list, &n, &cap, &last);
-	if (final)
-	{
-		Oid	  rest_types[3] = {INT8OID, TEXTOID, INT8OID};
-		Datum rest_args[3];
-
-		rest_args[0] = Int64GetDatum(settled);
-		rest_args[1] =
-			CStringGetTextDatum(subscription_format_delivered(&sub->progress));
-		rest_args[2] = Int64GetDatum(worker_batch_size);
-		/*
-		 * At most a batch of it: more (a long transaction holding the
-		 * horizon down while others commit) is run a batch per round, and
-		 * the hand-over waits until the rest fits in one.
-		 */
-		if (SPI_execute_snapshot(
-				strata_prepare(&plan_rest,
-							   "SELECT * FROM strata.events WHERE position "
-							   "OPERATOR(pg_catalog.>=) $1 AND NOT "
-							   "$2::pg_catalog.int8multirange "
-							   "OPERATOR(pg_catalog.@>) position "
-							   "ORDER BY position LIMIT $3",
-							   3, rest_types),
-				rest_args, NULL, snapshot, InvalidSnapshot, true, false,
-				0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read strata.events");
-		go_live = SPI_processed < (uint64) worker_batch_size;
-		worker_collect_rows(sub, &list, &n, &cap, &last);
-	}
-	UnregisterSnapshot(snapshot);
-	SPI_finish();
-	PopActiveSnapshot();
-	worker_commit();
-
-	if (!worker_run_list(sub, list, n))
-		return false;
-	if (!final)
-		return worker_commit_progress(sub, last + 1, false, InvalidXLogRecPtr);
-	if (!go_live)
-		return worker_commit_progress(sub, settled, false, InvalidXLogRecPtr);
-	(void) worker_commit_progress(sub, settled, true, stream_lsn);
-	return false;
-}
-
 /* ---------- the round ---------- */
-
-/* Is the extension installed here, at 0.3.0 or later?  In a transaction. */
-static bool
-worker_extension_present(void)
-{
-	Oid nspid;
-
-	if (!OidIsValid(get_extension_oid("strata", true)))
-		return false;
-	nspid = get_namespace_oid(STRATA_SCHEMA, true);
-	return OidIsValid(nspid) &&
-		   OidIsValid(get_relname_relid("subscriptions", nspid));
-}
 
 /*
  * No extension here (never installed, dropped, or older than 0.3.0): drop
@@ -1650,10 +691,9 @@ worker_wait_visible(void)
 
 /*
  * After decoding, in one transaction: check that the extension is still
- * there, read the subscriptions again if SQL changed them, take a
- * watermark sample, and wait until the decoded transactions are visible
- * to the snapshots the handlers will take.  Returns false when the
- * extension is gone.
+ * there, read the subscriptions again if SQL changed them, and wait until
+ * the decoded transactions are visible to the snapshots the handler
+ * processes will take.  Returns false when the extension is gone.
  */
 static bool
 worker_prepare_round(bool reload)
@@ -1666,14 +706,10 @@ worker_prepare_round(bool reload)
 	extoid = get_extension_oid("strata", true);
 	present = worker_extension_present();
 
-	/*
-	 * A new extension (DROP and CREATE EXTENSION) starts positions again
-	 * from 1: what the samples say is about the old log.
-	 */
+	/* a new extension (DROP and CREATE EXTENSION): a new stream */
 	if (extoid != worker_extoid)
 	{
 		new_extension = OidIsValid(worker_extoid);
-		nsamples = 0;
 		worker_extoid = extoid;
 		reload = true;
 	}
@@ -1692,29 +728,12 @@ worker_prepare_round(bool reload)
 								   WORKER_NAPTIME_MS))
 		reload = true;
 
-	SPI_connect();
 	if (reload || subs == NULL)
 	{
-		MemoryContext old;
-
+		SPI_connect();
 		worker_load_subs();
-		/* SPI calls leave the SPI procedure context current: switch now */
-		old = MemoryContextSwitchTo(worker_cxt);
-		if (events_desc != NULL)
-			FreeTupleDesc(events_desc);
-		events_desc = lookup_rowtype_tupdesc_copy(define_events_type(), -1);
-		MemoryContextSwitchTo(old);
+		SPI_finish();
 	}
-	if (nsamples == WORKER_MAX_SAMPLES)
-	{
-		memmove(samples, samples + WORKER_MAX_SAMPLES / 2,
-				sizeof(WorkerSample) * (WORKER_MAX_SAMPLES / 2));
-		nsamples = WORKER_MAX_SAMPLES / 2;
-	}
-	samples[nsamples].watermark = subscription_settled(NULL);
-	samples[nsamples].lsn = GetXLogInsertRecPtr();
-	nsamples++;
-	SPI_finish();
 
 	worker_wait_visible();
 	PopActiveSnapshot();
@@ -1726,11 +745,325 @@ worker_prepare_round(bool reload)
 	return true;
 }
 
+/* ---------- handler processes and their jobs ---------- */
+
+/* Is a job of 'sub' out (to a handler process)? */
+static HandlerProc *
+worker_job_of(WorkerSub *sub)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+		if (handlers[i].busy && strcmp(handlers[i].sub, sub->name) == 0)
+			return &handlers[i];
+	return NULL;
+}
+
+/*
+ * Keep the handler processes running while there are subscriptions: start
+ * those that are not (with this worker as the one they serve and notify),
+ * a stopped one HANDLER_RESTART_DELAY_MS after it stopped.  One that
+ * cannot be started (max_worker_processes) is tried again later, and the
+ * status says why meanwhile.
+ */
+static void
+worker_start_handlers(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (nsubs == 0)
+		return;
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerProc		*h = &handlers[i];
+		HandlerSlot		*hs = worker_handler_slot(worker_me, i);
+		BackgroundWorker bgw;
+		pid_t			 pid;
+		MemoryContext	 old;
+		bool			 registered;
+
+		if (h->handle != NULL &&
+			GetBackgroundWorkerPid(h->handle, &pid) != BGWH_STOPPED)
+			continue;
+		if (h->handle != NULL)
+		{
+			pfree(h->handle);
+			h->handle = NULL;
+			h->restart_at =
+				TimestampTzPlusMilliseconds(now, HANDLER_RESTART_DELAY_MS);
+		}
+		/* the slot is free once a process of an earlier worker has gone */
+		if (now < h->restart_at || hs->pid != 0)
+			continue;
+
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags =
+			BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = BGW_NEVER_RESTART;
+		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "strata_handler_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "strata handler %d for database %u",
+				 i + 1, MyDatabaseId);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "strata handler");
+		bgw.bgw_main_arg =
+			Int32GetDatum(worker_index * HANDLER_ARG_BASE + i);
+		memcpy(bgw.bgw_extra, &MyProcPid, sizeof(pid_t));
+		bgw.bgw_notify_pid = MyProcPid;
+		/* the handle lives as long as the worker, not the round */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		registered = RegisterDynamicBackgroundWorker(&bgw, &h->handle);
+		MemoryContextSwitchTo(old);
+		if (!registered)
+		{
+			h->handle = NULL;
+			h->restart_at =
+				TimestampTzPlusMilliseconds(now, HANDLER_RESTART_DELAY_MS * 5);
+			ereport(WARNING,
+					(errmsg("strata worker could not start a handler process"),
+					 errhint("Raise max_worker_processes: each database "
+							 "with strata needs 1 + strata.handler_workers "
+							 "(%d) of them.",
+							 worker_handler_workers)));
+			worker_note_failure(worker_me, NULL,
+								"could not start a strata handler process: "
+								"raise max_worker_processes");
+		}
+	}
+}
+
+/*
+ * A job came back: a stream job that got through leaves the events it
+ * ran out of the subscription's pending ones; a catch-up that handed over
+ * makes the subscription live where the stream stood; anything else (a
+ * failure, a stop, a change by SQL) has the subscriptions read again.
+ */
+static void
+worker_job_done(HandlerProc *h, HandlerJobResult result,
+				TimestampTz first_failed_at)
+{
+	WorkerSub *sub = worker_find_sub(h->sub);
+
+	h->busy = false;
+	if (sub == NULL || sub->generation != h->generation)
+		return;
+	sub->first_failed_at = first_failed_at;
+	if (result == RESULT_HALTED || sub->stale)
+	{
+		sub->stale = true;
+		return;
+	}
+	if (h->kind == JOB_CATCHUP)
+	{
+		if (result == RESULT_LIVE)
+		{
+			sub->live = true;
+			sub->stream_lsn = sub->done_lsn = h->live_lsn;
+			worker_drop_pending(sub);
+		}
+		return;
+	}
+	Assert(h->nentries <= sub->npending);
+	sub->npending -= h->nentries;
+	memmove(sub->pending, sub->pending + h->nentries,
+			sizeof(HandlerEntry) * sub->npending);
+	sub->done_lsn = sub->npending == 0 ? sub->stream_lsn : h->through_lsn;
+	sub->attempts = 0;
+}
+
+/* Take the results of the jobs that came back. */
+static void
+worker_collect_jobs(void)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerProc		*h = &handlers[i];
+		HandlerSlot		*hs = worker_handler_slot(worker_me, i);
+		HandlerJobResult result = RESULT_HALTED;
+		TimestampTz		 first_failed_at = 0;
+		bool			 done = false;
+
+		if (!h->busy)
+			continue;
+		SpinLockAcquire(&hs->mutex);
+		if (hs->state == JOB_DONE)
+		{
+			result = hs->result;
+			first_failed_at = hs->first_failed_at;
+			hs->state = JOB_NONE;
+			done = true;
+		}
+		SpinLockRelease(&hs->mutex);
+		if (done)
+			worker_job_done(h, result, first_failed_at);
+	}
+}
+
+/*
+ * Add the round's events of 'sub' that are past where its stream was
+ * dispatched to what waits for a handler process, whole transactions at
+ * a time, at most WORKER_PENDING_MAX (unless one transaction is larger):
+ * a subscription that is busy for long falls behind and gets the rest by
+ * a rewind once its handler is free again.
+ */
+static void
+worker_feed(WorkerSub *sub)
+{
+	MemoryContext old = MemoryContextSwitchTo(pending_cxt);
+	int			  t = 0;
+
+	while (t < ntxns && txns[t].end_lsn <= sub->stream_lsn)
+		t++;
+	for (; t < ntxns; t++)
+	{
+		WorkerTxn *txn = &txns[t];
+		int		   need = sub->npending + txn->nevents;
+
+		if (need > WORKER_PENDING_MAX && sub->npending > 0)
+			break;
+		if (need > sub->pending_cap)
+		{
+			sub->pending_cap = Max(need, Max(64, sub->pending_cap * 2));
+			sub->pending =
+				sub->pending == NULL
+					? palloc(sizeof(HandlerEntry) * sub->pending_cap)
+					: repalloc(sub->pending,
+							   sizeof(HandlerEntry) * sub->pending_cap);
+		}
+		for (int k = 0; k < txn->nevents; k++)
+		{
+			DecodedEvent *ev = &events[txn->first + k];
+			HandlerEntry *e = &sub->pending[sub->npending++];
+
+			e->position = ev->position;
+			e->end_lsn = txn->end_lsn;
+			e->index = k;
+			e->nevents = txn->nevents;
+			e->matches =
+				define_in_list(sub->categories, sub->ncategories,
+							   ev->category) &&
+				define_in_list(sub->types, sub->ntypes, ev->type);
+		}
+		sub->stream_lsn = txn->end_lsn;
+	}
+	if (t == ntxns)
+		sub->stream_lsn = stream_lsn;
+	if (sub->npending == 0 && worker_job_of(sub) == NULL)
+		sub->done_lsn = sub->stream_lsn;
+	MemoryContextSwitchTo(old);
+}
+
+/* An idle handler process, or NULL */
+static HandlerProc *
+worker_idle_handler(int *index)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerSlot *hs = worker_handler_slot(worker_me, i);
+
+		if (!handlers[i].busy && hs->pid != 0 && hs->state == JOB_NONE)
+		{
+			*index = i;
+			return &handlers[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Give 'sub' to the idle handler process 'index': its pending events (as
+ * many as a job holds), or, catching up, a step from the table that may
+ * hand it over at the current end of the stream (decoded and visible).
+ */
+static void
+worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
+{
+	HandlerSlot *hs = worker_handler_slot(worker_me, index);
+	int			 n = 0;
+	Latch		*latch;
+
+	h->busy = true;
+	strlcpy(h->sub, sub->name, sizeof(h->sub));
+	h->generation = sub->generation;
+	h->kind = sub->live ? JOB_STREAM : JOB_CATCHUP;
+	h->live_lsn = stream_lsn;
+	if (sub->live)
+	{
+		n = Min(sub->npending, HANDLER_JOB_MAX);
+		memcpy(hs->entries, sub->pending, sizeof(HandlerEntry) * n);
+		/* where it stands when these ran: at the last whole transaction */
+		h->through_lsn = sub->done_lsn;
+		if (n == sub->npending)
+			h->through_lsn = sub->stream_lsn;
+		else
+			for (int k = n - 1; k >= 0; k--)
+				if (sub->pending[k].index == sub->pending[k].nevents - 1)
+				{
+					h->through_lsn = sub->pending[k].end_lsn;
+					break;
+				}
+	}
+	h->nentries = n;
+
+	SpinLockAcquire(&hs->mutex);
+	strlcpy(hs->sub, sub->name, sizeof(hs->sub));
+	hs->generation = sub->generation;
+	hs->kind = h->kind;
+	hs->live_lsn = h->live_lsn;
+	strlcpy(hs->stream_id, worker_stream_id ? worker_stream_id : "",
+			sizeof(hs->stream_id));
+	hs->first_failed_at = sub->attempts > 0 ? sub->first_failed_at : 0;
+	hs->nentries = n;
+	hs->state = JOB_ASSIGNED;
+	latch = hs->latch;
+	SpinLockRelease(&hs->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * Hand out jobs to the idle handler processes: to every active
+ * subscription that is due (not waiting to retry), has no job out, and
+ * has pending events or is catching up.  Starts where the last dispatch
+ * stopped, so that no subscription waits behind the others for a handler
+ * process.  Returns true when some subscription still waits for one.
+ */
+static bool
+worker_dispatch(long *wait_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		waiting = false;
+
+	for (int k = 0; k < nsubs; k++)
+	{
+		int			 i = (dispatch_from + k) % nsubs;
+		WorkerSub	*sub = subs[i];
+		HandlerProc *h;
+		int			 index;
+
+		if (sub->stale || (sub->live && sub->npending == 0) ||
+			worker_job_of(sub) != NULL || !worker_sub_ready(sub, now, wait_ms))
+			continue;
+		/* live and behind the round: its events come with the rewind */
+		if (sub->live && sub->stream_lsn < stream_lsn && sub->npending == 0)
+			continue;
+		h = worker_idle_handler(&index);
+		if (h == NULL)
+		{
+			waiting = true;
+			continue;
+		}
+		worker_give_job(sub, h, index);
+		dispatch_from = (i + 1) % nsubs;
+	}
+	return waiting;
+}
+
 /*
  * Confirm to the slot what every live subscription has processed, at most
- * every WORKER_CONFIRM_MS.  The worker commits asynchronously, so its
- * commits are flushed first: a slot saved past a transaction whose
- * commit a crash then lost would skip that transaction's events.
+ * every WORKER_CONFIRM_MS; a catch-up out to a handler process may hand
+ * its subscription over at the stream end it was given, so that holds the
+ * slot too.  The handler processes commit asynchronously, so the WAL
+ * is flushed first: a slot saved past a transaction whose commit a crash
+ * then lost would skip that transaction's events.
  */
 static void
 worker_confirm(void)
@@ -1743,10 +1076,13 @@ worker_confirm(void)
 		return;
 	for (int i = 0; i < nsubs; i++)
 		if (subs[i]->live)
-			confirm = Min(confirm, subs[i]->stream_lsn);
+			confirm = Min(confirm, subs[i]->done_lsn);
+	for (int i = 0; i < worker_handler_workers; i++)
+		if (handlers[i].busy && handlers[i].kind == JOB_CATCHUP)
+			confirm = Min(confirm, handlers[i].live_lsn);
 	if (confirm > MyReplicationSlot->data.confirmed_flush)
 	{
-		XLogFlush(XactLastCommitEnd);
+		XLogFlush(GetXLogInsertRecPtr());
 		LogicalConfirmReceivedLocation(confirm);
 		ReplicationSlotMarkDirty();
 	}
@@ -1782,6 +1118,7 @@ worker_round(bool reload)
 		pg_memory_barrier();
 	}
 
+	worker_collect_jobs();
 	if (worker_rewind || worker_ctx == NULL)
 		worker_start_stream();
 	worker_rewind = false;
@@ -1790,36 +1127,19 @@ worker_round(bool reload)
 	worker_decode();
 	if (!worker_prepare_round(reload))
 		worker_exit_absent(true);
+	worker_start_handlers();
 
-	now = GetCurrentTimestamp();
-	for (int i = 0; i < nsubs; i++)
-	{
-		WorkerSub *sub = subs[i];
-		int		   k = 0;
-
-		/* one behind the stream waits for the rewind of the next round */
-		if (sub->stale || !sub->live || sub->stream_lsn < round_start ||
-			!worker_sub_ready(sub, now, &wait_ms))
-			continue;
-		while (k < nevents && txns[events[k].txn].end_lsn <= sub->stream_lsn)
-			k++;
-		if (worker_run_list(sub, events + k, nevents - k))
-			sub->stream_lsn = stream_lsn;
-		else if (sub->state == 'a' && !sub->stale)
-			(void) worker_sub_ready(sub, GetCurrentTimestamp(), &wait_ms);
-	}
-
+	/* the round's events to every live subscription that follows */
 	for (int i = 0; i < nsubs; i++)
 	{
 		WorkerSub *sub = subs[i];
 
-		if (sub->stale || sub->live || !worker_sub_ready(sub, now, &wait_ms))
-			continue;
-		if (worker_catchup(sub))
-			wait_ms = 0;
-		else if (!sub->live && sub->state == 'a' && !sub->stale)
-			(void) worker_sub_ready(sub, GetCurrentTimestamp(), &wait_ms);
+		if (!sub->stale && sub->live && sub->state == 'a' &&
+			sub->stream_lsn >= round_start)
+			worker_feed(sub);
 	}
+	if (worker_dispatch(&wait_ms))
+		wait_ms = Min(wait_ms, HANDLER_NAPTIME_MS);
 
 	worker_confirm();
 
@@ -1830,7 +1150,8 @@ worker_round(bool reload)
 
 		if (sub->stale)
 			wait_ms = 0;
-		else if (sub->live && sub->stream_lsn < stream_lsn)
+		else if (sub->live && sub->stream_lsn < stream_lsn &&
+				 sub->npending == 0 && worker_job_of(sub) == NULL)
 		{
 			/* behind: rewind for it now, or when its retry is due */
 			if (worker_sub_ready(sub, now, &wait_ms))
@@ -1863,27 +1184,15 @@ static void
 worker_detach(int code, Datum arg)
 {
 	decoder_capture = NULL;
+	/* its handler processes go with it (they also see it gone) */
+	for (int i = 0; handlers != NULL && i < worker_handler_workers; i++)
+	{
+		pid_t pid = worker_handler_slot(worker_me, i)->pid;
+
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+	}
 	worker_release(worker_me);
-}
-
-/*
- * A round failed and the worker is about to exit (the launcher starts it
- * again): keep the error where strata.subscription_status shows it, so
- * that a worker that fails at every start is not taken for a live one.
- */
-static void
-worker_record_failure(void)
-{
-	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
-	ErrorData	 *edata = CopyErrorData();
-
-	MemoryContextSwitchTo(old);
-	SpinLockAcquire(&worker_me->mutex);
-	worker_me->failures++;
-	strlcpy(worker_me->last_error, edata->message ? edata->message : "",
-			sizeof(worker_me->last_error));
-	worker_me->last_error_at = GetCurrentTimestamp();
-	SpinLockRelease(&worker_me->mutex);
 }
 
 /* A round, whose failure (before the worker exits) is recorded */
@@ -1898,17 +1207,33 @@ worker_round_recorded(bool reload)
 	}
 	PG_CATCH();
 	{
-		worker_record_failure();
+		worker_note_failure(worker_me, NULL, NULL);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (worker_me->failures > 0)
-	{
-		SpinLockAcquire(&worker_me->mutex);
-		worker_me->failures = 0;
-		SpinLockRelease(&worker_me->mutex);
-	}
+	worker_clear_failure(worker_me, NULL);
 	return wait_ms;
+}
+
+/*
+ * SIGINT: the worker runs no handler, and its own work is not cancelled
+ * by pg_cancel_backend (pg_terminate_backend restarts it).  PostgreSQL's
+ * own lock_timeout and statement_timeout, which signal the process
+ * itself, cancel as usual.
+ */
+static void
+worker_sigint(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+
+	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
+		get_timeout_indicator(STATEMENT_TIMEOUT, false))
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
 }
 
 /*
@@ -1928,12 +1253,13 @@ strata_worker_main(Datum arg)
 	pqsignal(SIGINT, worker_sigint);
 	BackgroundWorkerUnblockSignals();
 
-	worker_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker",
-									   ALLOCSET_DEFAULT_SIZES);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker round",
 									  ALLOCSET_DEFAULT_SIZES);
-	event_cxt = AllocSetContextCreate(TopMemoryContext, "strata worker event",
-									  ALLOCSET_DEFAULT_SIZES);
+	pending_cxt = AllocSetContextCreate(
+		TopMemoryContext, "strata worker pending", ALLOCSET_DEFAULT_SIZES);
+	worker_xact_cxt = round_cxt;
+	handlers = MemoryContextAllocZero(
+		TopMemoryContext, sizeof(HandlerProc) * worker_handler_workers);
 
 	/* not while the database is being dropped, nor twice */
 	if (worker_me->dropper != 0)
@@ -1941,7 +1267,6 @@ strata_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(worker_me->dbid, InvalidOid, 0);
 	if (!worker_claim(worker_me))
 		proc_exit(0);
-	worker_take_killed();
 	on_shmem_exit(worker_detach, (Datum) 0);
 
 	/*
@@ -1959,7 +1284,6 @@ strata_worker_main(Datum arg)
 	 */
 	SetConfigOption("search_path", STRATA_SAFE_SEARCH_PATH, PGC_SUSET,
 					PGC_S_OVERRIDE);
-	worker_tick_id = RegisterTimeout(USER_TIMEOUT, worker_tick);
 
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
 

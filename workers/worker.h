@@ -63,25 +63,27 @@ typedef struct WorkerSlot
 	pid_t			  dropper;	  /* backend dropping the database, or 0 */
 	ConditionVariable progress;
 
-	/* under 'mutex': the handler call under way, and its cancellation */
 	slock_t mutex;
-	char	running[WORKER_SUB_NAME_LEN]; /* its subscription, "" if none */
-	bool	cancel_running; /* pause or unsubscribe asked to stop it */
 
 	/*
-	 * Written by a worker about to exit because the handler call under way
-	 * caught its cancellation, for the next worker of the slot: the call
-	 * (of that subscription, at that position, under that generation),
-	 * written at the start of every call.  Unless the subscription was
-	 * changed since (a pause, a drop), the call is a failed attempt.
+	 * Under 'mutex': left by a handler process that exited because the
+	 * handler call under way caught its cancellation, for the next job of
+	 * that subscription: the call (at that position, under that
+	 * generation).  Unless the subscription was changed since (a pause, a
+	 * drop), the call is a failed attempt.
 	 */
 	char  killed_sub[WORKER_SUB_NAME_LEN];
 	bool  killed;
 	int64 killed_position;
 	int64 killed_generation;
 
-	/* under 'mutex': rounds failed in a row, and the last error */
+	/*
+	 * Under 'mutex': failures in a row of the worker ('failed_sub' "") or
+	 * of the jobs of one subscription in a handler process, and the last
+	 * error
+	 */
 	int			failures;
+	char		failed_sub[WORKER_SUB_NAME_LEN];
 	char		last_error[WORKER_ERROR_LEN];
 	TimestampTz last_error_at;
 } WorkerSlot;

@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_internal.h
+ *	  What the processes of workers/ share and nothing else sees: the
+ *	  handler processes' shared slots and the jobs the database's worker
+ *	  hands them (handler.c), and the subscription as both keep it.
+ *
+ * A database's "strata worker" (worker.c) decodes the WAL and decides
+ * what each subscription must run next; it never calls a handler.  Its
+ * "strata handler" processes (handler.c, strata.handler_workers of them)
+ * run the handlers: each takes one job at a time, for one subscription,
+ * so that a handler that sleeps holds only its own subscription (and one
+ * handler process), never the others of the database.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STRATA_WORKER_INTERNAL_H
+#define STRATA_WORKER_INTERNAL_H
+
+#include "postgres.h"
+
+#include "access/xlogdefs.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "subscription.h"
+#include "worker.h"
+
+/* GUC strata.handler_workers: handler processes per database */
+extern int worker_handler_workers;
+
+/* Most events in one job (a job's entries live in shared memory) */
+#define HANDLER_JOB_MAX 2048
+
+/* Longest identity of a stream (strata._stream), with its zero */
+#define WORKER_STREAM_ID_LEN 96
+
+/* Longest sleep of an idle handler process before it looks at its worker */
+#define HANDLER_NAPTIME_MS 1000
+
+/* A handler process's argument: slot index * this + its index */
+#define HANDLER_ARG_BASE 64
+
+/*
+ * One event of a job: its position, and its place in the stream (the end
+ * of its transaction's commit record, its index in the transaction and
+ * how many events the transaction has), which moves the checkpoint.  The
+ * handler process reads the row itself from strata.events.
+ */
+typedef struct HandlerEntry
+{
+	int64	   position;
+	XLogRecPtr end_lsn;
+	int32	   index;
+	int32	   nevents;
+	bool	   matches; /* of the subscription's categories and types */
+} HandlerEntry;
+
+typedef enum HandlerJobState
+{
+	JOB_NONE = 0, /* the slot takes a job */
+	JOB_ASSIGNED, /* written by the worker, not taken yet */
+	JOB_RUNNING,  /* taken by the handler process */
+	JOB_DONE	  /* 'result' says how it ended */
+} HandlerJobState;
+
+typedef enum HandlerJobKind
+{
+	JOB_STREAM,	 /* run 'entries', events of the stream */
+	JOB_CATCHUP	 /* one catching-up step from strata.events */
+} HandlerJobKind;
+
+typedef enum HandlerJobResult
+{
+	RESULT_THROUGH, /* every event ran (stream), or a step was made */
+	RESULT_LIVE,	/* caught up: handed over to the stream at live_lsn */
+	RESULT_HALTED	/* it stopped: a failure, a stop, a change by SQL */
+} HandlerJobResult;
+
+/*
+ * A handler process's entry in shared memory, one per handler process of
+ * each database slot.  The job fields are written by the database's
+ * worker while the state is JOB_NONE and read by the handler process
+ * once it is JOB_ASSIGNED; the state moves under 'mutex'.  The handler
+ * process writes 'result' and 'first_failed_at' before it sets JOB_DONE.
+ */
+typedef struct HandlerSlot
+{
+	pid_t  pid;	  /* the handler process, 0 when none runs */
+	Latch *latch; /* its latch */
+
+	slock_t			 mutex;
+	HandlerJobState	 state;
+	HandlerJobKind	 kind;
+	HandlerJobResult result;
+	char			 sub[WORKER_SUB_NAME_LEN]; /* the job's subscription */
+	int64			 generation; /* the one the job was made under */
+	XLogRecPtr		 live_lsn;	 /* catch-up: where the stream stands */
+	char			 stream_id[WORKER_STREAM_ID_LEN]; /* its identity */
+	TimestampTz		 first_failed_at; /* first failed attempt, 0: none */
+	int				 nentries;
+
+	/* under 'mutex': the handler call under way, and its cancellation */
+	char running[WORKER_SUB_NAME_LEN]; /* its subscription, "" if none */
+	bool cancel_running; /* pause or unsubscribe asked to stop it */
+
+	/*
+	 * The call under way, written at the start of every call; 'killed' is
+	 * set when the process is about to exit because that call caught its
+	 * cancellation.  At exit the process moves the record to its
+	 * database's slot, where the next job of the subscription finds it.
+	 */
+	char  killed_sub[WORKER_SUB_NAME_LEN];
+	bool  killed;
+	int64 killed_position;
+	int64 killed_generation;
+
+	HandlerEntry entries[HANDLER_JOB_MAX];
+} HandlerSlot;
+
+/* The handler slot 'index' (0 .. strata.handler_workers - 1) of a slot */
+extern HandlerSlot *worker_handler_slot(WorkerSlot *slot, int index);
+extern int			worker_slot_index(WorkerSlot *slot);
+
+/* handler.c */
+extern PGDLLEXPORT void strata_handler_main(Datum arg);
+extern bool handler_process; /* this process is a handler process */
+
+/* Record a failure of the worker or a handler process (status 'failing') */
+extern void worker_note_failure(WorkerSlot *slot, const char *subscription,
+								const char *message);
+extern void worker_clear_failure(WorkerSlot *slot, const char *subscription);
+
+#endif /* STRATA_WORKER_INTERNAL_H */

@@ -1,0 +1,233 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_subs.c
+ *	  What the worker (worker.c) and its handler processes (handler.c)
+ *	  share: reading strata.subscriptions into WorkerSubs, their
+ *	  transactions, the failure record that strata.subscription_status
+ *	  shows, and the check that the extension is there.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+
+#include "strata.h"
+#include "define.h"
+#include "worker_subs.h"
+
+MemoryContext worker_xact_cxt = NULL;
+
+/* Start a transaction with an active snapshot. */
+void
+worker_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * Commit (abort) it and make worker_xact_cxt current: what the process
+ * allocates between its transactions lives there.
+ */
+void
+worker_commit(void)
+{
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker_xact_cxt);
+}
+
+void
+worker_abort(void)
+{
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(worker_xact_cxt);
+}
+
+/* Is the extension installed here, at 0.3.0 or later?  In a transaction. */
+bool
+worker_extension_present(void)
+{
+	Oid nspid;
+
+	if (!OidIsValid(get_extension_oid("strata", true)))
+		return false;
+	nspid = get_namespace_oid(STRATA_SCHEMA, true);
+	return OidIsValid(nspid) &&
+		   OidIsValid(get_relname_relid("subscriptions", nspid));
+}
+
+/* The columns read, in the order of the query below */
+enum
+{
+	SUB_NAME = 1,
+	SUB_GENERATION,
+	SUB_HANDLER,
+	SUB_OWNER,
+	SUB_CATEGORIES,
+	SUB_TYPES,
+	SUB_ON_ERROR,
+	SUB_STATE,
+	SUB_PHASE,
+	SUB_CHECKPOINT_LSN,
+	SUB_CHECKPOINT_INDEX,
+	SUB_WATERMARK,
+	SUB_DELIVERED,
+	SUB_ATTEMPTS,
+	SUB_LAST_ERROR_AT,
+	SUB_STREAM_ID
+};
+
+#define SUB_COLUMNS                                                          \
+	"name, generation, handler::pg_catalog.oid, owner::pg_catalog.oid, "     \
+	"categories, types, on_error, state, phase, checkpoint_lsn, "            \
+	"checkpoint_index, watermark, delivered::pg_catalog.text, attempts, "    \
+	"last_error_at, stream_id FROM strata.subscriptions "
+
+/* One row of the query into a new WorkerSub, in the current context */
+static WorkerSub *
+worker_sub_from_row(HeapTuple tup, TupleDesc desc, const char *stream_id)
+{
+	WorkerSub *sub = palloc0(sizeof(WorkerSub));
+	bool	   isnull;
+	Datum	   d;
+	char	  *str;
+
+	sub->name = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_NAME, &isnull));
+	sub->what = psprintf("handler of subscription \"%s\"", sub->name);
+	sub->generation =
+		DatumGetInt64(SPI_getbinval(tup, desc, SUB_GENERATION, &isnull));
+	sub->handler =
+		DatumGetObjectId(SPI_getbinval(tup, desc, SUB_HANDLER, &isnull));
+	sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, SUB_OWNER, &isnull));
+	if (isnull)
+		sub->owner = InvalidOid; /* its role was dropped */
+	d = SPI_getbinval(tup, desc, SUB_CATEGORIES, &isnull);
+	if (!isnull)
+		sub->ncategories = define_strings(d, &sub->categories);
+	d = SPI_getbinval(tup, desc, SUB_TYPES, &isnull);
+	if (!isnull)
+		sub->ntypes = define_strings(d, &sub->types);
+	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_ON_ERROR, &isnull));
+	sub->on_error_stop = strcmp(str, "stop") == 0;
+	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_STATE, &isnull));
+	sub->state = str[0];
+	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_PHASE, &isnull));
+	/* a checkpoint is only valid for the stream it was taken from */
+	d = SPI_getbinval(tup, desc, SUB_STREAM_ID, &isnull);
+	sub->live = strcmp(str, "live") == 0 && !isnull && stream_id != NULL &&
+				strcmp(TextDatumGetCString(d), stream_id) == 0;
+	d = SPI_getbinval(tup, desc, SUB_CHECKPOINT_LSN, &isnull);
+	sub->progress.checkpoint_lsn = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	sub->progress.checkpoint_index =
+		DatumGetInt32(SPI_getbinval(tup, desc, SUB_CHECKPOINT_INDEX, &isnull));
+	sub->progress.watermark =
+		DatumGetInt64(SPI_getbinval(tup, desc, SUB_WATERMARK, &isnull));
+	subscription_parse_delivered(
+		TextDatumGetCString(SPI_getbinval(tup, desc, SUB_DELIVERED, &isnull)),
+		&sub->progress);
+	sub->attempts =
+		DatumGetInt32(SPI_getbinval(tup, desc, SUB_ATTEMPTS, &isnull));
+	d = SPI_getbinval(tup, desc, SUB_LAST_ERROR_AT, &isnull);
+	sub->last_error_at = isnull ? 0 : DatumGetTimestampTz(d);
+	return sub;
+}
+
+/*
+ * Read the subscriptions (all, or the one named 'name') into 'cxt': a
+ * subscription is live if its phase says so under 'stream_id', the
+ * identity of the worker's stream.  Returns how many; *list has them.
+ * In a transaction, connected to SPI.
+ */
+int
+worker_read_subs(const char *name, const char *stream_id, MemoryContext cxt,
+				 WorkerSub ***list)
+{
+	static SPIPlanPtr plan_all = NULL;
+	static SPIPlanPtr plan_one = NULL;
+	MemoryContext	  old;
+	int				  ret;
+	int				  n;
+
+	if (name == NULL)
+		ret = SPI_execute_plan(
+			strata_prepare(&plan_all,
+						   "SELECT " SUB_COLUMNS "ORDER BY created_at, name",
+						   0, NULL),
+			NULL, NULL, true, 0);
+	else
+		ret = SPI_execute_plan(
+			strata_prepare(&plan_one,
+						   "SELECT " SUB_COLUMNS
+						   "WHERE name OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]){TEXTOID}),
+			(Datum[]){CStringGetTextDatum(name)}, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.subscriptions");
+
+	old = MemoryContextSwitchTo(cxt);
+	n = (int) SPI_processed;
+	*list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*list)[i] = worker_sub_from_row(SPI_tuptable->vals[i],
+										 SPI_tuptable->tupdesc, stream_id);
+	MemoryContextSwitchTo(old);
+	return n;
+}
+
+/*
+ * The worker, or a handler process running a job of 'subscription',
+ * failed ('message', or the error being handled when NULL: in a
+ * PG_CATCH, before the process exits): keep the error where
+ * strata.subscription_status shows it ('failing'), so that a process
+ * that fails at every start is not taken for a live one.
+ */
+void
+worker_note_failure(WorkerSlot *slot, const char *subscription,
+					const char *message)
+{
+	ErrorData *edata = NULL;
+
+	if (message == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		edata = CopyErrorData();
+		MemoryContextSwitchTo(old);
+		message = edata->message ? edata->message : "";
+	}
+	SpinLockAcquire(&slot->mutex);
+	slot->failures++;
+	strlcpy(slot->last_error, message, sizeof(slot->last_error));
+	strlcpy(slot->failed_sub, subscription ? subscription : "",
+			sizeof(slot->failed_sub));
+	slot->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&slot->mutex);
+	if (edata != NULL)
+		FreeErrorData(edata);
+}
+
+/*
+ * The worker (subscription NULL) or a job of 'subscription' went through:
+ * a failure it had recorded is over.  One of another subscription stays.
+ */
+void
+worker_clear_failure(WorkerSlot *slot, const char *subscription)
+{
+	if (slot->failures == 0)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	if (strcmp(slot->failed_sub, subscription ? subscription : "") == 0)
+		slot->failures = 0;
+	SpinLockRelease(&slot->mutex);
+}
