@@ -236,16 +236,23 @@ sampler() {
 		sleep 1
 	done
 }
-# The CPU time (user + system, clock ticks) of process $1, empty if gone.
+# The CPU time (user + system, clock ticks) of the processes $1 (a
+# comma-separated list of pids), empty if none is left.
 ticks() {
-	if [ -n "$1" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat" 2> /dev/null || true; fi
+	local p t=""
+	for p in ${1//,/ }; do
+		t=$(awk -v t="${t:-0}" '{ print t + $14 + $15 }' "/proc/$p/stat" 2> /dev/null || echo "$t")
+	done
+	echo "$t"
 }
 # The machine's busy and total clock ticks, all CPUs.
 cpustat() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
 HZ=$(getconf CLK_TCK)
+# The database's worker and its handler processes (which run the handlers)
 worker_pid() {
-	sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'strata worker'
-		AND datname = current_database() LIMIT 1"
+	sql "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
+		WHERE backend_type IN ('strata worker', 'strata handler')
+		AND datname = current_database()"
 }
 # worker_wait N: wait (up to 15 s) until N workers serve this database.
 worker_wait() {
