@@ -293,13 +293,8 @@ worker_sigint(SIGNAL_ARGS)
 {
 	int save_errno = errno;
 
-	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
-		get_timeout_indicator(STATEMENT_TIMEOUT, false))
-	{
-		InterruptPending = true;
-		QueryCancelPending = true;
+	if (worker_own_timeout())
 		SetLatch(MyLatch);
-	}
 	else
 		worker_cancel_handler(handler_me->cancel_running);
 	errno = save_errno;
@@ -1239,6 +1234,7 @@ strata_handler_main(Datum arg)
 	}
 	handler_me->pid = MyProcPid;
 	handler_me->latch = MyLatch;
+	handler_me->state = JOB_NONE; /* nothing of an earlier worker's jobs */
 	SpinLockRelease(&handler_me->mutex);
 	on_shmem_exit(handler_detach, (Datum) 0);
 
@@ -1293,7 +1289,7 @@ strata_handler_main(Datum arg)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		worker_clear_failure(worker_me, name);
+		worker_clear_failure(worker_me, name, false);
 
 		/* handlers that appended: flush, so that the worker decodes it now */
 		if (worker_self_appended)

@@ -717,13 +717,7 @@ launcher_start_worker(int index)
 	MemoryContext	 old;
 	bool			 registered;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags =
-		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "strata_worker_main");
+	worker_bgw_init(&bgw, "strata_worker_main");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "strata worker for database %u",
 			 slot->dbid);
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "strata worker");

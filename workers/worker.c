@@ -114,7 +114,7 @@
 #define WORKER_CONFIRM_MS 1000
 
 /* Most events waiting for a handler process, per subscription */
-#define WORKER_PENDING_MAX (HANDLER_JOB_MAX * 4)
+#define WORKER_PENDING_MAX (HANDLER_JOB_MAX * 16)
 
 /* Delay before a handler process that stopped is started again */
 #define HANDLER_RESTART_DELAY_MS 1000
@@ -612,7 +612,7 @@ worker_load_subs(void)
 
 	/* a failing job's subscription was paused or dropped: not failing now */
 	if (!failed_found && worker_me->failed_sub[0] != '\0')
-		worker_clear_failure(worker_me, worker_me->failed_sub);
+		worker_clear_failure(worker_me, worker_me->failed_sub, false);
 }
 
 /* Is the subscription due to run now (active, not waiting to retry)? */
@@ -702,6 +702,22 @@ worker_prepare_round(bool reload)
 	bool present;
 	bool new_extension = false;
 
+	for (int i = 0; i < nsubs; i++)
+		if (subs[i]->stale)
+			reload = true;
+	/* rows can also come without a notification (a restore's COPY) */
+	if (TimestampDifferenceExceeds(worker_loaded_at, GetCurrentTimestamp(),
+								   WORKER_NAPTIME_MS))
+		reload = true;
+
+	/*
+	 * Nothing decoded and nothing to read again (a round woken by a job
+	 * that ended): no transaction.  The extension is looked at again at
+	 * the next round that decodes, reloads, or within WORKER_NAPTIME_MS.
+	 */
+	if (ntxns == 0 && !reload && subs != NULL && OidIsValid(worker_extoid))
+		return true;
+
 	worker_begin();
 	extoid = get_extension_oid("strata", true);
 	present = worker_extension_present();
@@ -719,14 +735,6 @@ worker_prepare_round(bool reload)
 		worker_commit();
 		return false;
 	}
-
-	for (int i = 0; i < nsubs; i++)
-		if (subs[i]->stale)
-			reload = true;
-	/* rows can also come without a notification (a restore's COPY) */
-	if (TimestampDifferenceExceeds(worker_loaded_at, GetCurrentTimestamp(),
-								   WORKER_NAPTIME_MS))
-		reload = true;
 
 	if (reload || subs == NULL)
 	{
@@ -768,6 +776,7 @@ static void
 worker_start_handlers(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	bool		failed = false;
 
 	if (nsubs == 0)
 		return;
@@ -792,15 +801,13 @@ worker_start_handlers(void)
 		}
 		/* the slot is free once a process of an earlier worker has gone */
 		if (now < h->restart_at || hs->pid != 0)
+		{
+			/* not started yet: a failure to start it is not over */
+			failed = failed || worker_me->failed_start;
 			continue;
+		}
 
-		memset(&bgw, 0, sizeof(bgw));
-		bgw.bgw_flags =
-			BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		bgw.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "strata");
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "strata_handler_main");
+		worker_bgw_init(&bgw, "strata_handler_main");
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "strata handler %d for database %u",
 				 i + 1, MyDatabaseId);
 		snprintf(bgw.bgw_type, BGW_MAXLEN, "strata handler");
@@ -823,11 +830,14 @@ worker_start_handlers(void)
 							 "with strata needs 1 + strata.handler_workers "
 							 "(%d) of them.",
 							 worker_handler_workers)));
-			worker_note_failure(worker_me, NULL,
-								"could not start a strata handler process: "
-								"raise max_worker_processes");
+			worker_note_start_failure(worker_me,
+									  "could not start a strata handler "
+									  "process: raise max_worker_processes");
+			failed = true;
 		}
 	}
+	if (!failed)
+		worker_clear_failure(worker_me, NULL, true);
 }
 
 /*
@@ -959,7 +969,9 @@ worker_idle_handler(int *index)
 	{
 		HandlerSlot *hs = worker_handler_slot(worker_me, i);
 
-		if (!handlers[i].busy && hs->pid != 0 && hs->state == JOB_NONE)
+		/* a process this worker started (not one of an earlier worker) */
+		if (!handlers[i].busy && handlers[i].handle != NULL && hs->pid != 0 &&
+			hs->state == JOB_NONE)
 		{
 			*index = i;
 			return &handlers[i];
@@ -1039,11 +1051,9 @@ worker_dispatch(long *wait_ms)
 		HandlerProc *h;
 		int			 index;
 
+		/* a live one with nothing waiting may be behind: see the rewind */
 		if (sub->stale || (sub->live && sub->npending == 0) ||
 			worker_job_of(sub) != NULL || !worker_sub_ready(sub, now, wait_ms))
-			continue;
-		/* live and behind the round: its events come with the rewind */
-		if (sub->live && sub->stream_lsn < stream_lsn && sub->npending == 0)
 			continue;
 		h = worker_idle_handler(&index);
 		if (h == NULL)
@@ -1211,7 +1221,7 @@ worker_round_recorded(bool reload)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	worker_clear_failure(worker_me, NULL);
+	worker_clear_failure(worker_me, NULL, false);
 	return wait_ms;
 }
 
@@ -1226,12 +1236,7 @@ worker_sigint(SIGNAL_ARGS)
 {
 	int save_errno = errno;
 
-	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
-		get_timeout_indicator(STATEMENT_TIMEOUT, false))
-	{
-		InterruptPending = true;
-		QueryCancelPending = true;
-	}
+	(void) worker_own_timeout();
 	SetLatch(MyLatch);
 	errno = save_errno;
 }

@@ -84,6 +84,7 @@ typedef struct WorkerSlot
 	 */
 	int			failures;
 	char		failed_sub[WORKER_SUB_NAME_LEN];
+	bool		failed_start; /* the worker could not start a handler process */
 	char		last_error[WORKER_ERROR_LEN];
 	TimestampTz last_error_at;
 } WorkerSlot;

@@ -130,6 +130,16 @@ extern bool handler_process; /* this process is a handler process */
 /* Record a failure of the worker or a handler process (status 'failing') */
 extern void worker_note_failure(WorkerSlot *slot, const char *subscription,
 								const char *message);
-extern void worker_clear_failure(WorkerSlot *slot, const char *subscription);
+extern void worker_clear_failure(WorkerSlot *slot, const char *subscription,
+								 bool started);
+extern void worker_note_start_failure(WorkerSlot *slot, const char *message);
+
+/* A dynamic background worker of strata's, connected to a database */
+struct BackgroundWorker;
+extern void worker_bgw_init(struct BackgroundWorker *bgw,
+							const char *function);
+
+/* In a SIGINT handler: a lock_timeout or statement_timeout of its own? */
+extern bool worker_own_timeout(void);
 
 #endif /* STRATA_WORKER_INTERNAL_H */

@@ -15,17 +15,55 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "postmaster/bgworker.h"
 
 #include "strata.h"
 #include "define.h"
 #include "worker_subs.h"
 
 MemoryContext worker_xact_cxt = NULL;
+
+/*
+ * Fill 'bgw' for a dynamic worker of this library that connects to a
+ * database, runs 'function' and is never restarted by the postmaster
+ * (the launcher restarts workers, a worker its handler processes).
+ */
+void
+worker_bgw_init(BackgroundWorker *bgw, const char *function)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags =
+		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw->bgw_library_name, BGW_MAXLEN, "strata");
+	snprintf(bgw->bgw_function_name, BGW_MAXLEN, "%s", function);
+}
+
+/*
+ * In a SIGINT handler of the worker or a handler process: PostgreSQL's
+ * own lock_timeout and statement_timeout signal the process itself, and
+ * cancel as usual (true); any other SIGINT is strata's to interpret.
+ */
+bool
+worker_own_timeout(void)
+{
+	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
+		get_timeout_indicator(STATEMENT_TIMEOUT, false))
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+		return true;
+	}
+	return false;
+}
 
 /* Start a transaction with an active snapshot. */
 void
@@ -211,6 +249,7 @@ worker_note_failure(WorkerSlot *slot, const char *subscription,
 	strlcpy(slot->last_error, message, sizeof(slot->last_error));
 	strlcpy(slot->failed_sub, subscription ? subscription : "",
 			sizeof(slot->failed_sub));
+	slot->failed_start = false;
 	slot->last_error_at = GetCurrentTimestamp();
 	SpinLockRelease(&slot->mutex);
 	if (edata != NULL)
@@ -219,15 +258,29 @@ worker_note_failure(WorkerSlot *slot, const char *subscription,
 
 /*
  * The worker (subscription NULL) or a job of 'subscription' went through:
- * a failure it had recorded is over.  One of another subscription stays.
+ * a failure it had recorded is over.  One of another subscription stays,
+ * and so does a handler process the worker could not start, until it
+ * could ('started').
  */
 void
-worker_clear_failure(WorkerSlot *slot, const char *subscription)
+worker_clear_failure(WorkerSlot *slot, const char *subscription,
+					 bool started)
 {
 	if (slot->failures == 0)
 		return;
 	SpinLockAcquire(&slot->mutex);
-	if (strcmp(slot->failed_sub, subscription ? subscription : "") == 0)
+	if (strcmp(slot->failed_sub, subscription ? subscription : "") == 0 &&
+		(!slot->failed_start || started))
 		slot->failures = 0;
+	SpinLockRelease(&slot->mutex);
+}
+
+/* The worker could not start a handler process: see worker_clear_failure */
+void
+worker_note_start_failure(WorkerSlot *slot, const char *message)
+{
+	worker_note_failure(slot, NULL, message);
+	SpinLockAcquire(&slot->mutex);
+	slot->failed_start = true;
 	SpinLockRelease(&slot->mutex);
 }

@@ -16,6 +16,9 @@
 #      subscriptions have every event exactly once.
 #   4. The worker itself never runs a handler: its backend type is
 #      'strata worker', and handlers run in 'strata handler' processes.
+#   5. With max_worker_processes too low for the handler processes, the
+#      subscription shows 'failing' with an error naming the setting (not
+#      'catching up' with nothing said).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -140,4 +143,17 @@ is($node->safe_psql('postgres', q{
 	'one launcher, one worker and strata.handler_workers (2) handler processes');
 
 $node->stop('immediate');
+
+# ---- 5. no room for the handler processes ------------------------------------
+my $small = strata_node('small', conf => "max_worker_processes = 2\n");
+$small->safe_psql('postgres', q{
+	CREATE EXTENSION strata;
+	CREATE FUNCTION public.noop(e strata.events) RETURNS void LANGUAGE sql AS $$ SELECT $$;
+	SELECT strata.subscribe('s', 'public.noop(strata.events)');
+});
+ok($small->poll_query_until('postgres', q{
+	SELECT state = 'failing' AND last_error LIKE '%raise max_worker_processes%'
+	FROM strata.subscription_status WHERE name = 's'}),
+	'without room for handler processes, the status says failing, and why');
+$small->stop('immediate');
 done_testing();
