@@ -871,7 +871,12 @@ worker_job_done(HandlerProc *h, HandlerJobResult result,
 		}
 		return;
 	}
-	Assert(h->nentries <= sub->npending);
+	if (h->nentries > sub->npending)
+	{
+		/* can't happen: its pending events changed under the job */
+		sub->stale = true;
+		return;
+	}
 	sub->npending -= h->nentries;
 	memmove(sub->pending, sub->pending + h->nentries,
 			sizeof(HandlerEntry) * sub->npending);

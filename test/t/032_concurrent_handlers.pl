@@ -145,7 +145,9 @@ is($node->safe_psql('postgres', q{
 $node->stop('immediate');
 
 # ---- 5. no room for the handler processes ------------------------------------
-my $small = strata_node('small', conf => "max_worker_processes = 2\n");
+# room for the strata launcher, the logical replication launcher and the
+# strata worker, none for its handler processes
+my $small = strata_node('small', conf => "max_worker_processes = 3\n");
 $small->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE FUNCTION public.noop(e strata.events) RETURNS void LANGUAGE sql AS $$ SELECT $$;
