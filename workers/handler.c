@@ -434,15 +434,19 @@ worker_take_killed(WorkerSub *sub)
 	SpinLockAcquire(&worker_me->mutex);
 	if (worker_me->killed && strcmp(worker_me->killed_sub, sub->name) == 0)
 	{
-		if (killed_sub != NULL)
-			pfree(killed_sub);
-		killed_sub = MemoryContextStrdup(TopMemoryContext, sub->name);
 		killed_position = worker_me->killed_position;
 		killed_generation = worker_me->killed_generation;
 		worker_me->killed = false;
 		found = true;
 	}
 	SpinLockRelease(&worker_me->mutex);
+	if (found)
+	{
+		/* nothing that may fail under the spinlock */
+		if (killed_sub != NULL)
+			pfree(killed_sub);
+		killed_sub = MemoryContextStrdup(TopMemoryContext, sub->name);
+	}
 	if (found)
 		ereport(LOG, (errmsg("strata subscription \"%s\": the previous "
 							 "handler process was stopped while its handler "
