@@ -959,8 +959,9 @@ worker_feed(WorkerSub *sub)
 		}
 		sub->stream_lsn = txn->end_lsn;
 	}
+	/* after a rewind the round may end below what was dispatched already */
 	if (t == ntxns)
-		sub->stream_lsn = stream_lsn;
+		sub->stream_lsn = Max(sub->stream_lsn, stream_lsn);
 	if (sub->npending == 0 && worker_job_of(sub) == NULL)
 		sub->done_lsn = sub->stream_lsn;
 	MemoryContextSwitchTo(old);

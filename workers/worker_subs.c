@@ -234,7 +234,8 @@ void
 worker_note_failure(WorkerSlot *slot, const char *subscription,
 					const char *message)
 {
-	ErrorData *edata = NULL;
+	ErrorData  *edata = NULL;
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (message == NULL)
 	{
@@ -250,7 +251,7 @@ worker_note_failure(WorkerSlot *slot, const char *subscription,
 	strlcpy(slot->failed_sub, subscription ? subscription : "",
 			sizeof(slot->failed_sub));
 	slot->failed_start = false;
-	slot->last_error_at = GetCurrentTimestamp();
+	slot->last_error_at = now;
 	SpinLockRelease(&slot->mutex);
 	if (edata != NULL)
 		FreeErrorData(edata);
