@@ -10,16 +10,24 @@
 
 EXTENSION = strata
 MODULE_big = strata
-OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
-	src/define.o src/aggregate.o src/command.o src/projection.o \
-	src/decoder.o src/subscription.o src/usercall.o src/privilege.o \
-	workers/launcher.o workers/worker.o \
-	workers/handler.o workers/worker_subs.o
+SRC_OBJS = src/strata.o src/settings.o src/registry.o src/stream.o \
+	src/append.o src/read.o src/define.o src/aggregate.o src/command.o \
+	src/projection.o src/decoder.o src/subscription.o src/usercall.o \
+	src/privilege.o
+WORKER_OBJS = workers/workers.o workers/launcher.o workers/worker.o \
+	workers/worker_decode.o workers/worker_dispatch.o workers/worker_subs.o \
+	workers/handler.o workers/handler_call.o workers/handler_apply.o \
+	workers/handler_catchup.o
+OBJS = $(SRC_OBJS) $(WORKER_OBJS)
 DATA = $(wildcard sql/strata--*.sql)
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/workers
+# src/ is on the include path, workers/ is not: a file of workers/ finds
+# its own headers beside it, and a file of src/ cannot include one of them
+# (the seam is src/workers.h; see docs/architecture.md).  check-layout
+# below says so in words when someone tries.
+PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra's unused-parameter fires in PostgreSQL's own headers (and on
 # every PG_FUNCTION_ARGS), so it is the one warning turned off.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
@@ -51,6 +59,17 @@ include $(PGXS)
 # PGXS does not track headers: rebuild every object when one changes.
 $(OBJS): $(wildcard src/*.h workers/*.h)
 
+# The seam between src/ and workers/: nothing in src/ includes a header of
+# workers/ (checked before every build, so `make test` fails on it too).
+$(SRC_OBJS): | check-layout
+check-layout:
+	@names=$$(cd $(srcdir)/workers && ls *.h | sed 's/\.h$$//' | paste -sd'|'); \
+	bad=$$(grep -lE "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"([^\"]*/)?($$names)\.h\"" $(srcdir)/src/*.c $(srcdir)/src/*.h); \
+	if [ -n "$$bad" ]; then \
+		echo "error: src/ must not include a header of workers/ (the seam is src/workers.h): $$bad" >&2; \
+		exit 1; \
+	fi
+
 # The example consumer of the decoding feed (docs/consumers.md): a libpq
 # program, built with the extension.
 all: examples/strata_consumer
@@ -60,7 +79,7 @@ examples/strata_consumer: examples/strata_consumer.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
-.PHONY: deps demo test bench format deps-hint tap
+.PHONY: deps demo test bench format deps-hint tap check-layout
 
 tap:
 	$(prove_installcheck)

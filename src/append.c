@@ -31,6 +31,7 @@
 #include "utils/uuid.h"
 
 #include "strata.h"
+#include "settings.h"
 #include "append.h"
 #include "privilege.h"
 #include "registry.h"

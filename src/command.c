@@ -35,6 +35,7 @@
 #include "utils/uuid.h"
 
 #include "strata.h"
+#include "settings.h"
 #include "aggregate.h"
 #include "append.h"
 #include "command.h"

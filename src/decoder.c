@@ -49,7 +49,6 @@
 #include "strata.h"
 #include "decoder.h"
 
-DecoderCapture *decoder_capture = NULL;
 
 /* The table the plugin decodes */
 #define DECODER_EVENTS_TABLE "events"
@@ -163,6 +162,33 @@ static void decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						   Relation relation, ReorderBufferChange *change);
 
 /*
+ * The writer of a captured decoding: the plugin never writes text then,
+ * and these only satisfy the API (and mark the capture, see decoder.h).
+ */
+void
+decoder_capture_prepare_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+							  TransactionId xid, bool last_write)
+{
+	resetStringInfo(ctx->out);
+}
+
+void
+decoder_capture_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+					  TransactionId xid, bool last_write)
+{
+}
+
+/* The receiver of a captured decoding, or NULL when the plugin writes */
+static inline DecoderCapture *
+decoder_capture_of(LogicalDecodingContext *ctx)
+{
+	if (ctx->write != decoder_capture_write)
+		return NULL;
+	Assert(ctx->output_writer_private != NULL);
+	return (DecoderCapture *) ctx->output_writer_private;
+}
+
+/*
  * Entry point: PostgreSQL calls it when it loads strata.so as an output
  * plugin.  No streaming or two-phase callbacks: transactions are decoded
  * once committed, whole, in commit order.
@@ -170,6 +196,8 @@ static void decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 void
 _PG_output_plugin_init(OutputPluginCallbacks *cb)
 {
+	AssertVariableIsOfType(&_PG_output_plugin_init, LogicalOutputPluginInit);
+
 	cb->startup_cb = decoder_startup;
 	cb->begin_cb = decoder_begin;
 	cb->change_cb = decoder_change;
@@ -661,18 +689,19 @@ static void
 decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			   XLogRecPtr commit_lsn)
 {
-	DecoderData *data = ctx->output_plugin_private;
-	StringInfo	 out = ctx->out;
+	DecoderData	   *data = ctx->output_plugin_private;
+	DecoderCapture *capture = decoder_capture_of(ctx);
+	StringInfo		out = ctx->out;
 
 	OutputPluginUpdateProgress(ctx, data->txn_events == 0);
 #if PG_VERSION_NUM < 160000
 	data->changes_since_progress = 0;
 #endif
 
-	if (decoder_capture != NULL)
+	if (capture != NULL)
 	{
 		if (data->txn_events > 0)
-			decoder_capture->commit(decoder_capture->arg, txn);
+			capture->commit(capture->arg, txn);
 		return;
 	}
 
@@ -705,10 +734,11 @@ static void
 decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			   Relation relation, ReorderBufferChange *change)
 {
-	DecoderData	 *data = ctx->output_plugin_private;
-	HeapTuple	  tuple;
-	TupleDesc	  desc;
-	MemoryContext old;
+	DecoderData	   *data = ctx->output_plugin_private;
+	DecoderCapture *capture = decoder_capture_of(ctx);
+	HeapTuple		tuple;
+	TupleDesc		desc;
+	MemoryContext	old;
 
 #if PG_VERSION_NUM < 160000
 	if (++data->changes_since_progress >= DECODER_PROGRESS_EVERY)
@@ -754,11 +784,11 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			elog(ERROR, "null in column \"%s\" of %s.%s",
 				 decoder_columns[c].name, STRATA_SCHEMA, DECODER_EVENTS_TABLE);
 
-	if (decoder_capture != NULL)
+	if (capture != NULL)
 	{
 		data->txn_events++;
-		decoder_capture->event(
-			decoder_capture->arg, txn, tuple, desc,
+		capture->event(
+			capture->arg, txn, tuple, desc,
 			DatumGetInt64(
 				data->values[decoder_attnums[DECODER_COL_POSITION] - 1]),
 			data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1],

@@ -5,9 +5,14 @@
  *	  into strata.events as a commit-ordered JSON feed.
  *
  * PostgreSQL finds the plugin through _PG_output_plugin_init, which every
- * output plugin exports.  The strata worker (workers/worker.c) decodes in
- * its own process with the same plugin and sets decoder_capture: the
- * events then go to its callbacks instead of being written as text.
+ * output plugin exports.  A process may also decode in itself with the
+ * same plugin and receive the events as calls instead of text, as the
+ * strata worker does (workers/worker_decode.c): it creates its decoding
+ * context with decoder_capture_prepare_write and decoder_capture_write
+ * as the writer, and points ctx->output_writer_private at a
+ * DecoderCapture (pg_squeeze's way of decoding in process).  The writer
+ * functions are what tells the plugin it is captured: a client of the
+ * SQL functions or of a walsender cannot pass them.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "replication/reorderbuffer.h"
 
@@ -34,8 +40,12 @@ typedef struct DecoderCapture
 	void *arg;
 } DecoderCapture;
 
-/* Set by the worker while it decodes; NULL in every other process */
-extern DecoderCapture *decoder_capture;
+/* The writer of a captured decoding (they write nothing) */
+extern void decoder_capture_prepare_write(LogicalDecodingContext *ctx,
+										  XLogRecPtr lsn, TransactionId xid,
+										  bool last_write);
+extern void decoder_capture_write(LogicalDecodingContext *ctx, XLogRecPtr lsn,
+								  TransactionId xid, bool last_write);
 
 extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 

@@ -52,8 +52,6 @@
 #include "strata.h"
 #include "privilege.h"
 
-static ProcessUtility_hook_type prev_process_utility_hook = NULL;
-
 /*
  * The OID and owner of strata.events, cached: every append asks, and
  * every call of an inline projection checks its owner's SELECT on it.  A relcache
@@ -358,32 +356,21 @@ priv_reassign(ReassignOwnedStmt *stmt)
 	CacheInvalidateRelcacheByRelid(strata_relid("commands"));
 }
 
-static void
-priv_process_utility(PlannedStmt *pstmt, const char *queryString,
-					 bool readOnlyTree, ProcessUtilityContext context,
-					 ParamListInfo params, QueryEnvironment *queryEnv,
-					 DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Before a utility statement (from the library's ProcessUtility hook):
+ * DROP ROLE of a role that owns definitions or subscriptions is refused.
+ */
+void
+privilege_before_utility(Node *parsetree)
 {
-	Node *parsetree = pstmt->utilityStmt;
-
 	if (IsA(parsetree, DropRoleStmt) && IsTransactionState())
 		priv_check_drop_roles(((DropRoleStmt *) parsetree)->roles);
-
-	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
-								  params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-
-	if (IsA(parsetree, ReassignOwnedStmt))
-		priv_reassign((ReassignOwnedStmt *) parsetree);
 }
 
-/* Install the utility hook; called from _PG_init. */
+/* After a utility statement: REASSIGN OWNED moves our owners too */
 void
-privilege_init(void)
+privilege_after_utility(Node *parsetree)
 {
-	prev_process_utility_hook = ProcessUtility_hook;
-	ProcessUtility_hook = priv_process_utility;
+	if (IsA(parsetree, ReassignOwnedStmt))
+		priv_reassign((ReassignOwnedStmt *) parsetree);
 }

@@ -25,7 +25,10 @@ typedef struct PrivScope
 	bool active;
 } PrivScope;
 
-extern void privilege_init(void);
+#include "nodes/nodes.h"
+
+extern void privilege_before_utility(Node *parsetree);
+extern void privilege_after_utility(Node *parsetree);
 
 extern Oid	priv_extension_owner(void);
 extern void priv_enter(PrivScope *scope);

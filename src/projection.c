@@ -43,7 +43,7 @@
 #include "stream.h"
 #include "subscription.h"
 #include "usercall.h"
-#include "worker.h"
+#include "workers.h"
 
 PG_FUNCTION_INFO_V1(strata_define_projection);
 PG_FUNCTION_INFO_V1(strata_drop_projection);
@@ -407,7 +407,7 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 		subscription_insert(name, DatumGetObjectId(args[1]), args[2],
 							nulls[2] == 'n', args[3], nulls[3] == 'n',
 							!was_inline, false, name, owner);
-	worker_notify_at_commit();
+	workers_wake_at_commit();
 }
 
 /*
@@ -578,8 +578,8 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 						 "projection OPERATOR(pg_catalog.=) $1",
 						 PG_GETARG_DATUM(0), "strata.drop_projection()",
 						 GetUserId(), NULL);
-	worker_notify_at_commit();
-	worker_cancel_at_commit(TextDatumGetCString(PG_GETARG_DATUM(0)));
+	workers_wake_at_commit();
+	workers_cancel_at_commit(TextDatumGetCString(PG_GETARG_DATUM(0)));
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
@@ -636,8 +636,8 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 		elog(ERROR, "could not restart the projection's subscription");
 	if (!PG_ARGISNULL(1))
 		projection_call_reset(PG_GETARG_OID(1), owner, name);
-	worker_notify_at_commit();
-	worker_cancel_at_commit(name);
+	workers_wake_at_commit();
+	workers_cancel_at_commit(name);
 	ereport(NOTICE,
 			(errmsg("async projection \"%s\" is being rebuilt by the strata "
 					"worker",

@@ -44,7 +44,7 @@
 
 #include "strata.h"
 #include "registry.h"
-#include "worker.h"
+#include "workers.h"
 
 typedef struct RegistrySlot
 {
@@ -64,41 +64,33 @@ static RegistrySlot	  *my_slot = NULL;
 static bool			   registered_in_xact = false;
 static bool			   exit_callback_set = false;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
 static int
 registry_slot_count(void)
 {
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
-static Size
+Size
 registry_shmem_size(void)
 {
 	return add_size(offsetof(RegistryShared, slots),
 					mul_size(registry_slot_count(), sizeof(RegistrySlot)));
 }
 
-static void
+/* From the library's shmem_request_hook */
+void
 registry_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-
 	RequestAddinShmemSpace(registry_shmem_size());
 	RequestNamedLWLockTranche("strata registry", 1);
 }
 
-static void
-registry_shmem_startup(void)
+/* From the library's shmem_startup_hook, under AddinShmemInitLock */
+void
+registry_shmem_init(void)
 {
 	bool found;
 
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	registry =
 		ShmemInitStruct("strata registry", registry_shmem_size(), &found);
 	if (!found)
@@ -111,7 +103,6 @@ registry_shmem_startup(void)
 			registry->slots[i].dbid = InvalidOid;
 		}
 	}
-	LWLockRelease(AddinShmemInitLock);
 }
 
 /* Clear this backend's slot: its transaction has ended (or it exits). */
@@ -139,7 +130,7 @@ registry_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			/* a commit that appended wakes the worker of its database */
 			if (registered_in_xact)
-				worker_wake(MyDatabaseId);
+				workers_wake(MyDatabaseId);
 			registry_release();
 			break;
 		case XACT_EVENT_ABORT:
@@ -173,17 +164,12 @@ registry_exit_callback(int code, Datum arg)
 }
 
 /*
- * Install the shared-memory hooks and the transaction callback.  Called
- * from _PG_init when the library is preloaded.
+ * Install the transaction callback.  Called from _PG_init when the
+ * library is preloaded.
  */
 void
 registry_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = registry_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = registry_shmem_startup;
-
 	RegisterXactCallback(registry_xact_callback, NULL);
 }
 

@@ -16,6 +16,9 @@
 /* A horizon meaning "nothing in flight": every committed event is safe */
 #define REGISTRY_NO_HORIZON PG_INT64_MAX
 
+extern Size	 registry_shmem_size(void);
+extern void	 registry_shmem_request(void);
+extern void	 registry_shmem_init(void);
 extern void	 registry_init(void);
 extern void	 registry_allocate_positions(Oid seqoid, int count,
 										 int64 *positions);

@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * strata.c
- *	  Entry point of pg_strata: _PG_init, the GUCs, and the check that the
- *	  library was preloaded.
+ *	  Entry point of pg_strata: _PG_init, with the library's one pair of
+ *	  shared-memory hooks and its one utility hook, and the check that
+ *	  the library was preloaded.
  *
  * The extension keeps a registry of in-flight appends in shared memory
  * (see registry.c), so it must be loaded through shared_preload_libraries.
  * Loaded any other way, every SQL function refuses to run with a hint
- * that says what to set.
+ * that says what to set.  The GUCs are all defined in settings.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,27 +18,83 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/guc.h"
+#include "nodes/parsenodes.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
 #include "strata.h"
 #include "privilege.h"
 #include "registry.h"
-#include "worker.h"
+#include "settings.h"
+#include "workers.h"
 
 PG_MODULE_MAGIC;
 
 bool strata_preloaded = false;
-int	 strata_max_event_size = 1024 * 1024;
-int	 strata_command_retries = 3;
 
 void _PG_init(void);
 
 PG_FUNCTION_INFO_V1(strata_check_preload);
 
+static shmem_request_hook_type	prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type	prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+/* The shared memory of the registry and of the workers */
+static void
+strata_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	registry_shmem_request();
+	workers_shmem_request();
+}
+
+static void
+strata_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	registry_shmem_init();
+	workers_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
 /*
- * Define the GUCs and, when preloaded, the shared memory and the hooks.
+ * The library's utility hook: DROP ROLE and REASSIGN OWNED keep the
+ * owners of definitions and subscriptions right (privilege.c); DROP
+ * DATABASE first stops that database's worker (workers.c).
+ */
+static void
+strata_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *parsetree = pstmt->utilityStmt;
+
+	privilege_before_utility(parsetree);
+	if (strata_preloaded && IsA(parsetree, DropdbStmt))
+		workers_before_drop_database(((DropdbStmt *) parsetree)->dbname);
+
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+								  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	privilege_after_utility(parsetree);
+}
+
+/*
+ * Define the GUCs and the utility hook and, when preloaded, the shared
+ * memory, the transaction callback of the registry and the launcher.
  */
 void
 _PG_init(void)
@@ -45,29 +102,21 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	DefineCustomIntVariable(
-		"strata.max_event_size", "Largest event accepted by strata.append.",
-		"The size of an event is the size of its type, "
-		"data and metadata.",
-		&strata_max_event_size, 1024 * 1024, 64, 256 * 1024 * 1024, PGC_SUSET,
-		GUC_UNIT_BYTE, NULL, NULL, NULL);
+	settings_define();
 
-	DefineCustomIntVariable(
-		"strata.command_retries",
-		"How many times strata.execute reloads and retries "
-		"a command after a version conflict.",
-		"After the last retry it raises ST001.", &strata_command_retries, 3, 0,
-		1000, PGC_USERSET, 0, NULL, NULL, NULL);
-
-	worker_init();
-	MarkGUCPrefixReserved("strata");
-	privilege_init();
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = strata_process_utility;
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
 	strata_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = strata_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = strata_shmem_startup;
 	registry_init();
+	workers_register();
 }
 
 /*

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * strata.h
- *	  Module-wide declarations of pg_strata: load state, GUCs and the
+ *	  Module-wide declarations of pg_strata: load state, helpers and the
  *	  SQLSTATEs the extension raises (catalogued in docs/errors.md).
  *
  *-------------------------------------------------------------------------
@@ -39,12 +39,6 @@
 
 /* true when the library was loaded through shared_preload_libraries */
 extern bool strata_preloaded;
-
-/* GUC strata.max_event_size, in bytes */
-extern int strata_max_event_size;
-
-/* GUC strata.command_retries: reloads of strata.execute after a conflict */
-extern int strata_command_retries;
 
 extern void		  strata_require_preload(void);
 extern SPIPlanPtr strata_prepare(SPIPlanPtr *cache, const char *sql, int nargs,

@@ -23,8 +23,6 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/condition_variable.h"
-#include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -41,7 +39,7 @@
 #include "registry.h"
 #include "subscription.h"
 #include "usercall.h"
-#include "worker.h"
+#include "workers.h"
 
 PG_FUNCTION_INFO_V1(strata_subscribe);
 PG_FUNCTION_INFO_V1(strata_unsubscribe);
@@ -51,8 +49,6 @@ PG_FUNCTION_INFO_V1(strata_retry_parked);
 PG_FUNCTION_INFO_V1(strata_wait_for);
 PG_FUNCTION_INFO_V1(strata_alter_subscription_owner);
 
-/* How often wait_for looks again where no worker can wake it (standby) */
-#define WAIT_FOR_POLL_MS 10
 
 /* ---------- progress ---------- */
 
@@ -333,7 +329,7 @@ subscription_text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 void
 subscription_check_not_own(const char *name)
 {
-	if (worker_in_handler_of(name))
+	if (workers_in_handler_of(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("the handler of subscription \"%s\" cannot change "
@@ -496,7 +492,7 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 						errmsg("subscription \"%s\" already exists", name),
 						errhint("Choose another name, or drop it first with "
 								"strata.unsubscribe.")));
-	worker_notify_at_commit();
+	workers_wake_at_commit();
 	subscription_warn_no_worker();
 }
 
@@ -591,9 +587,9 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 		elog(ERROR, "could not change the subscription");
 	SPI_finish();
 	priv_exit(&scope);
-	worker_notify_at_commit();
+	workers_wake_at_commit();
 	/* a pause or a drop interrupts the handler the worker is running */
-	worker_cancel_at_commit(name);
+	workers_cancel_at_commit(name);
 }
 
 /* strata.unsubscribe(name): drop a subscription and its parked events. */
@@ -776,7 +772,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	priv_exit(&scope);
-	worker_notify_at_commit();
+	workers_wake_at_commit();
 	PG_RETURN_INT64(done);
 }
 
@@ -838,8 +834,8 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 				   psprintf("handler of subscription \"%s\"", name));
 	SPI_finish();
 	priv_exit(&scope);
-	worker_notify_at_commit();
-	worker_cancel_at_commit(name);
+	workers_wake_at_commit();
+	workers_cancel_at_commit(name);
 	PG_RETURN_VOID();
 }
 
@@ -882,23 +878,33 @@ subscription_reached(Datum name, int64 position)
 	return reached;
 }
 
+/* What strata.wait_for waits for */
+typedef struct WaitTarget
+{
+	Datum name;
+	int64 position;
+} WaitTarget;
+
+static bool
+subscription_wait_reached(void *arg)
+{
+	WaitTarget *target = (WaitTarget *) arg;
+
+	return subscription_reached(target->name, target->position);
+}
+
 /*
  * strata.wait_for(subscription, position, timeout): wait until the
  * subscription has processed the event at 'position' (true) or the
- * timeout passed (false).  On the primary it sleeps on the worker's
- * condition variable, broadcast after each transaction that moved a
- * checkpoint; on a standby, where the progress arrives by replication and
- * nothing can wake it, it looks again every WAIT_FOR_POLL_MS.
+ * timeout passed (false).  The sleep is the workers' (workers_wait): it
+ * ends when this database's worker records progress.
  */
 Datum
 strata_wait_for(PG_FUNCTION_ARGS)
 {
-	Datum		name = PG_GETARG_DATUM(0);
-	int64		position = PG_GETARG_INT64(1);
+	WaitTarget	target;
 	Interval   *timeout = PG_GETARG_INTERVAL_P(2);
-	int64		timeout_ms;
 	TimestampTz deadline;
-	WorkerSlot *slot;
 	bool		reached;
 	PrivScope	scope;
 
@@ -909,42 +915,15 @@ strata_wait_for(PG_FUNCTION_ARGS)
 				 errmsg("timeout must be a non-negative interval of hours, "
 						"minutes and seconds"),
 				 errhint("Write it as, for example, '5s' or '2 minutes'.")));
-	timeout_ms = timeout->time / 1000;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	slot = RecoveryInProgress() ? NULL : worker_slot_for(MyDatabaseId);
+	target.name = PG_GETARG_DATUM(0);
+	target.position = PG_GETARG_INT64(1);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   timeout->time / 1000);
 
 	/* progress is no secret for whom may wait: read it as the owner */
 	priv_enter(&scope);
 	SPI_connect();
-	pgstat_report_wait_start(PG_WAIT_EXTENSION);
-	for (;;)
-	{
-		TimestampTz now;
-		long		secs;
-		int			usecs;
-		long		left;
-
-		reached = subscription_reached(name, position);
-		now = GetCurrentTimestamp();
-		if (reached || now >= deadline)
-			break;
-		TimestampDifference(now, deadline, &secs, &usecs);
-		left = secs * 1000 + usecs / 1000 + 1;
-		if (slot != NULL)
-			(void) ConditionVariableTimedSleep(
-				&slot->progress, Min(left, 1000), PG_WAIT_EXTENSION);
-		else
-		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(left, WAIT_FOR_POLL_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-	if (slot != NULL)
-		ConditionVariableCancelSleep();
-	pgstat_report_wait_end();
+	reached = workers_wait(subscription_wait_reached, &target, deadline);
 	SPI_finish();
 	priv_exit(&scope);
 	PG_RETURN_BOOL(reached);

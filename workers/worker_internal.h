@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * worker_internal.h
- *	  What the processes of workers/ share and nothing else sees: the
- *	  handler processes' shared slots and the jobs the database's worker
- *	  hands them (handler.c), and the subscription as both keep it.
+ *	  What the processes of workers/ share and nothing else sees: their
+ *	  shared memory (workers.c), a database's slot, the handler
+ *	  processes' slots and the jobs the database's worker hands them
+ *	  (worker_dispatch.c to handler.c).  src/ sees none of it: it asks
+ *	  through src/workers.h.
  *
  * A database's "strata worker" (worker.c) decodes the WAL and decides
  * what each subscription must run next; it never calls a handler.  Its
@@ -24,11 +26,68 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#include "subscription.h"
-#include "worker.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/lwlock.h"
 
-/* GUC strata.handler_workers: handler processes per database */
-extern int worker_handler_workers;
+#include "settings.h"
+#include "subscription.h"
+
+/* Longest subscription name, with its terminating zero */
+#define WORKER_SUB_NAME_LEN 129
+
+/* Longest worker error kept for strata.subscription_status */
+#define WORKER_ERROR_LEN 256
+
+/*
+ * One database's entry in shared memory.  The launcher assigns entries
+ * (dbid, absent, dropper: under WorkerShared.lock); the worker claims
+ * its entry, publishing its pid and latch and a new 'generation', and
+ * broadcasts 'progress' after each transaction that moved a checkpoint.
+ * 'pid' is cleared by the exiting worker itself (an on_shmem_exit
+ * callback, which every exit but a crash runs, and a crash resets shared
+ * memory), so a non-zero pid is a live worker: no kill(pid, 0) is needed.
+ */
+typedef struct WorkerSlot
+{
+	Oid				  dbid;		  /* InvalidOid: free */
+	pid_t			  pid;		  /* worker's pid, 0 when none runs */
+	Latch			 *latch;	  /* worker's latch, NULL when none runs */
+	uint64			  generation; /* bumped by each worker that claims it */
+	bool			  absent;	  /* the database has no extension */
+	pid_t			  dropper;	  /* backend dropping the database, or 0 */
+	ConditionVariable progress;
+
+	/* flags set by any process, read and cleared by the worker/launcher */
+	pg_atomic_uint32 notified;	 /* start the worker without delay */
+	pg_atomic_uint32 changed;	 /* subscriptions changed: run a round */
+	pg_atomic_uint32 async_wake; /* woken by an unflushed (async) commit */
+
+	slock_t mutex;
+
+	/*
+	 * Under 'mutex': left by a handler process that exited because the
+	 * handler call under way caught its cancellation, for the next job of
+	 * that subscription: the call (at that position, under that
+	 * generation).  Unless the subscription was changed since (a pause, a
+	 * drop), the call is a failed attempt.
+	 */
+	char  killed_sub[WORKER_SUB_NAME_LEN];
+	bool  killed;
+	int64 killed_position;
+	int64 killed_generation;
+
+	/*
+	 * Under 'mutex': failures in a row of the worker ('failed_sub' "") or
+	 * of the jobs of one subscription in a handler process, and the last
+	 * error
+	 */
+	int	 failures;
+	char failed_sub[WORKER_SUB_NAME_LEN];
+	bool failed_start; /* the worker could not start a handler process */
+	char last_error[WORKER_ERROR_LEN];
+	TimestampTz last_error_at;
+} WorkerSlot;
 
 /* Most events in one job (a job's entries live in shared memory) */
 #define HANDLER_JOB_MAX 2048
@@ -40,7 +99,7 @@ extern int worker_handler_workers;
 #define HANDLER_NAPTIME_MS 1000
 
 /* A handler process's argument: slot index * this + its index */
-#define HANDLER_ARG_BASE 64
+#define HANDLER_ARG_BASE (SETTINGS_MAX_HANDLER_WORKERS + 1)
 
 /*
  * One event of a job: its position, and its place in the stream (the end
@@ -67,8 +126,8 @@ typedef enum HandlerJobState
 
 typedef enum HandlerJobKind
 {
-	JOB_STREAM,	 /* run 'entries', events of the stream */
-	JOB_CATCHUP	 /* one catching-up step from strata.events */
+	JOB_STREAM, /* run 'entries', events of the stream */
+	JOB_CATCHUP /* one catching-up step from strata.events */
 } HandlerJobKind;
 
 typedef enum HandlerJobResult
@@ -87,8 +146,9 @@ typedef enum HandlerJobResult
  */
 typedef struct HandlerSlot
 {
-	pid_t  pid;	  /* the handler process, 0 when none runs */
-	Latch *latch; /* its latch */
+	pid_t  pid;				  /* the handler process, 0 when none runs */
+	Latch *latch;			  /* its latch */
+	uint64 worker_generation; /* of the worker that started it */
 
 	slock_t			 mutex;
 	HandlerJobState	 state;
@@ -119,9 +179,35 @@ typedef struct HandlerSlot
 	HandlerEntry entries[HANDLER_JOB_MAX];
 } HandlerSlot;
 
-/* The handler slot 'index' (0 .. strata.handler_workers - 1) of a slot */
-extern HandlerSlot *worker_handler_slot(WorkerSlot *slot, int index);
+/* The workers' shared memory (workers.c) */
+typedef struct WorkerShared
+{
+	LWLock		*lock;			 /* protects the slots' assignment */
+	Latch		*launcher_latch; /* NULL when no launcher runs */
+	int			 nslots;
+	int			 nhandlers; /* handler slots per slot */
+	HandlerSlot *handlers;	/* nslots * nhandlers of them */
+	WorkerSlot	 slots[FLEXIBLE_ARRAY_MEMBER];
+} WorkerShared;
+
+extern WorkerShared *worker_shared;
+
+/* workers.c: the slots */
+extern WorkerSlot  *worker_slot_for(Oid dbid);
+extern WorkerSlot  *worker_slot(int index);
 extern int			worker_slot_index(WorkerSlot *slot);
+extern HandlerSlot *worker_handler_slot(WorkerSlot *slot, int index);
+extern bool			worker_handlers_running(WorkerSlot *slot);
+extern bool			worker_claim(WorkerSlot *slot);
+extern void			worker_release(WorkerSlot *slot);
+extern void			worker_mark_absent(WorkerSlot *slot);
+
+/* In a worker or handler process: one of its own transactions appended */
+extern bool worker_self_appended;
+
+/* the mains of the three kinds of process */
+extern PGDLLEXPORT void strata_launcher_main(Datum arg);
+extern PGDLLEXPORT void strata_worker_main(Datum arg);
 
 /* handler.c */
 extern PGDLLEXPORT void strata_handler_main(Datum arg);
@@ -137,7 +223,7 @@ extern void worker_note_start_failure(WorkerSlot *slot, const char *message);
 /* A dynamic background worker of strata's, connected to a database */
 struct BackgroundWorker;
 extern void worker_bgw_init(struct BackgroundWorker *bgw,
-							const char *function);
+							const char				*function);
 
 /* In a SIGINT handler: a lock_timeout or statement_timeout of its own? */
 extern bool worker_own_timeout(void);

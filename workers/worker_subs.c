@@ -4,7 +4,8 @@
  *	  What the worker (worker.c) and its handler processes (handler.c)
  *	  share: reading strata.subscriptions into WorkerSubs, their
  *	  transactions, the failure record that strata.subscription_status
- *	  shows, and the check that the extension is there.
+ *	  shows, and the check that the extension is there; and the worker's
+ *	  list of subscriptions, read again when SQL or a job changed them.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,9 +27,18 @@
 
 #include "strata.h"
 #include "define.h"
+#include "settings.h"
+#include "worker.h"
+#include "worker_decode.h"
 #include "worker_subs.h"
 
 MemoryContext worker_xact_cxt = NULL;
+
+/* The worker's subscriptions (in subs_cxt, renewed by each load) */
+WorkerSub		   **worker_subs = NULL;
+int					 worker_nsubs = 0;
+TimestampTz			 worker_loaded_at = 0;
+static MemoryContext subs_cxt = NULL;
 
 /*
  * Fill 'bgw' for a dynamic worker of this library that connects to a
@@ -126,10 +136,10 @@ enum
 	SUB_STREAM_ID
 };
 
-#define SUB_COLUMNS                                                          \
-	"name, generation, handler::pg_catalog.oid, owner::pg_catalog.oid, "     \
-	"categories, types, on_error, state, phase, checkpoint_lsn, "            \
-	"checkpoint_index, watermark, delivered::pg_catalog.text, attempts, "    \
+#define SUB_COLUMNS                                                           \
+	"name, generation, handler::pg_catalog.oid, owner::pg_catalog.oid, "      \
+	"categories, types, on_error, state, phase, checkpoint_lsn, "             \
+	"checkpoint_index, watermark, delivered::pg_catalog.text, attempts, "     \
 	"last_error_at, stream_id FROM strata.subscriptions "
 
 /* One row of the query into a new WorkerSub, in the current context */
@@ -141,13 +151,15 @@ worker_sub_from_row(HeapTuple tup, TupleDesc desc, const char *stream_id)
 	Datum	   d;
 	char	  *str;
 
-	sub->name = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_NAME, &isnull));
+	sub->name =
+		TextDatumGetCString(SPI_getbinval(tup, desc, SUB_NAME, &isnull));
 	sub->what = psprintf("handler of subscription \"%s\"", sub->name);
 	sub->generation =
 		DatumGetInt64(SPI_getbinval(tup, desc, SUB_GENERATION, &isnull));
 	sub->handler =
 		DatumGetObjectId(SPI_getbinval(tup, desc, SUB_HANDLER, &isnull));
-	sub->owner = DatumGetObjectId(SPI_getbinval(tup, desc, SUB_OWNER, &isnull));
+	sub->owner =
+		DatumGetObjectId(SPI_getbinval(tup, desc, SUB_OWNER, &isnull));
 	if (isnull)
 		sub->owner = InvalidOid; /* its role was dropped */
 	d = SPI_getbinval(tup, desc, SUB_CATEGORIES, &isnull);
@@ -198,11 +210,11 @@ worker_read_subs(const char *name, const char *stream_id, MemoryContext cxt,
 	int				  n;
 
 	if (name == NULL)
-		ret = SPI_execute_plan(
-			strata_prepare(&plan_all,
-						   "SELECT " SUB_COLUMNS "ORDER BY created_at, name",
-						   0, NULL),
-			NULL, NULL, true, 0);
+		ret = SPI_execute_plan(strata_prepare(&plan_all,
+											  "SELECT " SUB_COLUMNS
+											  "ORDER BY created_at, name",
+											  0, NULL),
+							   NULL, NULL, true, 0);
 	else
 		ret = SPI_execute_plan(
 			strata_prepare(&plan_one,
@@ -264,8 +276,7 @@ worker_note_failure(WorkerSlot *slot, const char *subscription,
  * could ('started').
  */
 void
-worker_clear_failure(WorkerSlot *slot, const char *subscription,
-					 bool started)
+worker_clear_failure(WorkerSlot *slot, const char *subscription, bool started)
 {
 	if (slot->failures == 0)
 		return;
@@ -284,4 +295,113 @@ worker_note_start_failure(WorkerSlot *slot, const char *message)
 	SpinLockAcquire(&slot->mutex);
 	slot->failed_start = true;
 	SpinLockRelease(&slot->mutex);
+}
+
+/* ---------- the worker's list ---------- */
+
+/* The subscription named 'name' in the worker's list, or NULL */
+WorkerSub *
+worker_find_sub(const char *name)
+{
+	for (int i = 0; i < worker_nsubs; i++)
+		if (strcmp(worker_subs[i]->name, name) == 0)
+			return worker_subs[i];
+	return NULL;
+}
+
+/* Forget the events waiting for 'sub' */
+void
+worker_drop_pending(WorkerSub *sub)
+{
+	if (sub->pending != NULL)
+		pfree(sub->pending);
+	sub->pending = NULL;
+	sub->npending = sub->pending_cap = 0;
+}
+
+/*
+ * Read the subscriptions table into a new subs_cxt.  A subscription whose
+ * generation did not change keeps what the worker knows beyond the table
+ * (how far the stream was dispatched to it and processed, the events
+ * waiting for a handler process).  Must run in a transaction, connected
+ * to SPI.
+ */
+void
+worker_load_subs(void)
+{
+	MemoryContext new_cxt;
+	WorkerSub	**list;
+	int			  n;
+	bool		  failed_found = false;
+
+	new_cxt = AllocSetContextCreate(TopMemoryContext, "strata subscriptions",
+									ALLOCSET_DEFAULT_SIZES);
+	n = worker_read_subs(NULL, decode_stream_id, new_cxt, &list);
+	for (int i = 0; i < n; i++)
+	{
+		WorkerSub *sub = list[i];
+		WorkerSub *prev = worker_find_sub(sub->name);
+
+		if (prev != NULL && prev->attempts > 0 && sub->attempts > 0)
+			sub->first_failed_at = prev->first_failed_at;
+		if (prev != NULL && prev->generation == sub->generation &&
+			!prev->stale && prev->live == sub->live)
+		{
+			sub->stream_lsn =
+				Max(prev->stream_lsn, sub->progress.checkpoint_lsn);
+			sub->done_lsn = Max(prev->done_lsn, sub->progress.checkpoint_lsn);
+			sub->pending = prev->pending;
+			sub->npending = prev->npending;
+			sub->pending_cap = prev->pending_cap;
+			prev->pending = NULL;
+		}
+		else
+		{
+			sub->stream_lsn =
+				Max(sub->progress.checkpoint_lsn, decode_confirmed_lsn());
+			sub->done_lsn = sub->stream_lsn;
+		}
+		if (strcmp(worker_me->failed_sub, sub->name) == 0 && sub->state == 'a')
+			failed_found = true;
+	}
+	for (int i = 0; i < worker_nsubs; i++)
+		worker_drop_pending(worker_subs[i]);
+
+	if (subs_cxt != NULL)
+		MemoryContextDelete(subs_cxt);
+	subs_cxt = new_cxt;
+	worker_subs = list;
+	worker_nsubs = n;
+	worker_loaded_at = GetCurrentTimestamp();
+
+	/* a failing job's subscription was paused or dropped: not failing now */
+	if (!failed_found && worker_me->failed_sub[0] != '\0')
+		worker_clear_failure(worker_me, worker_me->failed_sub, false);
+}
+
+/* Is the subscription due to run now (active, not waiting to retry)? */
+bool
+worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms)
+{
+	TimestampTz retry_at;
+	int			shift;
+
+	if (sub->state != 'a')
+		return false;
+	if (sub->attempts == 0 || sub->last_error_at == 0)
+		return true;
+	shift = Min(sub->attempts - 1, 20);
+	retry_at = TimestampTzPlusMilliseconds(
+		sub->last_error_at, (int64) worker_retry_base_delay << shift);
+	if (retry_at <= now)
+		return true;
+	if (wait_ms != NULL)
+	{
+		long secs;
+		int	 usecs;
+
+		TimestampDifference(now, retry_at, &secs, &usecs);
+		*wait_ms = Min(*wait_ms, secs * 1000 + usecs / 1000 + 1);
+	}
+	return false;
 }

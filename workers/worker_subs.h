@@ -70,4 +70,14 @@ extern int	worker_read_subs(const char *name, const char *stream_id,
 							 MemoryContext cxt, WorkerSub ***list);
 extern bool worker_extension_present(void);
 
+/* The worker's list of subscriptions, and when it was read */
+extern WorkerSub **worker_subs;
+extern int		   worker_nsubs;
+extern TimestampTz worker_loaded_at;
+
+extern WorkerSub *worker_find_sub(const char *name);
+extern void		  worker_drop_pending(WorkerSub *sub);
+extern void		  worker_load_subs(void);
+extern bool worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms);
+
 #endif /* STRATA_WORKER_SUBS_H */

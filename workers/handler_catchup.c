@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * handler_catchup.c
+ *	  Catching a subscription up from strata.events in a handler
+ *	  process, a batch per job, and its hand-over to the stream once
+ *	  what remains fits in one batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "strata.h"
+#include "settings.h"
+#include "subscription.h"
+#include "handler.h"
+
+/* Copy rows of strata.events from the last SPI result, skipping processed ones */
+static void
+worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
+					int64 *last)
+{
+	MemoryContext old = MemoryContextSwitchTo(job_cxt);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	 tup = SPI_tuptable->vals[i];
+		TupleDesc	 desc = SPI_tuptable->tupdesc;
+		bool		 isnull;
+		int64		 pos = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		WorkerEvent *ev;
+
+		*last = pos;
+		if (subscription_processed(&sub->progress, pos))
+			continue;
+		if (*n == *cap)
+		{
+			*cap = *cap == 0 ? 256 : *cap * 2;
+			*list = *list == NULL
+						? palloc(sizeof(WorkerEvent) * *cap)
+						: repalloc(*list, sizeof(WorkerEvent) * *cap);
+		}
+		ev = &(*list)[(*n)++];
+		ev->position = pos;
+		ev->tuple = heap_copytuple(tup);
+		ev->category = SPI_getvalue(tup, desc, 9);
+		ev->type = SPI_getvalue(tup, desc, 5);
+		ev->end_lsn = InvalidXLogRecPtr;
+		ev->index = 0;
+		ev->nevents = 0;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * One step of a catching-up subscription.  Reads, under a snapshot taken
+ * with the registry's horizon, up to a batch of settled events past its
+ * watermark and runs them.  When fewer than a batch remain, it also runs
+ * every event visible in that snapshot past them and hands the
+ * subscription over to the stream at its current end: every transaction
+ * that ended before that point is visible in the snapshot (the round
+ * waited for them), and every later one comes through the stream, where
+ * the positions already processed are skipped.  The stream's end is the
+ * job's live_lsn: the worker made the job after it had waited until every
+ * transaction it decoded up to there was visible, and this snapshot is
+ * taken after that.  RESULT_THROUGH when a step was made (more remains),
+ * RESULT_LIVE after the hand-over, RESULT_HALTED when it stopped.
+ */
+HandlerJobResult
+handler_catchup(WorkerSub *sub)
+{
+	static SPIPlanPtr plan_settled = NULL;
+	static SPIPlanPtr plan_rest = NULL;
+	Oid				  argtypes[3] = {INT8OID, INT8OID, INT8OID};
+	Datum			  args[3];
+	Snapshot		  snapshot;
+	int64			  settled;
+	int64			  last = 0;
+	WorkerEvent		 *list = NULL;
+	int				  n = 0;
+	int				  cap = 0;
+	bool			  final;
+	bool			  go_live = false;
+
+	worker_begin();
+	SPI_connect();
+	settled = subscription_settled(&snapshot);
+	args[0] = Int64GetDatum(sub->progress.watermark);
+	args[1] = Int64GetDatum(settled);
+	args[2] = Int64GetDatum(worker_batch_size);
+	if (SPI_execute_snapshot(
+			strata_prepare(&plan_settled,
+						   "SELECT * FROM strata.events WHERE position "
+						   "OPERATOR(pg_catalog.>=) $1 AND position "
+						   "OPERATOR(pg_catalog.<) $2 ORDER BY position "
+						   "LIMIT $3",
+						   3, argtypes),
+			args, NULL, snapshot, InvalidSnapshot, true, false,
+			0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.events");
+	final = SPI_processed < (uint64) worker_batch_size;
+	worker_collect_rows(sub, &list, &n, &cap, &last);
+	if (final)
+	{
+		Oid	  rest_types[3] = {INT8OID, TEXTOID, INT8OID};
+		Datum rest_args[3];
+
+		rest_args[0] = Int64GetDatum(settled);
+		rest_args[1] =
+			CStringGetTextDatum(subscription_format_delivered(&sub->progress));
+		rest_args[2] = Int64GetDatum(worker_batch_size);
+		/*
+		 * At most a batch of it: more (a long transaction holding the
+		 * horizon down while others commit) is run a batch per round, and
+		 * the hand-over waits until the rest fits in one.
+		 */
+		if (SPI_execute_snapshot(
+				strata_prepare(&plan_rest,
+							   "SELECT * FROM strata.events WHERE position "
+							   "OPERATOR(pg_catalog.>=) $1 AND NOT "
+							   "$2::pg_catalog.int8multirange "
+							   "OPERATOR(pg_catalog.@>) position "
+							   "ORDER BY position LIMIT $3",
+							   3, rest_types),
+				rest_args, NULL, snapshot, InvalidSnapshot, true, false,
+				0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read strata.events");
+		go_live = SPI_processed < (uint64) worker_batch_size;
+		worker_collect_rows(sub, &list, &n, &cap, &last);
+	}
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	PopActiveSnapshot();
+	worker_commit();
+
+	if (!handler_run_list(sub, list, n))
+		return RESULT_HALTED;
+	if (!final)
+		return handler_commit_progress(sub, last + 1, false, InvalidXLogRecPtr)
+				   ? RESULT_THROUGH
+				   : RESULT_HALTED;
+	if (!go_live)
+		return handler_commit_progress(sub, settled, false, InvalidXLogRecPtr)
+				   ? RESULT_THROUGH
+				   : RESULT_HALTED;
+	return handler_commit_progress(sub, settled, true, job_live_lsn)
+			   ? RESULT_LIVE
+			   : RESULT_HALTED;
+}

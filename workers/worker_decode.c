@@ -1,0 +1,497 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_decode.c
+ *	  The strata worker's decoding: its logical slot (strata_<database
+ *	  oid>) and the identity of the stream it carries, the decoding loop
+ *	  of a round, the catalog cache resets that decoding needs, and the
+ *	  confirmations to the slot.
+ *
+ * The worker decodes the WAL itself, in its own process, the way a
+ * walsender does but with no connection in between: the strata output
+ * plugin hands each committed event to decode_capture (through
+ * ctx->output_writer_private, see decoder.h), which keeps of it only its
+ * position, category and type, in 'decoded'.  One decoding stream serves
+ * every subscription of the database.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogutils.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/slot.h"
+#include "storage/lwlock.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "strata.h"
+#include "decoder.h"
+#include "settings.h"
+#include "worker.h"
+#include "worker_decode.h"
+#include "worker_dispatch.h"
+#include "worker_subs.h"
+
+/* Shortest time between two confirmations to the slot */
+#define WORKER_CONFIRM_MS 1000
+
+DecodedRound decoded;
+XLogRecPtr	 decode_lsn = InvalidXLogRecPtr;
+char		*decode_stream_id = NULL;
+
+static LogicalDecodingContext *worker_ctx = NULL;
+static char					   slot_name[NAMEDATALEN];
+
+static void worker_reset_caches(XLogRecPtr from);
+static void worker_relcache_callback(Datum arg, Oid relid);
+static void worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue);
+
+/*
+ * Name the slot and watch the catalog (see worker_catalog_lsn).  Once, in
+ * the worker, connected to its database.
+ */
+void
+decode_init(void)
+{
+	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
+	CacheRegisterRelcacheCallback(worker_relcache_callback, (Datum) 0);
+	/* relations come through the relcache callback; these are the rest */
+	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback,
+								  (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, worker_syscache_callback,
+								  (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, worker_syscache_callback,
+								  (Datum) 0);
+}
+
+/* Is the stream open (a decoding context on the slot)? */
+bool
+decode_started(void)
+{
+	return worker_ctx != NULL;
+}
+
+/* What the slot confirmed, or invalid before the stream opened */
+XLogRecPtr
+decode_confirmed_lsn(void)
+{
+	return worker_ctx != NULL ? MyReplicationSlot->data.confirmed_flush
+							  : InvalidXLogRecPtr;
+}
+
+/* A new round: nothing decoded yet, in 'cxt' (reset by the caller) */
+void
+decode_new_round(MemoryContext cxt)
+{
+	memset(&decoded, 0, sizeof(decoded));
+	decoded.cxt = cxt;
+}
+
+/* ---------- the plugin's receiver ---------- */
+
+static void
+decode_capture_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
+					 TupleDesc desc, int64 position, Datum category,
+					 Datum type)
+{
+	MemoryContext old = MemoryContextSwitchTo(decoded.cxt);
+	DecodedEvent *ev;
+
+	if (decoded.nevents == decoded.events_cap)
+	{
+		decoded.events_cap =
+			decoded.events_cap == 0 ? 1024 : decoded.events_cap * 2;
+		decoded.events =
+			decoded.events == NULL
+				? palloc(sizeof(DecodedEvent) * decoded.events_cap)
+				: repalloc(decoded.events,
+						   sizeof(DecodedEvent) * decoded.events_cap);
+	}
+	/* the row itself is read by the handler process, from strata.events */
+	ev = &decoded.events[decoded.nevents++];
+	ev->position = position;
+	ev->category = TextDatumGetCString(category);
+	ev->type = TextDatumGetCString(type);
+	ev->txn = decoded.ntxns;
+	ev->index = decoded.nevents - 1 - decoded.txn_first;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+decode_capture_commit(void *arg, ReorderBufferTXN *txn)
+{
+	MemoryContext old = MemoryContextSwitchTo(decoded.cxt);
+
+	if (decoded.ntxns == decoded.txns_cap)
+	{
+		decoded.txns_cap = decoded.txns_cap == 0 ? 64 : decoded.txns_cap * 2;
+		decoded.txns = decoded.txns == NULL
+						   ? palloc(sizeof(DecodedTxn) * decoded.txns_cap)
+						   : repalloc(decoded.txns,
+									  sizeof(DecodedTxn) * decoded.txns_cap);
+	}
+	decoded.txns[decoded.ntxns].xid = txn->xid;
+	decoded.txns[decoded.ntxns].end_lsn = txn->end_lsn;
+	decoded.txns[decoded.ntxns].first = decoded.txn_first;
+	decoded.txns[decoded.ntxns].nevents = decoded.nevents - decoded.txn_first;
+	decoded.ntxns++;
+	decoded.txn_first = decoded.nevents;
+	MemoryContextSwitchTo(old);
+}
+
+static DecoderCapture decode_capture = {decode_capture_event,
+										decode_capture_commit, NULL};
+
+/*
+ * Read WAL pages as pg_logical_slot_get_changes does, but never wait: a
+ * record that goes past the flush position is read in a later round
+ * (read_local_xlog_page would sleep in 1 ms steps until it is flushed).
+ */
+static int
+worker_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
+				 XLogRecPtr targetRecPtr, char *cur_page)
+{
+	if (targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+		return XLREAD_WOULDBLOCK;
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr,
+								cur_page);
+}
+
+/* ---------- the slot and the stream ---------- */
+
+static bool
+worker_slot_invalidated(ReplicationSlot *slot)
+{
+#if PG_VERSION_NUM >= 160000
+	return slot->data.invalidated != RS_INVAL_NONE;
+#else
+	return slot->data.invalidated_at != InvalidXLogRecPtr &&
+		   XLogRecPtrIsInvalid(slot->data.restart_lsn);
+#endif
+}
+
+/* Create the database's slot (in a transaction of its own). */
+static void
+worker_create_slot(void)
+{
+	LogicalDecodingContext *ctx;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+#if PG_VERSION_NUM >= 170000
+	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false, false, false);
+#else
+	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
+#endif
+	ctx = CreateInitDecodingContext(
+		"strata", NIL, false, InvalidXLogRecPtr,
+		XL_ROUTINE(.page_read = read_local_xlog_page,
+				   .segment_open = wal_segment_open,
+				   .segment_close = wal_segment_close),
+		decoder_capture_prepare_write, decoder_capture_write, NULL);
+	DecodingContextFindStartpoint(ctx);
+	FreeDecodingContext(ctx);
+	ReplicationSlotPersist();
+	ReplicationSlotRelease();
+	worker_commit();
+	ereport(LOG, (errmsg("strata worker created replication slot \"%s\"",
+						 slot_name)));
+}
+
+/*
+ * A new stream is about to start (a new slot): give it a new identity,
+ * and send every live subscription back to catching up from
+ * strata.events: their checkpoints refer to WAL this slot never saw, but
+ * their processed positions are exact.  Committed and flushed before the
+ * slot exists, so that no crash can leave a new slot with old
+ * checkpoints; a checkpoint saved under another identity (as a restored
+ * database brings) is ignored the same way (worker_load_subs).
+ */
+void
+decode_new_stream(void)
+{
+	char *id;
+
+	id = psprintf(UINT64_FORMAT "/%X/%X/" INT64_FORMAT, GetSystemIdentifier(),
+				  LSN_FORMAT_ARGS(GetXLogInsertRecPtr()),
+				  (int64) GetCurrentTimestamp());
+	worker_begin();
+	SPI_connect();
+	if (SPI_execute("DELETE FROM strata._stream", false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("INSERT INTO strata._stream (id) VALUES ($1)", 1,
+							  (Oid[]){TEXTOID},
+							  (Datum[]){CStringGetTextDatum(id)}, NULL, false,
+							  0) != SPI_OK_INSERT ||
+		SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
+					"generation = generation OPERATOR(pg_catalog.+) 1 "
+					"WHERE phase OPERATOR(pg_catalog.=) 'live'",
+					false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not start a new stream");
+	SPI_finish();
+	PopActiveSnapshot();
+	worker_commit();
+	XLogFlush(XactLastCommitEnd);
+
+	if (decode_stream_id != NULL)
+		pfree(decode_stream_id);
+	decode_stream_id = MemoryContextStrdup(TopMemoryContext, id);
+	for (int i = 0; i < worker_nsubs; i++)
+		worker_subs[i]->stale = true;
+}
+
+/* Read the identity of the current stream; false if there is none */
+static bool
+worker_read_stream_id(void)
+{
+	bool found = false;
+
+	worker_begin();
+	SPI_connect();
+	if (SPI_execute("SELECT id FROM strata._stream", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata._stream");
+	if (SPI_processed == 1)
+	{
+		if (decode_stream_id != NULL)
+			pfree(decode_stream_id);
+		decode_stream_id = MemoryContextStrdup(
+			TopMemoryContext,
+			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		found = true;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	worker_commit();
+	return found;
+}
+
+/*
+ * (Re)start decoding from the slot: create the slot if missing, replace
+ * it if it was invalidated, and set the stream back to its confirmed
+ * position.  Subscriptions skip what they already processed.
+ */
+void
+decode_start(void)
+{
+	ReplicationSlot *slot;
+	MemoryContext	 old;
+
+	if (worker_ctx != NULL)
+	{
+		FreeDecodingContext(worker_ctx);
+		worker_ctx = NULL;
+	}
+
+	if (MyReplicationSlot == NULL)
+	{
+		LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+		slot = SearchNamedReplicationSlot(slot_name, false);
+		LWLockRelease(ReplicationSlotControlLock);
+		if (slot == NULL)
+		{
+			/* first start, a promoted standby, a slot dropped by hand */
+			decode_new_stream();
+			worker_create_slot();
+		}
+		else if (!worker_read_stream_id())
+			decode_new_stream();
+		ReplicationSlotAcquire(slot_name, true);
+	}
+
+	if (worker_slot_invalidated(MyReplicationSlot))
+	{
+		ereport(WARNING,
+				(errmsg("replication slot \"%s\" was invalidated; strata "
+						"subscriptions catch up from strata.events",
+						slot_name),
+				 errdetail("The WAL the slot retained exceeded "
+						   "max_slot_wal_keep_size.")));
+		ReplicationSlotRelease();
+		ReplicationSlotDrop(slot_name, true);
+		decode_new_stream();
+		worker_create_slot();
+		ReplicationSlotAcquire(slot_name, true);
+	}
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	worker_ctx = CreateDecodingContext(
+		InvalidXLogRecPtr, NIL, false,
+		XL_ROUTINE(.page_read = worker_page_read,
+				   .segment_open = wal_segment_open,
+				   .segment_close = wal_segment_close),
+		decoder_capture_prepare_write, decoder_capture_write, NULL);
+	MemoryContextSwitchTo(old);
+	/* the plugin hands this process its events (see decoder.h) */
+	worker_ctx->output_writer_private = &decode_capture;
+	XLogBeginRead(worker_ctx->reader, MyReplicationSlot->data.restart_lsn);
+	decode_lsn = MyReplicationSlot->data.confirmed_flush;
+
+	/* what was dispatched stays dispatched; the others skip what they did */
+	for (int i = 0; i < worker_nsubs; i++)
+		if (worker_subs[i]->live)
+			worker_subs[i]->stream_lsn =
+				Max(worker_subs[i]->stream_lsn, decode_lsn);
+}
+
+/* ---------- decoding ---------- */
+
+/*
+ * Decode the WAL flushed since the last round, stopping after a
+ * transaction once a round's worth of events is buffered.  Runs outside
+ * any transaction, like a walsender; the catalog caches are flushed on
+ * the way in and out, as in pg_logical_slot_get_changes, because this
+ * process also runs ordinary transactions between rounds.
+ */
+void
+decode_round(void)
+{
+	XLogRecPtr end;
+	XLogRecPtr from;
+	int		   limit = worker_batch_size * WORKER_ROUND_BATCHES;
+
+	MemoryContext old;
+
+	/*
+	 * Events appended by handlers were committed asynchronously (see
+	 * strata_worker_main): flush them, so that they are decoded now rather
+	 * than after the WAL writer's next flush and some other wake-up.
+	 */
+	end = GetFlushRecPtr(NULL);
+	if (worker_ctx->reader->EndRecPtr >= end && decode_lsn >= end)
+		return;
+
+	pgstat_report_activity(STATE_RUNNING, "decoding");
+	from = worker_ctx->reader->EndRecPtr;
+	if (XLogRecPtrIsInvalid(from))
+		from = MyReplicationSlot->data.restart_lsn;
+	worker_reset_caches(from);
+	/* the WAL reader allocates as it goes: not in the round's context */
+	old = MemoryContextSwitchTo(worker_ctx->context);
+	while (worker_ctx->reader->EndRecPtr < end && decoded.nevents < limit)
+	{
+		XLogRecord *record;
+		char	   *errm = NULL;
+
+		record = XLogReadRecord(worker_ctx->reader, &errm);
+		if (errm)
+			elog(ERROR, "could not read WAL for decoding: %s", errm);
+		if (record == NULL)
+			break; /* the rest of the record is not flushed yet */
+		LogicalDecodingProcessRecord(worker_ctx, worker_ctx->reader);
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+	worker_reset_caches(from);
+	if (worker_ctx->reader->EndRecPtr > decode_lsn)
+		decode_lsn = worker_ctx->reader->EndRecPtr;
+}
+
+/*
+ * The WAL insert position when this process last saw a catalog change.
+ * Decoding runs under historic snapshots and the rounds' transactions
+ * under current ones, in one process.  A cache entry built under one must
+ * not be used under the other when the catalog changed between the two
+ * points in time: the decoded WAL and now.  Every invalidation (a catalog
+ * change committed anywhere, seen when a transaction starts, or one
+ * replayed by decoding) moves this position to the current end of the
+ * WAL, and any decoding that starts below it resets the caches before
+ * and after, as pg_logical_slot_get_changes always does.  Once the
+ * decoding has passed it, the catalog of the decoded WAL is the current
+ * one, and the caches are left alone.
+ */
+static XLogRecPtr worker_catalog_lsn = InvalidXLogRecPtr;
+
+static void
+worker_catalog_changed(void)
+{
+	worker_catalog_lsn = GetXLogInsertRecPtr();
+}
+
+static void
+worker_relcache_callback(Datum arg, Oid relid)
+{
+	worker_catalog_changed();
+}
+
+static void
+worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	worker_catalog_changed();
+}
+
+/* Reset the caches if decoding from 'from' may meet another catalog */
+static void
+worker_reset_caches(XLogRecPtr from)
+{
+	if (from < worker_catalog_lsn || XLogRecPtrIsInvalid(worker_catalog_lsn))
+	{
+		XLogRecPtr known = worker_catalog_lsn;
+
+		InvalidateSystemCaches();
+		/* our own reset calls the callbacks too: it is no catalog change */
+		worker_catalog_lsn = known;
+		if (XLogRecPtrIsInvalid(worker_catalog_lsn))
+			worker_catalog_changed();
+	}
+}
+
+/*
+ * Confirm to the slot what every live subscription has processed, at most
+ * every WORKER_CONFIRM_MS; a catch-up out to a handler process may hand
+ * its subscription over at the stream end it was given, so that holds the
+ * slot too.  The handler processes commit asynchronously, so the WAL
+ * is flushed first: a slot saved past a transaction whose commit a crash
+ * then lost would skip that transaction's events.
+ */
+void
+decode_confirm(void)
+{
+	static TimestampTz last_confirm = 0;
+	XLogRecPtr		   confirm = decode_lsn;
+	TimestampTz		   now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_confirm, now, WORKER_CONFIRM_MS))
+		return;
+	for (int i = 0; i < worker_nsubs; i++)
+		if (worker_subs[i]->live)
+			confirm = Min(confirm, worker_subs[i]->done_lsn);
+	confirm = dispatch_catchup_floor(confirm);
+	if (confirm > MyReplicationSlot->data.confirmed_flush)
+	{
+		XLogFlush(GetXLogInsertRecPtr());
+		LogicalConfirmReceivedLocation(confirm);
+		ReplicationSlotMarkDirty();
+	}
+	last_confirm = now;
+}
+
+/*
+ * No extension here any more: close the stream and drop the slot if
+ * there is one, so that it keeps no WAL.
+ */
+void
+decode_drop_slot(void)
+{
+	ReplicationSlot *rs;
+
+	if (worker_ctx != NULL)
+		FreeDecodingContext(worker_ctx);
+	worker_ctx = NULL;
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	rs = SearchNamedReplicationSlot(slot_name, false);
+	LWLockRelease(ReplicationSlotControlLock);
+	if (rs != NULL)
+		ReplicationSlotDrop(slot_name, true);
+}

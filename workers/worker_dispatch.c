@@ -1,0 +1,425 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_dispatch.c
+ *	  The strata worker's side of its handler processes: it starts them
+ *	  (strata.handler_workers, once the database has a subscription),
+ *	  adds each live subscription's decoded events to those waiting for
+ *	  it, hands out jobs and takes their results.
+ *
+ * A job is one subscription's next piece of work: the stream events
+ * waiting for it (positions in commit order, each with its transaction's
+ * end LSN and index), or one step of catching up from strata.events.  A
+ * subscription has at most one job out, so its events run one at a time
+ * and in order; different subscriptions run side by side.  Jobs travel
+ * in the handler processes' shared slots (worker_internal.h); the
+ * handler process's side is handler.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "strata.h"
+#include "define.h"
+#include "settings.h"
+#include "worker.h"
+#include "worker_decode.h"
+#include "worker_dispatch.h"
+#include "worker_internal.h"
+#include "worker_subs.h"
+
+/* Most events waiting for a handler process, per subscription */
+#define WORKER_PENDING_MAX (HANDLER_JOB_MAX * 16)
+
+/* Delay before a handler process that stopped is started again */
+#define HANDLER_RESTART_DELAY_MS 1000
+
+/* A handler process, as the worker sees it, and the job it was given */
+typedef struct HandlerProc
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz				restart_at;
+	bool					busy; /* a job is out */
+	char					sub[WORKER_SUB_NAME_LEN];
+	int64					generation;
+	HandlerJobKind			kind;
+	XLogRecPtr				live_lsn;	 /* a catch-up's stream end */
+	XLogRecPtr				through_lsn; /* where a stream job brings it */
+	int						nentries;
+} HandlerProc;
+
+static HandlerProc	*handlers = NULL;
+static MemoryContext pending_cxt;		/* the subscriptions' pending events */
+static int			 dispatch_from = 0; /* where the next dispatch starts */
+
+static HandlerProc *dispatch_job_of(WorkerSub *sub);
+
+/* The worker's view of its handler processes; once, at its start */
+void
+dispatch_init(void)
+{
+	handlers = MemoryContextAllocZero(
+		TopMemoryContext, sizeof(HandlerProc) * worker_handler_workers);
+	pending_cxt = AllocSetContextCreate(
+		TopMemoryContext, "strata worker pending", ALLOCSET_DEFAULT_SIZES);
+}
+
+/* At the worker's exit: its handler processes go with it */
+void
+dispatch_stop_handlers(void)
+{
+	for (int i = 0; handlers != NULL && i < worker_handler_workers; i++)
+	{
+		pid_t pid = worker_handler_slot(worker_me, i)->pid;
+
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+	}
+}
+
+/* Does 'sub' have a job out? */
+bool
+dispatch_job_out(WorkerSub *sub)
+{
+	return dispatch_job_of(sub) != NULL;
+}
+
+/*
+ * The slot may be confirmed no further than where a catch-up out to a
+ * handler process may hand its subscription over (the stream end it was
+ * given): 'confirm', lowered to that.
+ */
+XLogRecPtr
+dispatch_catchup_floor(XLogRecPtr confirm)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+		if (handlers[i].busy && handlers[i].kind == JOB_CATCHUP)
+			confirm = Min(confirm, handlers[i].live_lsn);
+	return confirm;
+}
+
+/* Is a job of 'sub' out (to a handler process)? */
+static HandlerProc *
+dispatch_job_of(WorkerSub *sub)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+		if (handlers[i].busy && strcmp(handlers[i].sub, sub->name) == 0)
+			return &handlers[i];
+	return NULL;
+}
+
+/*
+ * Keep the handler processes running while there are subscriptions: start
+ * those that are not (with this worker as the one they serve and notify),
+ * a stopped one HANDLER_RESTART_DELAY_MS after it stopped.  One that
+ * cannot be started (max_worker_processes) is tried again later, and the
+ * status says why meanwhile.
+ */
+void
+dispatch_start_handlers(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		failed = false;
+
+	if (worker_nsubs == 0)
+		return;
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerProc		*h = &handlers[i];
+		HandlerSlot		*hs = worker_handler_slot(worker_me, i);
+		BackgroundWorker bgw;
+		HandlerStartInfo info;
+		pid_t			 pid;
+		MemoryContext	 old;
+		bool			 registered;
+
+		if (h->handle != NULL &&
+			GetBackgroundWorkerPid(h->handle, &pid) != BGWH_STOPPED)
+			continue;
+		if (h->handle != NULL)
+		{
+			pfree(h->handle);
+			h->handle = NULL;
+			h->restart_at =
+				TimestampTzPlusMilliseconds(now, HANDLER_RESTART_DELAY_MS);
+		}
+		/* the slot is free once a process of an earlier worker has gone */
+		if (now < h->restart_at || hs->pid != 0)
+		{
+			/* not started yet: a failure to start it is not over */
+			failed = failed || worker_me->failed_start;
+			continue;
+		}
+
+		worker_bgw_init(&bgw, "strata_handler_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "strata handler %d for database %u",
+				 i + 1, MyDatabaseId);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "strata handler");
+		bgw.bgw_main_arg = Int32GetDatum(worker_index * HANDLER_ARG_BASE + i);
+		info.worker_pid = MyProcPid;
+		info.worker_generation = worker_me->generation;
+		memcpy(bgw.bgw_extra, &info, sizeof(info));
+		bgw.bgw_notify_pid = MyProcPid;
+		/* the handle lives as long as the worker, not the round */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		registered = RegisterDynamicBackgroundWorker(&bgw, &h->handle);
+		MemoryContextSwitchTo(old);
+		if (!registered)
+		{
+			h->handle = NULL;
+			h->restart_at =
+				TimestampTzPlusMilliseconds(now, HANDLER_RESTART_DELAY_MS * 5);
+			ereport(WARNING,
+					(errmsg("strata worker could not start a handler process"),
+					 errhint("Raise max_worker_processes: each database "
+							 "with strata needs 1 + strata.handler_workers "
+							 "(%d) of them.",
+							 worker_handler_workers)));
+			worker_note_start_failure(worker_me,
+									  "could not start a strata handler "
+									  "process: raise max_worker_processes");
+			failed = true;
+		}
+	}
+	if (!failed)
+		worker_clear_failure(worker_me, NULL, true);
+}
+
+/*
+ * A job came back: a stream job that got through leaves the events it
+ * ran out of the subscription's pending ones; a catch-up that handed over
+ * makes the subscription live where the stream stood; anything else (a
+ * failure, a stop, a change by SQL) has the subscriptions read again.
+ */
+static void
+worker_job_done(HandlerProc *h, HandlerJobResult result,
+				TimestampTz first_failed_at)
+{
+	WorkerSub *sub = worker_find_sub(h->sub);
+
+	h->busy = false;
+	if (sub == NULL || sub->generation != h->generation)
+		return;
+	sub->first_failed_at = first_failed_at;
+	if (result == RESULT_HALTED || sub->stale)
+	{
+		sub->stale = true;
+		return;
+	}
+	if (h->kind == JOB_CATCHUP)
+	{
+		if (result == RESULT_LIVE)
+		{
+			sub->live = true;
+			sub->stream_lsn = sub->done_lsn = h->live_lsn;
+			worker_drop_pending(sub);
+		}
+		return;
+	}
+	if (h->nentries > sub->npending)
+	{
+		/* can't happen: its pending events changed under the job */
+		sub->stale = true;
+		return;
+	}
+	sub->npending -= h->nentries;
+	memmove(sub->pending, sub->pending + h->nentries,
+			sizeof(HandlerEntry) * sub->npending);
+	sub->done_lsn = sub->npending == 0 ? sub->stream_lsn : h->through_lsn;
+	sub->attempts = 0;
+}
+
+/* Take the results of the jobs that came back. */
+void
+dispatch_collect(void)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerProc		*h = &handlers[i];
+		HandlerSlot		*hs = worker_handler_slot(worker_me, i);
+		HandlerJobResult result = RESULT_HALTED;
+		TimestampTz		 first_failed_at = 0;
+		bool			 done = false;
+
+		if (!h->busy)
+			continue;
+		SpinLockAcquire(&hs->mutex);
+		if (hs->state == JOB_DONE)
+		{
+			result = hs->result;
+			first_failed_at = hs->first_failed_at;
+			hs->state = JOB_NONE;
+			done = true;
+		}
+		SpinLockRelease(&hs->mutex);
+		if (done)
+			worker_job_done(h, result, first_failed_at);
+	}
+}
+
+/*
+ * Add the round's events of 'sub' that are past where its stream was
+ * dispatched to what waits for a handler process, whole transactions at
+ * a time, at most WORKER_PENDING_MAX (unless one transaction is larger):
+ * a subscription that is busy for long falls behind and gets the rest by
+ * a rewind once its handler is free again.
+ */
+void
+dispatch_feed(WorkerSub *sub)
+{
+	MemoryContext old = MemoryContextSwitchTo(pending_cxt);
+	int			  t = 0;
+
+	while (t < decoded.ntxns && decoded.txns[t].end_lsn <= sub->stream_lsn)
+		t++;
+	for (; t < decoded.ntxns; t++)
+	{
+		DecodedTxn *txn = &decoded.txns[t];
+		int			need = sub->npending + txn->nevents;
+
+		if (need > WORKER_PENDING_MAX && sub->npending > 0)
+			break;
+		if (need > sub->pending_cap)
+		{
+			sub->pending_cap = Max(need, Max(64, sub->pending_cap * 2));
+			sub->pending =
+				sub->pending == NULL
+					? palloc(sizeof(HandlerEntry) * sub->pending_cap)
+					: repalloc(sub->pending,
+							   sizeof(HandlerEntry) * sub->pending_cap);
+		}
+		for (int k = 0; k < txn->nevents; k++)
+		{
+			DecodedEvent *ev = &decoded.events[txn->first + k];
+			HandlerEntry *e = &sub->pending[sub->npending++];
+
+			e->position = ev->position;
+			e->end_lsn = txn->end_lsn;
+			e->index = k;
+			e->nevents = txn->nevents;
+			e->matches = define_in_list(sub->categories, sub->ncategories,
+										ev->category) &&
+						 define_in_list(sub->types, sub->ntypes, ev->type);
+		}
+		sub->stream_lsn = txn->end_lsn;
+	}
+	/* after a rewind the round may end below what was dispatched already */
+	if (t == decoded.ntxns)
+		sub->stream_lsn = Max(sub->stream_lsn, decode_lsn);
+	if (sub->npending == 0 && dispatch_job_of(sub) == NULL)
+		sub->done_lsn = sub->stream_lsn;
+	MemoryContextSwitchTo(old);
+}
+
+/* An idle handler process, or NULL */
+static HandlerProc *
+worker_idle_handler(int *index)
+{
+	for (int i = 0; i < worker_handler_workers; i++)
+	{
+		HandlerSlot *hs = worker_handler_slot(worker_me, i);
+
+		/* a process this worker started (not one of an earlier worker) */
+		if (!handlers[i].busy && handlers[i].handle != NULL && hs->pid != 0 &&
+			hs->worker_generation == worker_me->generation &&
+			hs->state == JOB_NONE)
+		{
+			*index = i;
+			return &handlers[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Give 'sub' to the idle handler process 'index': its pending events (as
+ * many as a job holds), or, catching up, a step from the table that may
+ * hand it over at the current end of the stream (decoded and visible).
+ */
+static void
+worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
+{
+	HandlerSlot *hs = worker_handler_slot(worker_me, index);
+	int			 n = 0;
+	Latch		*latch;
+
+	h->busy = true;
+	strlcpy(h->sub, sub->name, sizeof(h->sub));
+	h->generation = sub->generation;
+	h->kind = sub->live ? JOB_STREAM : JOB_CATCHUP;
+	h->live_lsn = decode_lsn;
+	if (sub->live)
+	{
+		n = Min(sub->npending, HANDLER_JOB_MAX);
+		memcpy(hs->entries, sub->pending, sizeof(HandlerEntry) * n);
+		/* where it stands when these ran: at the last whole transaction */
+		h->through_lsn = sub->done_lsn;
+		if (n == sub->npending)
+			h->through_lsn = sub->stream_lsn;
+		else
+			for (int k = n - 1; k >= 0; k--)
+				if (sub->pending[k].index == sub->pending[k].nevents - 1)
+				{
+					h->through_lsn = sub->pending[k].end_lsn;
+					break;
+				}
+	}
+	h->nentries = n;
+
+	SpinLockAcquire(&hs->mutex);
+	strlcpy(hs->sub, sub->name, sizeof(hs->sub));
+	hs->generation = sub->generation;
+	hs->kind = h->kind;
+	hs->live_lsn = h->live_lsn;
+	strlcpy(hs->stream_id, decode_stream_id ? decode_stream_id : "",
+			sizeof(hs->stream_id));
+	hs->first_failed_at = sub->attempts > 0 ? sub->first_failed_at : 0;
+	hs->nentries = n;
+	hs->state = JOB_ASSIGNED;
+	latch = hs->latch;
+	SpinLockRelease(&hs->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * Hand out jobs to the idle handler processes: to every active
+ * subscription that is due (not waiting to retry), has no job out, and
+ * has pending events or is catching up.  Starts where the last dispatch
+ * stopped, so that no subscription waits behind the others for a handler
+ * process.  Returns true when some subscription still waits for one.
+ */
+bool
+dispatch_jobs(long *wait_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		waiting = false;
+
+	for (int k = 0; k < worker_nsubs; k++)
+	{
+		int			 i = (dispatch_from + k) % worker_nsubs;
+		WorkerSub	*sub = worker_subs[i];
+		HandlerProc *h;
+		int			 index;
+
+		/* a live one with nothing waiting may be behind: see the rewind */
+		if (sub->stale || (sub->live && sub->npending == 0) ||
+			dispatch_job_of(sub) != NULL ||
+			!worker_sub_ready(sub, now, wait_ms))
+			continue;
+		h = worker_idle_handler(&index);
+		if (h == NULL)
+		{
+			waiting = true;
+			continue;
+		}
+		worker_give_job(sub, h, index);
+		dispatch_from = (i + 1) % worker_nsubs;
+	}
+	return waiting;
+}
