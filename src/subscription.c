@@ -28,6 +28,8 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/multirangetypes.h"
+#include "utils/rangetypes.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -70,56 +72,63 @@ subscription_grow(SubProgress *p, int need)
 }
 
 /*
- * Parse the text of an int8multirange ("{[1,5),[7,8)}") into p's ranges,
- * allocated in the current memory context.
+ * The positions processed above the watermark, as kept in
+ * strata.subscriptions.delivered (an int8multirange), into p's ranges,
+ * allocated in the current memory context.  Through the multirange API,
+ * not its text.
  */
 void
-subscription_parse_delivered(const char *text, SubProgress *p)
+subscription_delivered_from_datum(Datum delivered, SubProgress *p)
 {
-	const char *s = text;
+	MultirangeType *mr = DatumGetMultirangeTypeP(delivered);
+	TypeCacheEntry *typcache =
+		lookup_type_cache(MultirangeTypeGetOid(mr), TYPECACHE_MULTIRANGE_INFO);
+	int32			count;
+	RangeType	  **ranges;
 
 	p->nranges = 0;
 	p->cap = 0;
 	p->lo = p->hi = NULL;
-	subscription_grow(p, 1);
-	while (*s != '\0')
+	multirange_deserialize(typcache->rngtype, mr, &count, &ranges);
+	subscription_grow(p, Max(count, 1));
+	for (int i = 0; i < count; i++)
 	{
-		int64 lo;
-		int64 hi;
-		char *end;
+		RangeBound lower;
+		RangeBound upper;
+		bool	   empty;
 
-		if (*s != '[')
-		{
-			s++;
-			continue;
-		}
-		lo = strtoi64(s + 1, &end, 10);
-		if (*end != ',')
-			elog(ERROR, "invalid delivered positions \"%s\"", text);
-		hi = strtoi64(end + 1, &end, 10);
-		if (*end != ')')
-			elog(ERROR, "invalid delivered positions \"%s\"", text);
-		subscription_grow(p, p->nranges + 1);
-		p->lo[p->nranges] = lo;
-		p->hi[p->nranges] = hi;
+		range_deserialize(typcache->rngtype, ranges[i], &lower, &upper,
+						  &empty);
+		/* int8range is canonical: [lo, hi), never empty in a multirange */
+		if (empty || lower.infinite || upper.infinite)
+			elog(ERROR, "invalid delivered positions of a subscription");
+		p->lo[p->nranges] = DatumGetInt64(lower.val);
+		p->hi[p->nranges] = DatumGetInt64(upper.val);
 		p->nranges++;
-		s = end + 1;
 	}
 }
 
-/* The ranges as the text of an int8multirange */
-char *
-subscription_format_delivered(SubProgress *p)
+/* p's ranges as an int8multirange datum, for strata.subscriptions */
+Datum
+subscription_delivered_datum(SubProgress *p)
 {
-	StringInfoData buf;
+	TypeCacheEntry *typcache =
+		lookup_type_cache(INT8MULTIRANGEOID, TYPECACHE_MULTIRANGE_INFO);
+	RangeType	  **ranges = palloc(sizeof(RangeType *) * Max(p->nranges, 1));
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
 	for (int i = 0; i < p->nranges; i++)
-		appendStringInfo(&buf, "%s[" INT64_FORMAT "," INT64_FORMAT ")",
-						 i > 0 ? "," : "", p->lo[i], p->hi[i]);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+	{
+		RangeBound lower = {Int64GetDatum(p->lo[i]), false, true, true};
+		RangeBound upper = {Int64GetDatum(p->hi[i]), false, false, false};
+
+#if PG_VERSION_NUM >= 160000
+		ranges[i] = make_range(typcache->rngtype, &lower, &upper, false, NULL);
+#else
+		ranges[i] = make_range(typcache->rngtype, &lower, &upper, false);
+#endif
+	}
+	return MultirangeTypePGetDatum(make_multirange(
+		INT8MULTIRANGEOID, typcache->rngtype, p->nranges, ranges));
 }
 
 /* Has the event at 'position' been processed? */
@@ -389,10 +398,10 @@ subscription_lock(const char *name, const char *action, Oid caller, Oid *owner,
  * Where a new subscription starts: 'beginning' (position 1) or 'now':
  * every event visible now counts as processed, so that exactly the events
  * of transactions committing later are delivered.  Fills the watermark
- * and the text of the positions delivered above it.
+ * and the positions delivered above it (an int8multirange).
  */
 static void
-subscription_start(bool beginning, int64 *watermark, char **delivered)
+subscription_start(bool beginning, int64 *watermark, Datum *delivered)
 {
 	static SPIPlanPtr plan_visible = NULL;
 	Oid				  argtype = INT8OID;
@@ -424,7 +433,7 @@ subscription_start(bool beginning, int64 *watermark, char **delivered)
 												&isnull)));
 	}
 	*watermark = p.watermark;
-	*delivered = subscription_format_delivered(&p);
+	*delivered = subscription_delivered_datum(&p);
 }
 
 /* Warn when no worker will run the subscription as things stand */
@@ -453,11 +462,11 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[9] = {TEXTOID,	   OIDOID,	   TEXTARRAYOID,
 									 TEXTARRAYOID, REGROLEOID, TEXTOID,
-									 INT8OID,	   TEXTOID,	   TEXTOID};
+									 INT8OID,	   INT8MULTIRANGEOID, TEXTOID};
 	Datum			  args[9];
 	char			  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64			  watermark;
-	char			 *delivered;
+	Datum			  delivered;
 	int				  ret;
 
 	subscription_start(beginning, &watermark, &delivered);
@@ -470,7 +479,7 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 	args[4] = ObjectIdGetDatum(owner);
 	args[5] = CStringGetTextDatum(on_error_stop ? "stop" : "park");
 	args[6] = Int64GetDatum(watermark);
-	args[7] = CStringGetTextDatum(delivered);
+	args[7] = delivered;
 	if (projection != NULL)
 		args[8] = CStringGetTextDatum(projection);
 	else
@@ -481,7 +490,7 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 					   "INSERT INTO strata.subscriptions (name, handler, "
 					   "categories, types, owner, on_error, watermark, "
 					   "delivered, projection) VALUES ($1, $2, $3, $4, $5, "
-					   "$6, $7, $8::pg_catalog.int8multirange, $9) "
+					   "$6, $7, $8, $9) "
 					   "ON CONFLICT (name) DO NOTHING",
 					   9, argtypes),
 		args, nulls, false, 0);

@@ -33,8 +33,9 @@ typedef struct SubProgress
 	int64	  *hi;
 } SubProgress;
 
-extern void	 subscription_parse_delivered(const char *text, SubProgress *p);
-extern char *subscription_format_delivered(SubProgress *p);
+extern void	 subscription_delivered_from_datum(Datum delivered,
+											   SubProgress *p);
+extern Datum subscription_delivered_datum(SubProgress *p);
 extern bool	 subscription_processed(SubProgress *p, int64 position);
 extern void	 subscription_mark_processed(SubProgress *p, int64 position);
 extern void	 subscription_settle(SubProgress *p, int64 watermark);

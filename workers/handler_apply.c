@@ -176,8 +176,8 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 					 XLogRecPtr live_lsn, int64 last_position)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[9] = {TEXTOID, INT8OID, LSNOID,	INT4OID, INT8OID,
-						 TEXTOID, INT8OID, BOOLOID, TEXTOID};
+	Oid	  argtypes[9] = {TEXTOID,			INT8OID, LSNOID,  INT4OID, INT8OID,
+						 INT8MULTIRANGEOID, INT8OID, BOOLOID, TEXTOID};
 	Datum args[9];
 	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool  ok;
@@ -192,7 +192,7 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 		args[2] = LSNGetDatum(p->checkpoint_lsn);
 	args[3] = Int32GetDatum(go_live ? 0 : p->checkpoint_index);
 	args[4] = Int64GetDatum(p->watermark);
-	args[5] = CStringGetTextDatum(subscription_format_delivered(p));
+	args[5] = subscription_delivered_datum(p);
 	args[6] = Int64GetDatum(last_position);
 	if (last_position <= 0)
 		nulls[6] = 'n';
@@ -205,7 +205,7 @@ worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
 				&plan,
 				"UPDATE strata.subscriptions SET checkpoint_lsn = $3, "
 				"checkpoint_index = $4, watermark = $5, "
-				"delivered = $6::pg_catalog.int8multirange, "
+				"delivered = $6, "
 				"last_position = coalesce($7, last_position), "
 				"last_processed_at = CASE WHEN $7 IS NULL "
 				"THEN last_processed_at ELSE pg_catalog.now() END, "

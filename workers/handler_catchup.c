@@ -109,12 +109,11 @@ handler_catchup(WorkerSub *sub)
 	worker_collect_rows(sub, &list, &n, &cap, &last);
 	if (final)
 	{
-		Oid	  rest_types[3] = {INT8OID, TEXTOID, INT8OID};
+		Oid	  rest_types[3] = {INT8OID, INT8MULTIRANGEOID, INT8OID};
 		Datum rest_args[3];
 
 		rest_args[0] = Int64GetDatum(settled);
-		rest_args[1] =
-			CStringGetTextDatum(subscription_format_delivered(&sub->progress));
+		rest_args[1] = subscription_delivered_datum(&sub->progress);
 		rest_args[2] = Int64GetDatum(worker_batch_size);
 		/*
 		 * At most a batch of it: more (a long transaction holding the
@@ -124,8 +123,7 @@ handler_catchup(WorkerSub *sub)
 		if (SPI_execute_snapshot(
 				strata_prepare(&plan_rest,
 							   "SELECT * FROM strata.events WHERE position "
-							   "OPERATOR(pg_catalog.>=) $1 AND NOT "
-							   "$2::pg_catalog.int8multirange "
+							   "OPERATOR(pg_catalog.>=) $1 AND NOT $2 "
 							   "OPERATOR(pg_catalog.@>) position "
 							   "ORDER BY position LIMIT $3",
 							   3, rest_types),

@@ -139,7 +139,7 @@ enum
 #define SUB_COLUMNS                                                           \
 	"name, generation, handler::pg_catalog.oid, owner::pg_catalog.oid, "      \
 	"categories, types, on_error, state, phase, checkpoint_lsn, "             \
-	"checkpoint_index, watermark, delivered::pg_catalog.text, attempts, "     \
+	"checkpoint_index, watermark, delivered, attempts, "                      \
 	"last_error_at, stream_id FROM strata.subscriptions "
 
 /* One row of the query into a new WorkerSub, in the current context */
@@ -183,9 +183,8 @@ worker_sub_from_row(HeapTuple tup, TupleDesc desc, const char *stream_id)
 		DatumGetInt32(SPI_getbinval(tup, desc, SUB_CHECKPOINT_INDEX, &isnull));
 	sub->progress.watermark =
 		DatumGetInt64(SPI_getbinval(tup, desc, SUB_WATERMARK, &isnull));
-	subscription_parse_delivered(
-		TextDatumGetCString(SPI_getbinval(tup, desc, SUB_DELIVERED, &isnull)),
-		&sub->progress);
+	subscription_delivered_from_datum(
+		SPI_getbinval(tup, desc, SUB_DELIVERED, &isnull), &sub->progress);
 	sub->attempts =
 		DatumGetInt32(SPI_getbinval(tup, desc, SUB_ATTEMPTS, &isnull));
 	d = SPI_getbinval(tup, desc, SUB_LAST_ERROR_AT, &isnull);
