@@ -42,6 +42,7 @@
 #include "projection.h"
 #include "stream.h"
 #include "subscription.h"
+#include "subscription_catalog.h"
 #include "usercall.h"
 #include "workers.h"
 
@@ -352,26 +353,9 @@ static void
 projection_sync_subscription(const char *name, bool async, bool was_inline,
 							 Datum *args, const char *nulls, Oid owner)
 {
-	static SPIPlanPtr plan_find = NULL;
-	static SPIPlanPtr plan_update = NULL;
-	static SPIPlanPtr plan_delete = NULL;
-	Oid				  argtypes[6] = {TEXTOID,	   OIDOID,	TEXTARRAYOID,
-									 TEXTARRAYOID, TEXTOID, REGROLEOID};
-	bool			  exists;
-	bool			  isnull;
+	bool exists;
 
-	if (SPI_execute_plan(strata_prepare(&plan_find,
-										"SELECT coalesce(projection "
-										"OPERATOR(pg_catalog.=) name, false) "
-										"FROM strata.subscriptions WHERE name "
-										"OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-										1, argtypes),
-						 args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.subscriptions");
-	exists = SPI_processed > 0;
-	if (exists &&
-		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)))
+	if (!subcat_lock_projection(name, &exists) && exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("subscription \"%s\" already exists", name),
@@ -381,28 +365,11 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 
 	if (!async)
 	{
-		if (exists &&
-			SPI_execute_plan(
-				strata_prepare(&plan_delete,
-							   "DELETE FROM strata.subscriptions WHERE name "
-							   "OPERATOR(pg_catalog.=) $1",
-							   1, argtypes),
-				args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not drop the projection's subscription");
+		if (exists)
+			subcat_change(name, SUBCAT_DROP);
 	}
 	else if (exists)
-	{
-		if (SPI_execute_plan(
-				strata_prepare(
-					&plan_update,
-					"UPDATE strata.subscriptions SET handler = $2, "
-					"categories = $3, types = $4, owner = $6, generation = "
-					"generation OPERATOR(pg_catalog.+) 1 WHERE name "
-					"OPERATOR(pg_catalog.=) $1",
-					6, argtypes),
-				args, nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update the projection's subscription");
-	}
+		subcat_redefine(name, args, nulls);
 	else
 		subscription_insert(name, DatumGetObjectId(args[1]), args[2],
 							nulls[2] == 'n', args[3], nulls[3] == 'n',
@@ -611,29 +578,13 @@ static void
 projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 						 const char *name, Oid owner)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtype = TEXTOID;
-
 	/*
 	 * The subscription first: its row lock makes a batch of the worker that
 	 * has not updated it yet wait and then fail on the new generation (its
 	 * writes roll back), and a batch that already holds it commit before
 	 * this goes on, so that the reset below sees (and resets) its writes.
 	 */
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"WITH s AS (UPDATE strata.subscriptions SET "
-				"phase = 'catchup', watermark = 1, delivered = "
-				"'{}', checkpoint_lsn = NULL, checkpoint_index = 0, "
-				"attempts = 0, state = 'active', generation = "
-				"generation OPERATOR(pg_catalog.+) 1 WHERE "
-				"projection OPERATOR(pg_catalog.=) $1 RETURNING "
-				"name) DELETE FROM strata.parked_events p USING s "
-				"WHERE p.subscription OPERATOR(pg_catalog.=) s.name",
-				1, &argtype),
-			&name_d, NULL, false, 0) < 0)
-		elog(ERROR, "could not restart the projection's subscription");
+	subcat_restart_projection(name_d);
 	if (!PG_ARGISNULL(1))
 		projection_call_reset(PG_GETARG_OID(1), owner, name);
 	workers_wake_at_commit();

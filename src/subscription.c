@@ -40,6 +40,7 @@
 #include "privilege.h"
 #include "registry.h"
 #include "subscription.h"
+#include "subscription_catalog.h"
 #include "usercall.h"
 #include "workers.h"
 
@@ -50,7 +51,6 @@ PG_FUNCTION_INFO_V1(strata_resume_subscription);
 PG_FUNCTION_INFO_V1(strata_retry_parked);
 PG_FUNCTION_INFO_V1(strata_wait_for);
 PG_FUNCTION_INFO_V1(strata_alter_subscription_owner);
-
 
 /* ---------- progress ---------- */
 
@@ -83,8 +83,8 @@ subscription_delivered_from_datum(Datum delivered, SubProgress *p)
 	MultirangeType *mr = DatumGetMultirangeTypeP(delivered);
 	TypeCacheEntry *typcache =
 		lookup_type_cache(MultirangeTypeGetOid(mr), TYPECACHE_MULTIRANGE_INFO);
-	int32			count;
-	RangeType	  **ranges;
+	int32		count;
+	RangeType **ranges;
 
 	p->nranges = 0;
 	p->cap = 0;
@@ -114,7 +114,7 @@ subscription_delivered_datum(SubProgress *p)
 {
 	TypeCacheEntry *typcache =
 		lookup_type_cache(INT8MULTIRANGEOID, TYPECACHE_MULTIRANGE_INFO);
-	RangeType	  **ranges = palloc(sizeof(RangeType *) * Max(p->nranges, 1));
+	RangeType **ranges = palloc(sizeof(RangeType *) * Max(p->nranges, 1));
 
 	for (int i = 0; i < p->nranges; i++)
 	{
@@ -363,35 +363,21 @@ static bool
 subscription_lock(const char *name, const char *action, Oid caller, Oid *owner,
 				  bool operator_ok)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtype = TEXTOID;
-	Datum			  arg = CStringGetTextDatum(name);
-	bool			  isnull;
-	Oid				  o;
+	Oid	 o;
+	bool is_projection;
 
 	subscription_check_not_own(name);
 
-	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "SELECT owner::pg_catalog.oid, projection IS NOT "
-						   "NULL FROM strata.subscriptions WHERE name "
-						   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-						   1, &argtype),
-			&arg, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.subscriptions");
-	if (SPI_processed == 0)
+	if (!subcat_lock(name, &o, &is_projection))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("subscription \"%s\" does not exist", name)));
-	o = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
 	if (!(operator_ok && OidIsValid(o) && !superuser_arg(o) &&
 		  has_privs_of_role(caller, ROLE_PG_SIGNAL_BACKEND)))
 		priv_check_owner(caller, o, action,
 						 psprintf("subscription \"%s\"", name));
 	if (owner != NULL)
 		*owner = o;
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
+	return is_projection;
 }
 
 /*
@@ -460,14 +446,14 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 					Oid owner)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[9] = {TEXTOID,	   OIDOID,	   TEXTARRAYOID,
-									 TEXTARRAYOID, REGROLEOID, TEXTOID,
-									 INT8OID,	   INT8MULTIRANGEOID, TEXTOID};
-	Datum			  args[9];
-	char			  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64			  watermark;
-	Datum			  delivered;
-	int				  ret;
+	Oid	  argtypes[9] = {TEXTOID,	 OIDOID,  TEXTARRAYOID, TEXTARRAYOID,
+						 REGROLEOID, TEXTOID, INT8OID,		INT8MULTIRANGEOID,
+						 TEXTOID};
+	Datum args[9];
+	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int64 watermark;
+	Datum delivered;
+	int	  ret;
 
 	subscription_start(beginning, &watermark, &delivered);
 	args[0] = CStringGetTextDatum(name);
@@ -569,12 +555,10 @@ strata_subscribe(PG_FUNCTION_ARGS)
  * what an operator may do (subscription_lock).
  */
 static void
-subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
+subscription_change(FunctionCallInfo fcinfo, SubChange change,
 					const char *action, bool projection_ok)
 {
-	Oid		  argtype = TEXTOID;
 	char	 *name = subscription_text_arg(fcinfo, 0, "name");
-	Datum	  arg = PG_GETARG_DATUM(0);
 	Oid		  caller = GetUserId();
 	PrivScope scope;
 
@@ -591,9 +575,7 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("subscription \"%s\" runs an async projection", name),
 				 errhint("Use strata.drop_projection instead.")));
-	if (SPI_execute_plan(strata_prepare(plan, sql, 1, &argtype), &arg, NULL,
-						 false, 0) < 0)
-		elog(ERROR, "could not change the subscription");
+	subcat_change(name, change);
 	SPI_finish();
 	priv_exit(&scope);
 	workers_wake_at_commit();
@@ -605,12 +587,7 @@ subscription_change(FunctionCallInfo fcinfo, SPIPlanPtr *plan, const char *sql,
 Datum
 strata_unsubscribe(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-
-	subscription_change(fcinfo, &plan,
-						"DELETE FROM strata.subscriptions WHERE name "
-						"OPERATOR(pg_catalog.=) $1",
-						"drop", false);
+	subscription_change(fcinfo, SUBCAT_DROP, "drop", false);
 	PG_RETURN_VOID();
 }
 
@@ -618,13 +595,7 @@ strata_unsubscribe(PG_FUNCTION_ARGS)
 Datum
 strata_pause_subscription(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-
-	subscription_change(fcinfo, &plan,
-						"UPDATE strata.subscriptions SET state = 'paused', "
-						"generation = generation OPERATOR(pg_catalog.+) 1 "
-						"WHERE name OPERATOR(pg_catalog.=) $1",
-						"pause", true);
+	subscription_change(fcinfo, SUBCAT_PAUSE, "pause", true);
 	PG_RETURN_VOID();
 }
 
@@ -632,14 +603,7 @@ strata_pause_subscription(PG_FUNCTION_ARGS)
 Datum
 strata_resume_subscription(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-
-	subscription_change(fcinfo, &plan,
-						"UPDATE strata.subscriptions SET state = 'active', "
-						"attempts = 0, "
-						"generation = generation OPERATOR(pg_catalog.+) 1 "
-						"WHERE name OPERATOR(pg_catalog.=) $1",
-						"resume", true);
+	subscription_change(fcinfo, SUBCAT_RESUME, "resume", true);
 	PG_RETURN_VOID();
 }
 
@@ -848,45 +812,6 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * Has subscription 'name' processed 'position'?  Reads the latest
- * committed progress, whatever the caller's snapshot.  Connected to SPI.
- */
-static bool
-subscription_reached(Datum name, int64 position)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[2] = {TEXTOID, INT8OID};
-	Datum			  args[2];
-	Snapshot		  snapshot;
-	bool			  isnull;
-	bool			  reached;
-	int				  ret;
-
-	args[0] = name;
-	args[1] = Int64GetDatum(position);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	ret = SPI_execute_snapshot(
-		strata_prepare(&plan,
-					   "SELECT $2 OPERATOR(pg_catalog.<) watermark OR "
-					   "delivered OPERATOR(pg_catalog.@>) $2 "
-					   "FROM strata.subscriptions WHERE name "
-					   "OPERATOR(pg_catalog.=) $1",
-					   2, argtypes),
-		args, NULL, snapshot, InvalidSnapshot, true, false, 1);
-	UnregisterSnapshot(snapshot);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.subscriptions");
-	if (SPI_processed == 0)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-						errmsg("subscription \"%s\" does not exist",
-							   TextDatumGetCString(name))));
-	reached = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return reached;
-}
-
 /* What strata.wait_for waits for */
 typedef struct WaitTarget
 {
@@ -899,7 +824,7 @@ subscription_wait_reached(void *arg)
 {
 	WaitTarget *target = (WaitTarget *) arg;
 
-	return subscription_reached(target->name, target->position);
+	return subcat_reached(target->name, target->position);
 }
 
 /*

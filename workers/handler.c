@@ -154,7 +154,7 @@ handler_run_job(const char *name, int64 generation, HandlerEntry *entries,
 	}
 	SPI_connect();
 	handler_sample();
-	if (worker_read_subs(name, job_stream_id, job_cxt, &found) == 1 &&
+	if (subcat_load(name, job_stream_id, job_cxt, &found) == 1 &&
 		found[0]->generation == generation && found[0]->state == 'a' &&
 		found[0]->live == (job_kind == JOB_STREAM))
 	{

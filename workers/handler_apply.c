@@ -35,6 +35,7 @@
 #include "privilege.h"
 #include "settings.h"
 #include "subscription.h"
+#include "subscription_catalog.h"
 #include "usercall.h"
 #include "handler.h"
 
@@ -165,63 +166,6 @@ worker_mark_done(SubProgress *p, WorkerEvent *ev)
 	}
 }
 
-/*
- * Write the subscription's progress and clear its error, in the current
- * transaction, unless SQL changed the subscription meanwhile (then the
- * caller's transaction must be rolled back).  'go_live' hands it over to
- * the stream at 'live_lsn'.
- */
-static bool
-worker_save_progress(WorkerSub *sub, SubProgress *p, bool go_live,
-					 XLogRecPtr live_lsn, int64 last_position)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[9] = {TEXTOID,			INT8OID, LSNOID,  INT4OID, INT8OID,
-						 INT8MULTIRANGEOID, INT8OID, BOOLOID, TEXTOID};
-	Datum args[9];
-	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool  ok;
-
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(sub->generation);
-	if (go_live)
-		args[2] = LSNGetDatum(live_lsn);
-	else if (XLogRecPtrIsInvalid(p->checkpoint_lsn))
-		nulls[2] = 'n';
-	else
-		args[2] = LSNGetDatum(p->checkpoint_lsn);
-	args[3] = Int32GetDatum(go_live ? 0 : p->checkpoint_index);
-	args[4] = Int64GetDatum(p->watermark);
-	args[5] = subscription_delivered_datum(p);
-	args[6] = Int64GetDatum(last_position);
-	if (last_position <= 0)
-		nulls[6] = 'n';
-	args[7] = BoolGetDatum(go_live);
-	args[8] = CStringGetTextDatum(job_stream_id);
-
-	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"UPDATE strata.subscriptions SET checkpoint_lsn = $3, "
-				"checkpoint_index = $4, watermark = $5, "
-				"delivered = $6, "
-				"last_position = coalesce($7, last_position), "
-				"last_processed_at = CASE WHEN $7 IS NULL "
-				"THEN last_processed_at ELSE pg_catalog.now() END, "
-				"attempts = CASE WHEN $7 IS NULL THEN attempts ELSE 0 END, "
-				"phase = CASE WHEN $8 THEN 'live' ELSE phase END, "
-				"stream_id = CASE WHEN $8 THEN $9 ELSE stream_id END "
-				"WHERE name OPERATOR(pg_catalog.=) $1 "
-				"AND generation OPERATOR(pg_catalog.=) $2",
-				9, argtypes),
-			args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not save the progress of a subscription");
-	ok = SPI_processed == 1;
-	SPI_finish();
-	return ok;
-}
-
 /* ---------- batches and failures ---------- */
 
 /*
@@ -304,8 +248,8 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 
 		if (sub->live)
 			handler_apply_samples(&work, work.checkpoint_lsn);
-		if (!worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
-								  last_position))
+		if (!subcat_save_progress(sub, &work, false, InvalidXLogRecPtr,
+								  last_position, job_stream_id))
 			result = -2;
 	}
 	PG_CATCH();
@@ -371,7 +315,7 @@ handler_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 	}
 
 	worker_begin();
-	ok = worker_save_progress(sub, &work, go_live, live_lsn, 0);
+	ok = subcat_save_progress(sub, &work, go_live, live_lsn, 0, job_stream_id);
 	PopActiveSnapshot();
 	if (!worker_end(sub, ok))
 		return false;
@@ -392,14 +336,9 @@ handler_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 static bool
 worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 {
-	static SPIPlanPtr plan_error = NULL;
-	static SPIPlanPtr plan_park = NULL;
-	Oid				  argtypes[8] = {TEXTOID, INT8OID, INT4OID,		   TEXTOID,
-									 TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
-	Datum			  args[8];
-	bool			  last;
-	bool			  ok = true;
-	SubProgress		  work;
+	bool		last;
+	bool		ok = true;
+	SubProgress work;
 
 	sub->attempts++;
 	sub->last_error_at = GetCurrentTimestamp();
@@ -418,52 +357,20 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 							  : "The event is parked in strata.parked_events.")
 			  : 0));
 
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(ev->position);
-	args[2] = Int32GetDatum(sub->attempts);
-	args[3] = CStringGetTextDatum(edata->message ? edata->message : "");
-	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	args[5] = CStringGetTextDatum(
-		last ? (sub->on_error_stop ? "stopped" : "active") : "active");
-	args[6] = TimestampTzGetDatum(sub->first_failed_at);
-	args[7] = Int64GetDatum(sub->generation);
-
 	subscription_progress_copy(&work, &sub->progress, job_cxt);
 
 	worker_begin();
 	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan_error,
-				"UPDATE strata.subscriptions SET attempts = $3, "
-				"last_error = $4, last_error_at = pg_catalog.now(), "
-				"state = $6 WHERE name OPERATOR(pg_catalog.=) $1 "
-				"AND generation OPERATOR(pg_catalog.=) $8",
-				8, argtypes),
-			args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a handler error");
-	ok = SPI_processed == 1;
+	ok = subcat_record_error(sub, ev->position, edata, last);
 	if (ok && last && !sub->on_error_stop)
 	{
-		if (SPI_execute_plan(
-				strata_prepare(
-					&plan_park,
-					"INSERT INTO strata.parked_events (subscription, "
-					"position, attempts, error, sqlstate, first_failed_at) "
-					"VALUES ($1, $2, $3, $4, $5, $7) "
-					"ON CONFLICT (subscription, position) DO UPDATE SET "
-					"attempts = EXCLUDED.attempts, error = EXCLUDED.error, "
-					"sqlstate = EXCLUDED.sqlstate, parked_at = "
-					"pg_catalog.now()",
-					7, argtypes),
-				args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not park an event");
+		subcat_park(sub, ev->position, edata);
 		worker_mark_done(&work, ev);
 	}
 	SPI_finish();
 	if (ok && last && !sub->on_error_stop)
-		ok = worker_save_progress(sub, &work, false, InvalidXLogRecPtr,
-								  ev->position);
+		ok = subcat_save_progress(sub, &work, false, InvalidXLogRecPtr,
+								  ev->position, job_stream_id);
 	PopActiveSnapshot();
 	if (!worker_end(sub, ok))
 		return false;
@@ -492,33 +399,13 @@ worker_handle_failure(WorkerSub *sub, WorkerEvent *ev, ErrorData *edata)
 static void
 worker_stop_sub(WorkerSub *sub, ErrorData *edata)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[3] = {TEXTOID, INT8OID, TEXTOID};
-	Datum			  args[3];
-
 	ereport(WARNING, (errmsg("strata subscription \"%s\" stopped: %s",
 							 sub->name, edata->message),
 					  errhint("Fix the handler, then call "
 							  "strata.resume_subscription.")));
-	args[0] = CStringGetTextDatum(sub->name);
-	args[1] = Int64GetDatum(sub->generation);
-	args[2] = CStringGetTextDatum(edata->message ? edata->message : "");
 	worker_begin();
 	SPI_connect();
-	if (SPI_execute_plan(
-			strata_prepare(
-				&plan,
-				"UPDATE strata.subscriptions SET state = 'stopped', "
-				"last_error = $3, last_error_at = pg_catalog.now(), "
-				/* a dropped owner's OID must not name a role later */
-				"owner = CASE WHEN EXISTS (SELECT FROM "
-				"pg_catalog.pg_authid a WHERE a.oid OPERATOR(pg_catalog.=) "
-				"owner::pg_catalog.oid) THEN owner END "
-				"WHERE name OPERATOR(pg_catalog.=) $1 AND "
-				"generation OPERATOR(pg_catalog.=) $2",
-				3, argtypes),
-			args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not stop a subscription");
+	subcat_stop(sub, edata->message ? edata->message : "");
 	SPI_finish();
 	PopActiveSnapshot();
 	worker_commit();

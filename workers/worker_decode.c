@@ -38,6 +38,7 @@
 #include "strata.h"
 #include "decoder.h"
 #include "settings.h"
+#include "subscription_catalog.h"
 #include "worker.h"
 #include "worker_decode.h"
 #include "worker_dispatch.h"
@@ -232,12 +233,9 @@ decode_new_stream(void)
 		SPI_execute_with_args("INSERT INTO strata._stream (id) VALUES ($1)", 1,
 							  (Oid[]){TEXTOID},
 							  (Datum[]){CStringGetTextDatum(id)}, NULL, false,
-							  0) != SPI_OK_INSERT ||
-		SPI_execute("UPDATE strata.subscriptions SET phase = 'catchup', "
-					"generation = generation OPERATOR(pg_catalog.+) 1 "
-					"WHERE phase OPERATOR(pg_catalog.=) 'live'",
-					false, 0) != SPI_OK_UPDATE)
+							  0) != SPI_OK_INSERT)
 		elog(ERROR, "could not start a new stream");
+	subcat_restart_live();
 	SPI_finish();
 	PopActiveSnapshot();
 	worker_commit();

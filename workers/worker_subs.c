@@ -115,125 +115,6 @@ worker_extension_present(void)
 		   OidIsValid(get_relname_relid("subscriptions", nspid));
 }
 
-/* The columns read, in the order of the query below */
-enum
-{
-	SUB_NAME = 1,
-	SUB_GENERATION,
-	SUB_HANDLER,
-	SUB_OWNER,
-	SUB_CATEGORIES,
-	SUB_TYPES,
-	SUB_ON_ERROR,
-	SUB_STATE,
-	SUB_PHASE,
-	SUB_CHECKPOINT_LSN,
-	SUB_CHECKPOINT_INDEX,
-	SUB_WATERMARK,
-	SUB_DELIVERED,
-	SUB_ATTEMPTS,
-	SUB_LAST_ERROR_AT,
-	SUB_STREAM_ID
-};
-
-#define SUB_COLUMNS                                                           \
-	"name, generation, handler::pg_catalog.oid, owner::pg_catalog.oid, "      \
-	"categories, types, on_error, state, phase, checkpoint_lsn, "             \
-	"checkpoint_index, watermark, delivered, attempts, "                      \
-	"last_error_at, stream_id FROM strata.subscriptions "
-
-/* One row of the query into a new WorkerSub, in the current context */
-static WorkerSub *
-worker_sub_from_row(HeapTuple tup, TupleDesc desc, const char *stream_id)
-{
-	WorkerSub *sub = palloc0(sizeof(WorkerSub));
-	bool	   isnull;
-	Datum	   d;
-	char	  *str;
-
-	sub->name =
-		TextDatumGetCString(SPI_getbinval(tup, desc, SUB_NAME, &isnull));
-	sub->what = psprintf("handler of subscription \"%s\"", sub->name);
-	sub->generation =
-		DatumGetInt64(SPI_getbinval(tup, desc, SUB_GENERATION, &isnull));
-	sub->handler =
-		DatumGetObjectId(SPI_getbinval(tup, desc, SUB_HANDLER, &isnull));
-	sub->owner =
-		DatumGetObjectId(SPI_getbinval(tup, desc, SUB_OWNER, &isnull));
-	if (isnull)
-		sub->owner = InvalidOid; /* its role was dropped */
-	d = SPI_getbinval(tup, desc, SUB_CATEGORIES, &isnull);
-	if (!isnull)
-		sub->ncategories = define_strings(d, &sub->categories);
-	d = SPI_getbinval(tup, desc, SUB_TYPES, &isnull);
-	if (!isnull)
-		sub->ntypes = define_strings(d, &sub->types);
-	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_ON_ERROR, &isnull));
-	sub->on_error_stop = strcmp(str, "stop") == 0;
-	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_STATE, &isnull));
-	sub->state = str[0];
-	str = TextDatumGetCString(SPI_getbinval(tup, desc, SUB_PHASE, &isnull));
-	/* a checkpoint is only valid for the stream it was taken from */
-	d = SPI_getbinval(tup, desc, SUB_STREAM_ID, &isnull);
-	sub->live = strcmp(str, "live") == 0 && !isnull && stream_id != NULL &&
-				strcmp(TextDatumGetCString(d), stream_id) == 0;
-	d = SPI_getbinval(tup, desc, SUB_CHECKPOINT_LSN, &isnull);
-	sub->progress.checkpoint_lsn = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
-	sub->progress.checkpoint_index =
-		DatumGetInt32(SPI_getbinval(tup, desc, SUB_CHECKPOINT_INDEX, &isnull));
-	sub->progress.watermark =
-		DatumGetInt64(SPI_getbinval(tup, desc, SUB_WATERMARK, &isnull));
-	subscription_delivered_from_datum(
-		SPI_getbinval(tup, desc, SUB_DELIVERED, &isnull), &sub->progress);
-	sub->attempts =
-		DatumGetInt32(SPI_getbinval(tup, desc, SUB_ATTEMPTS, &isnull));
-	d = SPI_getbinval(tup, desc, SUB_LAST_ERROR_AT, &isnull);
-	sub->last_error_at = isnull ? 0 : DatumGetTimestampTz(d);
-	return sub;
-}
-
-/*
- * Read the subscriptions (all, or the one named 'name') into 'cxt': a
- * subscription is live if its phase says so under 'stream_id', the
- * identity of the worker's stream.  Returns how many; *list has them.
- * In a transaction, connected to SPI.
- */
-int
-worker_read_subs(const char *name, const char *stream_id, MemoryContext cxt,
-				 WorkerSub ***list)
-{
-	static SPIPlanPtr plan_all = NULL;
-	static SPIPlanPtr plan_one = NULL;
-	MemoryContext	  old;
-	int				  ret;
-	int				  n;
-
-	if (name == NULL)
-		ret = SPI_execute_plan(strata_prepare(&plan_all,
-											  "SELECT " SUB_COLUMNS
-											  "ORDER BY created_at, name",
-											  0, NULL),
-							   NULL, NULL, true, 0);
-	else
-		ret = SPI_execute_plan(
-			strata_prepare(&plan_one,
-						   "SELECT " SUB_COLUMNS
-						   "WHERE name OPERATOR(pg_catalog.=) $1",
-						   1, (Oid[]){TEXTOID}),
-			(Datum[]){CStringGetTextDatum(name)}, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.subscriptions");
-
-	old = MemoryContextSwitchTo(cxt);
-	n = (int) SPI_processed;
-	*list = palloc0(sizeof(WorkerSub *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		(*list)[i] = worker_sub_from_row(SPI_tuptable->vals[i],
-										 SPI_tuptable->tupdesc, stream_id);
-	MemoryContextSwitchTo(old);
-	return n;
-}
-
 /*
  * The worker, or a handler process running a job of 'subscription',
  * failed ('message', or the error being handled when NULL: in a
@@ -335,7 +216,7 @@ worker_load_subs(void)
 
 	new_cxt = AllocSetContextCreate(TopMemoryContext, "strata subscriptions",
 									ALLOCSET_DEFAULT_SIZES);
-	n = worker_read_subs(NULL, decode_stream_id, new_cxt, &list);
+	n = subcat_load(NULL, decode_stream_id, new_cxt, &list);
 	for (int i = 0; i < n; i++)
 	{
 		WorkerSub *sub = list[i];

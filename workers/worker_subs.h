@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "subscription.h"
+#include "subscription_catalog.h"
 #include "worker_internal.h"
 
 /* An event of the stream or of the table, as handed to a handler */
@@ -31,34 +32,12 @@ typedef struct WorkerEvent
 	int		   nevents; /* events in its transaction */
 } WorkerEvent;
 
-/* A subscription, as read from strata.subscriptions */
-typedef struct WorkerSub
-{
-	char	   *name;
-	int64		generation;
-	Oid			handler;
-	Oid			owner;
-	int			ncategories;
-	char	  **categories;
-	int			ntypes;
-	char	  **types;
-	bool		on_error_stop;
-	char		state; /* 'a'ctive, 'p'aused, 's'topped */
-	bool		live;
-	SubProgress progress;
-	int			attempts;
-	TimestampTz last_error_at;
-	TimestampTz first_failed_at; /* first failed attempt at the event */
-	bool		stale;			 /* SQL changed it under us: reload */
-	char	   *what;			 /* "handler of subscription \"name\"" */
-
-	/* the worker's (worker.c), kept across reloads while nothing changed */
-	XLogRecPtr	  stream_lsn; /* its events are dispatched up to here */
-	XLogRecPtr	  done_lsn;	  /* and processed up to here */
-	HandlerEntry *pending;	  /* dispatched, waiting for a handler process */
-	int			  npending;
-	int			  pending_cap;
-} WorkerSub;
+/*
+ * A subscription, as the worker and its handler processes keep it: the
+ * catalogue's (subscription_catalog.h), with the fields the workers keep
+ * between loads.
+ */
+typedef Subscription WorkerSub;
 
 /* After a transaction of the worker's processes, this context is current */
 extern MemoryContext worker_xact_cxt;
@@ -66,8 +45,6 @@ extern MemoryContext worker_xact_cxt;
 extern void worker_begin(void);
 extern void worker_commit(void);
 extern void worker_abort(void);
-extern int	worker_read_subs(const char *name, const char *stream_id,
-							 MemoryContext cxt, WorkerSub ***list);
 extern bool worker_extension_present(void);
 
 /* The worker's list of subscriptions, and when it was read */
