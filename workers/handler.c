@@ -190,18 +190,16 @@ handler_detach(int code, Datum arg)
 {
 	Latch *latch;
 
+	SpinLockAcquire(&handler_me->mutex);
 	if (handler_me->killed)
 	{
-		SpinLockAcquire(&handler_db->mutex);
-		strlcpy(handler_db->killed_sub, handler_me->killed_sub,
-				sizeof(handler_db->killed_sub));
-		handler_db->killed_position = handler_me->killed_position;
-		handler_db->killed_generation = handler_me->killed_generation;
-		handler_db->killed = true;
-		SpinLockRelease(&handler_db->mutex);
+		memcpy(handler_me->left_sub, handler_me->killed_sub,
+			   sizeof(handler_me->left_sub));
+		handler_me->left_position = handler_me->killed_position;
+		handler_me->left_generation = handler_me->killed_generation;
+		handler_me->left = true;
 		handler_me->killed = false;
 	}
-	SpinLockAcquire(&handler_me->mutex);
 	if (handler_me->state == JOB_ASSIGNED || handler_me->state == JOB_RUNNING)
 	{
 		handler_me->result = RESULT_HALTED;

@@ -234,17 +234,22 @@ handler_take_killed(WorkerSub *sub)
 {
 	bool found = false;
 
-	if (!handler_db->killed)
-		return;
-	SpinLockAcquire(&handler_db->mutex);
-	if (handler_db->killed && strcmp(handler_db->killed_sub, sub->name) == 0)
+	for (int i = 0; i < worker_handler_workers && !found; i++)
 	{
-		killed_position = handler_db->killed_position;
-		killed_generation = handler_db->killed_generation;
-		handler_db->killed = false;
-		found = true;
+		HandlerSlot *hs = worker_handler_slot(handler_db, i);
+
+		if (!hs->left)
+			continue;
+		SpinLockAcquire(&hs->mutex);
+		if (hs->left && strcmp(hs->left_sub, sub->name) == 0)
+		{
+			killed_position = hs->left_position;
+			killed_generation = hs->left_generation;
+			hs->left = false;
+			found = true;
+		}
+		SpinLockRelease(&hs->mutex);
 	}
-	SpinLockRelease(&handler_db->mutex);
 	if (found)
 	{
 		/* nothing that may fail under the spinlock */

@@ -208,7 +208,6 @@ launcher_assign_slot(WorkerSlot *slot, Oid dbid)
 	slot->absent = false;
 	slot->dropper = 0;
 	SpinLockAcquire(&slot->mutex);
-	slot->killed = false;
 	slot->failures = 0;
 	slot->failed_sub[0] = '\0';
 	slot->last_error[0] = '\0';
@@ -222,6 +221,7 @@ launcher_assign_slot(WorkerSlot *slot, Oid dbid)
 		hs->running[0] = '\0';
 		hs->cancel_running = false;
 		hs->killed = false;
+		hs->left = false;
 		SpinLockRelease(&hs->mutex);
 	}
 	launcher_entries[worker_slot_index(slot)].restart_at = 0;

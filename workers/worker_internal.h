@@ -66,18 +66,6 @@ typedef struct WorkerSlot
 	slock_t mutex;
 
 	/*
-	 * Under 'mutex': left by a handler process that exited because the
-	 * handler call under way caught its cancellation, for the next job of
-	 * that subscription: the call (at that position, under that
-	 * generation).  Unless the subscription was changed since (a pause, a
-	 * drop), the call is a failed attempt.
-	 */
-	char  killed_sub[WORKER_SUB_NAME_LEN];
-	bool  killed;
-	int64 killed_position;
-	int64 killed_generation;
-
-	/*
 	 * Under 'mutex': failures in a row of the worker ('failed_sub' "") or
 	 * of the jobs of one subscription in a handler process, and the last
 	 * error
@@ -166,15 +154,28 @@ typedef struct HandlerSlot
 	bool cancel_running; /* pause or unsubscribe asked to stop it */
 
 	/*
-	 * The call under way, written at the start of every call; 'killed' is
-	 * set when the process is about to exit because that call caught its
-	 * cancellation.  At exit the process moves the record to its
-	 * database's slot, where the next job of the subscription finds it.
+	 * The call under way, written by the process at the start of every
+	 * call; 'killed' is set when the process is about to exit because that
+	 * call caught its cancellation.
 	 */
 	char  killed_sub[WORKER_SUB_NAME_LEN];
 	bool  killed;
 	int64 killed_position;
 	int64 killed_generation;
+
+	/*
+	 * Under 'mutex': the record of that call, left at its exit by the
+	 * process that was stopped, for the next job of its subscription in
+	 * whichever handler process of the database (handler_take_killed).
+	 * One per handler slot: processes stopped at the same time for
+	 * different subscriptions each leave their own.  Unless the
+	 * subscription was changed since (a pause, a drop), the call is a
+	 * failed attempt.
+	 */
+	bool  left;
+	char  left_sub[WORKER_SUB_NAME_LEN];
+	int64 left_position;
+	int64 left_generation;
 
 	HandlerEntry entries[HANDLER_JOB_MAX];
 } HandlerSlot;
