@@ -11,7 +11,7 @@
 EXTENSION = strata
 MODULE_big = strata
 OBJS = src/strata.o src/registry.o src/stream.o src/append.o src/read.o \
-	src/define.o src/aggregate.o src/command.o src/projection.o \
+	src/define.o src/aggregate.o src/command.o src/projection.o src/version.o \
 	src/decoder.o src/subscription.o src/usercall.o src/privilege.o \
 	workers/launcher.o workers/worker.o \
 	workers/handler.o workers/worker_subs.o
