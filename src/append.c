@@ -36,8 +36,12 @@
 #include "registry.h"
 #include "projection.h"
 #include "stream.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(strata_append);
+PG_FUNCTION_INFO_V1(strata_append_0_2);
+PG_FUNCTION_INFO_V1(strata_append_0_3);
+PG_FUNCTION_INFO_V1(strata_append_0_4);
 PG_FUNCTION_INFO_V1(strata_forbid_change);
 
 /* One event of an append call, validated */
@@ -552,13 +556,14 @@ append_reset_stream(Datum stream, int64 version)
 }
 
 /*
- * Insert the events with their positions and versions.  A unique
- * violation on the id index means an id was taken by a concurrent append
- * to another stream: reported as ST002 like the ids found beforehand.
+ * Insert the events with their positions and versions, then run the
+ * inline projections the schema of 'api' has.  A unique violation on the
+ * id index means an id was taken by a concurrent append to another
+ * stream: reported as ST002 like the ids found beforehand.
  */
 static void
 append_insert(Datum stream, const char *category_s, AppendEvent *evs,
-			  int count, int64 first_version)
+			  int count, int64 first_version, StrataApi api)
 {
 	int64		 *positions = palloc(sizeof(int64) * count);
 	Datum		  recorded = TimestampTzGetDatum(GetCurrentTimestamp());
@@ -679,7 +684,7 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 			 SPI_result_code_string(ret));
 
 	/* Inline projections run now, inside the appending transaction */
-	if (projection_inline_wanted(category_s))
+	if (projection_inline_wanted(api, category_s))
 	{
 		for (int i = 0; i < count; i++)
 		{
@@ -694,7 +699,7 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 			row[EVENTS_METADATA] = JsonbPGetDatum(evs[i].metadata);
 			row[EVENTS_RECORDED_AT] = recorded;
 			row[EVENTS_CATEGORY] = category;
-			projection_apply_inline(row, category_s, evs[i].type);
+			projection_apply_inline(api, row, category_s, evs[i].type);
 		}
 	}
 }
@@ -702,12 +707,13 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 /*
  * Append 'events' (an array of event objects, or one) to 'stream' with an
  * expected version, and return the stream's new version.  The body of
- * strata.append(), also used by strata.execute().  'stream' must have
- * been validated by stream_name_arg().
+ * strata.append(), also used by strata.execute(), under the SQL API
+ * version 'api' of their entry point.  'stream' must have been validated
+ * by stream_name_arg().
  */
 int64
 append_events(const char *stream, const char *category, Jsonb *events,
-			  int64 expected)
+			  int64 expected, StrataApi api)
 {
 	Datum		 stream_d;
 	AppendEvent *evs;
@@ -750,7 +756,7 @@ append_events(const char *stream, const char *category, Jsonb *events,
 			 errhint("Reload the stream and decide again, or append "
 					 "with expected version NULL (any).")));
 
-	append_insert(stream_d, category, evs, count, current + 1);
+	append_insert(stream_d, category, evs, count, current + 1, api);
 
 	SPI_finish();
 	priv_exit(&scope);
@@ -760,10 +766,11 @@ append_events(const char *stream, const char *category, Jsonb *events,
 /*
  * strata.append(stream text, events jsonb, expected_version bigint)
  * RETURNS bigint: append events to a stream atomically and return the
- * stream's new version.  See docs/api.md for the contract.
+ * stream's new version.  See docs/api.md for the contract.  The body of
+ * the entry points below, one per SQL API version.
  */
-Datum
-strata_append(PG_FUNCTION_ARGS)
+static Datum
+append_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	char *stream;
 	char *category;
@@ -778,7 +785,35 @@ strata_append(PG_FUNCTION_ARGS)
 
 	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	PG_RETURN_INT64(append_events(stream, category, PG_GETARG_JSONB_P(1),
-								  append_expected_arg(fcinfo)));
+								  append_expected_arg(fcinfo), api));
+}
+
+/* strata.append under 0.1.0: no projections yet */
+Datum
+strata_append(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_1);
+}
+
+/* under 0.2.0: inline projections, all of them inline, no owners */
+Datum
+strata_append_0_2(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.3.0: projections have a mode (inline or async), no owners */
+Datum
+strata_append_0_3(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_3);
+}
+
+/* under 0.4.0: projections have owners */
+Datum
+strata_append_0_4(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_4);
 }
 
 /*

@@ -14,6 +14,8 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
+#include "version.h"
+
 /* Expected-version modes, as EventStoreDB's */
 #define APPEND_EXPECT_ANY			(-2)
 #define APPEND_EXPECT_NO_STREAM		(-1)
@@ -33,6 +35,6 @@
 
 extern bool	 append_parse_uuid(const char *s, int len, pg_uuid_t *out);
 extern int64 append_events(const char *stream, const char *category,
-						   Jsonb *events, int64 expected);
+						   Jsonb *events, int64 expected, StrataApi api);
 
 #endif /* STRATA_APPEND_H */
