@@ -56,6 +56,7 @@
 #include "strata.h"
 #include "aggregate.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "stream.h"
 #include "usercall.h"
@@ -324,7 +325,8 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 									 ALLOCSET_DEFAULT_SIZES);
 	st = PointerGetDatum(state);
 
-	rel = table_open(strata_relid("events"), AccessShareLock);
+	rel = table_open(strata_relid(EVENTS_RELNAME), AccessShareLock);
+	events_check_desc(RelationGetDescr(rel));
 	index =
 		index_open(strata_relid("events_stream_version_key"), AccessShareLock);
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -358,7 +360,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 
 		CHECK_FOR_INTERRUPTS();
 		cbarg.version =
-			DatumGetInt64(slot_getattr(slot, 3 /* version */, &isnull));
+			DatumGetInt64(slot_getattr(slot, Anum_events_version, &isnull));
 
 		MemoryContextSwitchTo(eventcxt);
 		args[0] = st;

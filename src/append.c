@@ -32,6 +32,7 @@
 
 #include "strata.h"
 #include "append.h"
+#include "events.h"
 #include "privilege.h"
 #include "registry.h"
 #include "projection.h"
@@ -61,6 +62,19 @@ static SPIPlanPtr plan_reset = NULL;
 static SPIPlanPtr plan_ids = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
+
+/* The types of the columns of strata.events */
+static Oid append_column_types[Natts_events] = {
+	[Anum_events_position - 1] = INT8OID,
+	[Anum_events_stream - 1] = TEXTOID,
+	[Anum_events_version - 1] = INT8OID,
+	[Anum_events_id - 1] = UUIDOID,
+	[Anum_events_type - 1] = TEXTOID,
+	[Anum_events_data - 1] = JSONBOID,
+	[Anum_events_metadata - 1] = JSONBOID,
+	[Anum_events_recorded_at - 1] = TIMESTAMPTZOID,
+	[Anum_events_category - 1] = TEXTOID,
+};
 
 /*
  * Parse a UUID in its canonical 8-4-4-4-12 form or as 32 hex digits.
@@ -456,6 +470,14 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	int64  first = -1;
 	int	   matched = 0;
 
+	/* the columns of the query */
+	enum
+	{
+		IDS_ID = 1,
+		IDS_STREAM,
+		IDS_VERSION
+	};
+
 	for (int i = 0; i < count; i++)
 		if (evs[i].has_id)
 			ids[nids++] = UUIDPGetDatum(&evs[i].id);
@@ -481,10 +503,13 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 		HeapTuple  tup = SPI_tuptable->vals[r];
 		TupleDesc  desc = SPI_tuptable->tupdesc;
 		bool	   isnull;
-		pg_uuid_t *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-		char *s = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		int64 v = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		int	  k;
+		pg_uuid_t *id =
+			DatumGetUUIDP(SPI_getbinval(tup, desc, IDS_ID, &isnull));
+		char *s =
+			TextDatumGetCString(SPI_getbinval(tup, desc, IDS_STREAM, &isnull));
+		int64 v =
+			DatumGetInt64(SPI_getbinval(tup, desc, IDS_VERSION, &isnull));
+		int k;
 
 		for (k = 0; k < count; k++)
 			if (evs[k].has_id &&
@@ -578,27 +603,23 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 	{
 		if (count == 1)
 		{
-			Oid	  types[9] = {INT8OID,	TEXTOID,		INT8OID,
-							  UUIDOID,	TEXTOID,		JSONBOID,
-							  JSONBOID, TIMESTAMPTZOID, TEXTOID};
-			Datum args[9];
+			/* the parameters are the columns, in table order */
+			Datum args[Natts_events];
 
-			args[0] = Int64GetDatum(positions[0]);
-			args[1] = stream;
-			args[2] = Int64GetDatum(first_version);
-			args[3] = UUIDPGetDatum(&evs[0].id);
-			args[4] = CStringGetTextDatum(evs[0].type);
-			args[5] = JsonbPGetDatum(evs[0].data);
-			args[6] = JsonbPGetDatum(evs[0].metadata);
-			args[7] = recorded;
-			args[8] = category;
+			args[Anum_events_position - 1] = Int64GetDatum(positions[0]);
+			args[Anum_events_stream - 1] = stream;
+			args[Anum_events_version - 1] = Int64GetDatum(first_version);
+			args[Anum_events_id - 1] = UUIDPGetDatum(&evs[0].id);
+			args[Anum_events_type - 1] = CStringGetTextDatum(evs[0].type);
+			args[Anum_events_data - 1] = JsonbPGetDatum(evs[0].data);
+			args[Anum_events_metadata - 1] = JsonbPGetDatum(evs[0].metadata);
+			args[Anum_events_recorded_at - 1] = recorded;
+			args[Anum_events_category - 1] = category;
 			ret = SPI_execute_plan(
 				strata_prepare(&plan_insert_one,
-							   "INSERT INTO strata.events (position, stream, "
-							   "version, id, "
-							   "type, data, metadata, recorded_at, category) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							   9, types),
+							   "INSERT INTO strata.events (" EVENTS_COLUMNS
+							   ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							   Natts_events, append_column_types),
 				args, NULL, false, 0);
 		}
 		else
@@ -641,9 +662,7 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 			ret = SPI_execute_plan(
 				strata_prepare(
 					&plan_insert_many,
-					"INSERT INTO strata.events (position, stream, version, "
-					"id, "
-					"type, data, metadata, recorded_at, category) "
+					"INSERT INTO strata.events (" EVENTS_COLUMNS ") "
 					"SELECT u.p, $1, u.v, u.i, u.t, u.d, u.m, $2, $3 "
 					"FROM ROWS FROM (pg_catalog.unnest($4), "
 					"pg_catalog.unnest($5), "
@@ -688,17 +707,17 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 	{
 		for (int i = 0; i < count; i++)
 		{
-			Datum row[EVENTS_NATTS];
+			Datum row[Natts_events];
 
-			row[EVENTS_POSITION] = Int64GetDatum(positions[i]);
-			row[EVENTS_STREAM] = stream;
-			row[EVENTS_VERSION] = Int64GetDatum(first_version + i);
-			row[EVENTS_ID] = UUIDPGetDatum(&evs[i].id);
-			row[EVENTS_TYPE] = CStringGetTextDatum(evs[i].type);
-			row[EVENTS_DATA] = JsonbPGetDatum(evs[i].data);
-			row[EVENTS_METADATA] = JsonbPGetDatum(evs[i].metadata);
-			row[EVENTS_RECORDED_AT] = recorded;
-			row[EVENTS_CATEGORY] = category;
+			row[Anum_events_position - 1] = Int64GetDatum(positions[i]);
+			row[Anum_events_stream - 1] = stream;
+			row[Anum_events_version - 1] = Int64GetDatum(first_version + i);
+			row[Anum_events_id - 1] = UUIDPGetDatum(&evs[i].id);
+			row[Anum_events_type - 1] = CStringGetTextDatum(evs[i].type);
+			row[Anum_events_data - 1] = JsonbPGetDatum(evs[i].data);
+			row[Anum_events_metadata - 1] = JsonbPGetDatum(evs[i].metadata);
+			row[Anum_events_recorded_at - 1] = recorded;
+			row[Anum_events_category - 1] = category;
 			projection_apply_inline(api, row, category_s, evs[i].type);
 		}
 	}

@@ -170,6 +170,13 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 	Datum			  arg = UUIDPGetDatum(id);
 	bool			  found = false;
 
+	/* the columns of the query */
+	enum
+	{
+		DONE_STREAM = 1,
+		DONE_VERSION
+	};
+
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
@@ -181,8 +188,9 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 	if (SPI_processed == 1)
 	{
 		bool  isnull;
-		char *s = TextDatumGetCString(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		char *s = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc,
+													DONE_STREAM, &isnull));
 
 		if (strcmp(s, stream) != 0)
 			ereport(
@@ -193,8 +201,9 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 						s),
 				 errhint("Give each command a new id; reuse an id only "
 						 "to retry the very same command.")));
-		*version = DatumGetInt64(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc,
+											   DONE_VERSION, &isnull));
 		found = true;
 	}
 	SPI_finish();

@@ -31,6 +31,7 @@
 
 #include "strata.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "stream.h"
 #include "usercall.h"
@@ -43,7 +44,7 @@
 Oid
 define_events_type(void)
 {
-	return get_rel_type_id(strata_relid("events"));
+	return get_rel_type_id(strata_relid(EVENTS_RELNAME));
 }
 
 /*

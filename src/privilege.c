@@ -47,6 +47,7 @@
 #include "utils/syscache.h"
 
 #include "strata.h"
+#include "events.h"
 #include "privilege.h"
 #include "version.h"
 
@@ -85,7 +86,7 @@ priv_load_owner(void)
 		CacheRegisterRelcacheCallback(priv_relcache_callback, (Datum) 0);
 		priv_callback_set = true;
 	}
-	relid = strata_relid("events");
+	relid = strata_relid(EVENTS_RELNAME);
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);

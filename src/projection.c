@@ -34,8 +34,8 @@
 #include "utils/typcache.h"
 
 #include "strata.h"
-#include "append.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "projection.h"
 #include "stream.h"
@@ -252,8 +252,8 @@ projection_error_callback(void *arg)
 
 	errcontext("projection \"%s\" on event version " INT64_FORMAT
 			   " of stream \"%s\"",
-			   cb->name, DatumGetInt64(cb->row[EVENTS_VERSION]),
-			   TextDatumGetCString(cb->row[EVENTS_STREAM]));
+			   cb->name, DatumGetInt64(cb->row[Anum_events_version - 1]),
+			   TextDatumGetCString(cb->row[Anum_events_stream - 1]));
 }
 
 /*
@@ -339,12 +339,10 @@ projection_apply_inline(StrataApi api, Datum *row, const char *category,
 
 			if (desc == NULL)
 			{
-				bool nulls[EVENTS_NATTS] = {false};
+				bool nulls[Natts_events] = {false};
 
 				desc = lookup_rowtype_tupdesc(define_events_type(), -1);
-				if (desc->natts != EVENTS_NATTS)
-					elog(ERROR, "strata.events has %d columns, expected %d",
-						 desc->natts, EVENTS_NATTS);
+				events_check_desc(desc);
 				event = HeapTupleGetDatum(heap_form_tuple(desc, row, nulls));
 			}
 			projection_call(def, event, row);
@@ -713,6 +711,16 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	Oid				  caller = GetUserId();
 	PrivScope		  scope;
 
+	/* the columns of the query of the definition */
+	enum
+	{
+		REBUILD_HANDLER = 1,
+		REBUILD_CATEGORIES,
+		REBUILD_TYPES,
+		REBUILD_MODE,
+		REBUILD_OWNER
+	};
+
 	strata_require_preload();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -739,17 +747,20 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 						errmsg("projection \"%s\" does not exist", name)));
 	{
 		bool  isnull;
-		Datum mode = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 4, &isnull);
+		Datum mode =
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						  REBUILD_MODE, &isnull);
 
 		memset(&def, 0, sizeof(def));
 		def.name = name;
 		def.what = psprintf("handler of projection \"%s\"", name);
 		def.via = psprintf("the %s", def.what);
-		def.handler = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		def.owner = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+		def.handler = DatumGetObjectId(
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						  REBUILD_HANDLER, &isnull));
+		def.owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc,
+												   REBUILD_OWNER, &isnull));
 		priv_check_owner(caller, def.owner, "rebuild",
 						 psprintf("projection \"%s\"", name));
 		priv_check_read_events(def.owner, "strata.rebuild_projection");
@@ -760,10 +771,12 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 			priv_exit(&scope);
 			PG_RETURN_INT64(0);
 		}
+		/* args: the categories, then the types */
 		for (int i = 0; i < 2; i++)
 		{
-			args[i] = SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, i + 2, &isnull);
+			args[i] =
+				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							  REBUILD_CATEGORIES + i, &isnull);
 			nulls[i] = isnull ? 'n' : ' ';
 			if (!isnull)
 				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
@@ -817,8 +830,8 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 			bool		  isnull;
 			Datum		  event = SPI_getbinval(SPI_tuptable->vals[i],
 												SPI_tuptable->tupdesc, 1, &isnull);
-			Datum		  row[EVENTS_NATTS];
-			bool		  rownulls[EVENTS_NATTS];
+			Datum		  row[Natts_events];
+			bool		  rownulls[Natts_events];
 			HeapTupleData tmp;
 			TupleDesc	  desc;
 
@@ -827,6 +840,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 
 			/* the columns, for the error context */
 			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+			events_check_desc(desc);
 			tmp.t_len =
 				HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(event));
 			tmp.t_data = DatumGetHeapTupleHeader(event);
