@@ -12,7 +12,7 @@ EXTENSION = strata
 MODULE_big = strata
 SRC_OBJS = src/strata.o src/settings.o src/registry.o src/stream.o \
 	src/append.o src/read.o src/define.o src/aggregate.o src/command.o \
-	src/projection.o src/decoder.o src/subscription.o \
+	src/projection.o src/version.o src/decoder.o src/subscription.o \
 	src/subscription_catalog.o src/usercall.o \
 	src/privilege.o
 WORKER_OBJS = workers/workers.o workers/launcher.o workers/worker.o \

@@ -177,6 +177,14 @@ CREATE FUNCTION strata.rebuild_projection(name text, reset regprocedure DEFAULT 
 COMMENT ON FUNCTION strata.rebuild_projection(text, regprocedure) IS
 	'Call the reset function, then replay every matching event through the projection; returns the number of events replayed.';
 
+-- Each version binds the C entry points of its own API (src/version.h):
+-- strata.append runs inline projections from 0.2.0 on.
+CREATE OR REPLACE FUNCTION strata.append(stream text, events jsonb,
+										 expected_version bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_append_0_2';
+
 REVOKE ALL ON strata.aggregates, strata.snapshots, strata.commands,
 	strata.projections, strata._definition_seq, strata.definitions FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION strata.execute(text, jsonb) FROM PUBLIC;

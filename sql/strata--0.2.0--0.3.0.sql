@@ -123,12 +123,20 @@ CREATE FUNCTION strata.define_projection(name text, handler regprocedure,
 										 types text[] DEFAULT NULL,
 										 mode text DEFAULT 'inline')
 	RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_define_projection';
+	AS 'MODULE_PATHNAME', 'strata_define_projection_0_3';
 COMMENT ON FUNCTION strata.define_projection(text, regprocedure, text[], text[], text) IS
 	'Create or replace a projection: handler (event strata.events) RETURNS void, run in the appending transaction (mode inline) or by the worker as a subscription (mode async).';
 
 COMMENT ON FUNCTION strata.rebuild_projection(text, regprocedure) IS
 	'Call the reset function, then replay every matching event through the projection (inline: now, returning the count; async: by the worker, returning 0).';
+
+-- Each version binds the C entry points of its own API (src/version.h):
+-- strata.append runs only the projections of mode inline from 0.3.0 on.
+CREATE OR REPLACE FUNCTION strata.append(stream text, events jsonb,
+										 expected_version bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_append_0_3';
 
 -- Subscriptions
 CREATE FUNCTION strata.subscribe(name text, handler regprocedure,

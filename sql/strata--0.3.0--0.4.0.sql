@@ -296,6 +296,42 @@ $fn$;
 COMMENT ON FUNCTION strata.grant_privileges(regrole, text) IS
 	'Grant a role one of the documented privilege sets: reader, writer, subscriber, definer or operator (each includes reader).';
 
+-- Each version binds the C entry points of its own API (src/version.h):
+-- from 0.4.0 on, definitions have owners, which their functions run as.
+CREATE OR REPLACE FUNCTION strata.append(stream text, events jsonb,
+										 expected_version bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_append_0_4';
+CREATE OR REPLACE FUNCTION strata.load(stream text,
+									   at_version bigint DEFAULT NULL,
+									   OUT state jsonb, OUT version bigint)
+	RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_load_0_4';
+CREATE OR REPLACE FUNCTION strata.execute(stream text, command jsonb)
+	RETURNS bigint
+	LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_execute_0_4';
+CREATE OR REPLACE FUNCTION strata.define_aggregate(category text,
+												   reducer regprocedure,
+												   initial_state jsonb DEFAULT '{}',
+												   snapshot_every int DEFAULT 100)
+	RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_define_aggregate_0_4';
+CREATE OR REPLACE FUNCTION strata.define_command(command_type text,
+												 category text,
+												 handler regprocedure,
+												 record_rejections boolean DEFAULT false)
+	RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_define_command_0_4';
+CREATE OR REPLACE FUNCTION strata.define_projection(name text,
+													handler regprocedure,
+													categories text[] DEFAULT NULL,
+													types text[] DEFAULT NULL,
+													mode text DEFAULT 'inline')
+	RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_define_projection_0_4';
+
 -- Every function that writes is for the roles a DBA grants it to; reads
 -- stay PUBLIC (they check SELECT on strata.events themselves).
 REVOKE EXECUTE ON FUNCTION

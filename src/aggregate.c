@@ -48,7 +48,6 @@
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -57,13 +56,17 @@
 #include "strata.h"
 #include "aggregate.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "stream.h"
 #include "usercall.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(strata_define_aggregate);
+PG_FUNCTION_INFO_V1(strata_define_aggregate_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_aggregate);
 PG_FUNCTION_INFO_V1(strata_load);
+PG_FUNCTION_INFO_V1(strata_load_0_4);
 
 /* An aggregate definition, as read for one load */
 typedef struct AggregateDef
@@ -124,9 +127,23 @@ aggregate_fingerprint(Oid funcid)
 	return (int64) h;
 }
 
-/* Read the definition of the aggregate of 'category'; 42704 if none. */
+/* The columns of the query of aggregate_lookup() */
+enum
+{
+	AGG_REDUCER = 1,
+	AGG_INITIAL_STATE,
+	AGG_SNAPSHOT_EVERY,
+	AGG_DEFINITION_ID,
+	AGG_FINGERPRINT,
+	AGG_OWNER
+};
+
+/*
+ * Read the definition of the aggregate of 'category', as the schema of
+ * 'api' records it; 42704 if none.
+ */
 static void
-aggregate_lookup(const char *category, AggregateDef *def)
+aggregate_lookup(const char *category, AggregateDef *def, StrataApi api)
 {
 	MemoryContext	  caller = CurrentMemoryContext;
 	static SPIPlanPtr plans[2] = {NULL, NULL};
@@ -140,8 +157,7 @@ aggregate_lookup(const char *category, AggregateDef *def)
 	 * before 0.4.0 no owner was recorded: the reducer's owner stands in,
 	 * unless it is a superuser (as the upgrade to 0.4.0 decides)
 	 */
-	int has_owner =
-		get_attnum(strata_relid("aggregates"), "owner") != InvalidAttrNumber;
+	int has_owner = api >= STRATA_API_0_4;
 
 	SPI_connect();
 	if (plans[has_owner] == NULL)
@@ -168,12 +184,17 @@ aggregate_lookup(const char *category, AggregateDef *def)
 						errhint("Define one with strata.define_aggregate.")));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	def->reducer = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-	def->initial_state = strata_spi_jsonb(0, 2, caller);
-	def->snapshot_every = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	def->definition_id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-	def->fingerprint = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
-	def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	def->reducer =
+		DatumGetObjectId(SPI_getbinval(tup, desc, AGG_REDUCER, &isnull));
+	def->initial_state = strata_spi_jsonb(0, AGG_INITIAL_STATE, caller);
+	def->snapshot_every =
+		DatumGetInt32(SPI_getbinval(tup, desc, AGG_SNAPSHOT_EVERY, &isnull));
+	def->definition_id =
+		DatumGetInt64(SPI_getbinval(tup, desc, AGG_DEFINITION_ID, &isnull));
+	def->fingerprint =
+		DatumGetInt64(SPI_getbinval(tup, desc, AGG_FINGERPRINT, &isnull));
+	def->owner =
+		DatumGetObjectId(SPI_getbinval(tup, desc, AGG_OWNER, &isnull));
 	if (isnull)
 		def->owner = InvalidOid; /* the reducer was dropped */
 	SPI_finish();
@@ -304,7 +325,8 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 									 ALLOCSET_DEFAULT_SIZES);
 	st = PointerGetDatum(state);
 
-	rel = table_open(strata_relid("events"), AccessShareLock);
+	rel = table_open(strata_relid(EVENTS_RELNAME), AccessShareLock);
+	events_check_desc(RelationGetDescr(rel));
 	index =
 		index_open(strata_relid("events_stream_version_key"), AccessShareLock);
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -338,7 +360,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 
 		CHECK_FOR_INTERRUPTS();
 		cbarg.version =
-			DatumGetInt64(slot_getattr(slot, 3 /* version */, &isnull));
+			DatumGetInt64(slot_getattr(slot, Anum_events_version, &isnull));
 
 		MemoryContextSwitchTo(eventcxt);
 		args[0] = st;
@@ -383,10 +405,11 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
  * snapshot, fold the events after it, save a snapshot when due.  Returns
  * the state and sets *version to the version it reflects (-1: no event).
  * Reads under a fresh snapshot, so that a retry sees what committed.
+ * 'api' is the SQL API version of the caller's entry point.
  */
 Jsonb *
 aggregate_load(const char *stream, const char *category, int64 at_version,
-			   int64 *version)
+			   int64 *version, StrataApi api)
 {
 	AggregateDef def;
 	Jsonb		*state = NULL;
@@ -400,7 +423,7 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 
 	/* the caller's right to the events was checked by its entry point */
 	priv_enter(&scope);
-	aggregate_lookup(category, &def);
+	aggregate_lookup(category, &def, api);
 	def.what =
 		psprintf("reducer of the aggregate of category \"%s\"", category);
 	usercall_check(def.reducer, def.owner, def.what);
@@ -443,10 +466,11 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 
 /*
  * strata.load(stream text, at_version bigint, OUT state jsonb, OUT version
- * bigint): the aggregate's state and the version it reflects.
+ * bigint): the aggregate's state and the version it reflects.  The body of
+ * the entry points of the SQL API versions below.
  */
-Datum
-strata_load(PG_FUNCTION_ARGS)
+static Datum
+aggregate_load_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	char	 *category;
 	char	 *stream;
@@ -480,20 +504,35 @@ strata_load(PG_FUNCTION_ARGS)
 	/* the state is made of the events: the caller must be able to read them */
 	priv_check_read_events(GetUserId(), "strata.load");
 
-	state = aggregate_load(stream, category, at_version, &version);
+	state = aggregate_load(stream, category, at_version, &version, api);
 	values[0] = JsonbPGetDatum(state);
 	values[1] = Int64GetDatum(version);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* strata.load under 0.2.0 and 0.3.0: no owners */
+Datum
+strata_load(PG_FUNCTION_ARGS)
+{
+	return aggregate_load_entry(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.4.0: the reducer runs as the aggregate's owner */
+Datum
+strata_load_0_4(PG_FUNCTION_ARGS)
+{
+	return aggregate_load_entry(fcinfo, STRATA_API_0_4);
 }
 
 /*
  * strata.define_aggregate(category text, reducer regprocedure,
  * initial_state jsonb, snapshot_every int): create or replace the
  * aggregate of a category.  Every call starts a new definition, whose
- * snapshots start afresh.
+ * snapshots start afresh.  The body of the entry points of the SQL API
+ * versions below.
  */
-Datum
-strata_define_aggregate(PG_FUNCTION_ARGS)
+static Datum
+aggregate_define(FunctionCallInfo fcinfo, StrataApi api)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;
@@ -536,7 +575,7 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 	SPI_connect();
 	owner = define_lock_owner(
 		"aggregates", "category", args[0], caller,
-		psprintf("the aggregate of category \"%s\"", category));
+		psprintf("the aggregate of category \"%s\"", category), api);
 	if (owner != caller)
 		usercall_check(
 			PG_GETARG_OID(1), owner,
@@ -565,7 +604,7 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not store the aggregate");
 	define_check_upserted(
 		"aggregates", "category", args[0], caller,
-		psprintf("the aggregate of category \"%s\"", category));
+		psprintf("the aggregate of category \"%s\"", category), api);
 	/* The old definition's snapshots can never be used again */
 	if (SPI_execute_plan(
 			strata_prepare(
@@ -580,6 +619,20 @@ strata_define_aggregate(PG_FUNCTION_ARGS)
 	SPI_finish();
 	priv_exit(&scope);
 	PG_RETURN_VOID();
+}
+
+/* strata.define_aggregate under 0.2.0 and 0.3.0: refused, no owners */
+Datum
+strata_define_aggregate(PG_FUNCTION_ARGS)
+{
+	return aggregate_define(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.4.0 */
+Datum
+strata_define_aggregate_0_4(PG_FUNCTION_ARGS)
+{
+	return aggregate_define(fcinfo, STRATA_API_0_4);
 }
 
 /* strata.drop_aggregate(category text): forget an aggregate. */

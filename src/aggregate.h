@@ -12,10 +12,12 @@
 
 #include "utils/jsonb.h"
 
+#include "version.h"
+
 /* at_version meaning "the head of the stream" */
 #define AGGREGATE_HEAD PG_INT64_MAX
 
 extern Jsonb *aggregate_load(const char *stream, const char *category,
-							 int64 at_version, int64 *version);
+							 int64 at_version, int64 *version, StrataApi api);
 
 #endif /* STRATA_AGGREGATE_H */

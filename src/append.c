@@ -33,12 +33,17 @@
 #include "strata.h"
 #include "settings.h"
 #include "append.h"
+#include "events.h"
 #include "privilege.h"
 #include "registry.h"
 #include "projection.h"
 #include "stream.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(strata_append);
+PG_FUNCTION_INFO_V1(strata_append_0_2);
+PG_FUNCTION_INFO_V1(strata_append_0_3);
+PG_FUNCTION_INFO_V1(strata_append_0_4);
 PG_FUNCTION_INFO_V1(strata_forbid_change);
 
 /* One event of an append call, validated */
@@ -58,6 +63,19 @@ static SPIPlanPtr plan_reset = NULL;
 static SPIPlanPtr plan_ids = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
+
+/* The types of the columns of strata.events */
+static Oid append_column_types[Natts_events] = {
+	[Anum_events_position - 1] = INT8OID,
+	[Anum_events_stream - 1] = TEXTOID,
+	[Anum_events_version - 1] = INT8OID,
+	[Anum_events_id - 1] = UUIDOID,
+	[Anum_events_type - 1] = TEXTOID,
+	[Anum_events_data - 1] = JSONBOID,
+	[Anum_events_metadata - 1] = JSONBOID,
+	[Anum_events_recorded_at - 1] = TIMESTAMPTZOID,
+	[Anum_events_category - 1] = TEXTOID,
+};
 
 /*
  * Parse a UUID in its canonical 8-4-4-4-12 form or as 32 hex digits.
@@ -453,6 +471,14 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	int64  first = -1;
 	int	   matched = 0;
 
+	/* the columns of the query */
+	enum
+	{
+		IDS_ID = 1,
+		IDS_STREAM,
+		IDS_VERSION
+	};
+
 	for (int i = 0; i < count; i++)
 		if (evs[i].has_id)
 			ids[nids++] = UUIDPGetDatum(&evs[i].id);
@@ -478,10 +504,13 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 		HeapTuple  tup = SPI_tuptable->vals[r];
 		TupleDesc  desc = SPI_tuptable->tupdesc;
 		bool	   isnull;
-		pg_uuid_t *id = DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-		char *s = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		int64 v = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		int	  k;
+		pg_uuid_t *id =
+			DatumGetUUIDP(SPI_getbinval(tup, desc, IDS_ID, &isnull));
+		char *s =
+			TextDatumGetCString(SPI_getbinval(tup, desc, IDS_STREAM, &isnull));
+		int64 v =
+			DatumGetInt64(SPI_getbinval(tup, desc, IDS_VERSION, &isnull));
+		int k;
 
 		for (k = 0; k < count; k++)
 			if (evs[k].has_id &&
@@ -553,13 +582,14 @@ append_reset_stream(Datum stream, int64 version)
 }
 
 /*
- * Insert the events with their positions and versions.  A unique
- * violation on the id index means an id was taken by a concurrent append
- * to another stream: reported as ST002 like the ids found beforehand.
+ * Insert the events with their positions and versions, then run the
+ * inline projections the schema of 'api' has.  A unique violation on the
+ * id index means an id was taken by a concurrent append to another
+ * stream: reported as ST002 like the ids found beforehand.
  */
 static void
 append_insert(Datum stream, const char *category_s, AppendEvent *evs,
-			  int count, int64 first_version)
+			  int count, int64 first_version, StrataApi api)
 {
 	int64		 *positions = palloc(sizeof(int64) * count);
 	Datum		  recorded = TimestampTzGetDatum(GetCurrentTimestamp());
@@ -574,27 +604,23 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 	{
 		if (count == 1)
 		{
-			Oid	  types[9] = {INT8OID,	TEXTOID,		INT8OID,
-							  UUIDOID,	TEXTOID,		JSONBOID,
-							  JSONBOID, TIMESTAMPTZOID, TEXTOID};
-			Datum args[9];
+			/* the parameters are the columns, in table order */
+			Datum args[Natts_events];
 
-			args[0] = Int64GetDatum(positions[0]);
-			args[1] = stream;
-			args[2] = Int64GetDatum(first_version);
-			args[3] = UUIDPGetDatum(&evs[0].id);
-			args[4] = CStringGetTextDatum(evs[0].type);
-			args[5] = JsonbPGetDatum(evs[0].data);
-			args[6] = JsonbPGetDatum(evs[0].metadata);
-			args[7] = recorded;
-			args[8] = category;
+			args[Anum_events_position - 1] = Int64GetDatum(positions[0]);
+			args[Anum_events_stream - 1] = stream;
+			args[Anum_events_version - 1] = Int64GetDatum(first_version);
+			args[Anum_events_id - 1] = UUIDPGetDatum(&evs[0].id);
+			args[Anum_events_type - 1] = CStringGetTextDatum(evs[0].type);
+			args[Anum_events_data - 1] = JsonbPGetDatum(evs[0].data);
+			args[Anum_events_metadata - 1] = JsonbPGetDatum(evs[0].metadata);
+			args[Anum_events_recorded_at - 1] = recorded;
+			args[Anum_events_category - 1] = category;
 			ret = SPI_execute_plan(
 				strata_prepare(&plan_insert_one,
-							   "INSERT INTO strata.events (position, stream, "
-							   "version, id, "
-							   "type, data, metadata, recorded_at, category) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							   9, types),
+							   "INSERT INTO strata.events (" EVENTS_COLUMNS
+							   ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							   Natts_events, append_column_types),
 				args, NULL, false, 0);
 		}
 		else
@@ -637,9 +663,7 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 			ret = SPI_execute_plan(
 				strata_prepare(
 					&plan_insert_many,
-					"INSERT INTO strata.events (position, stream, version, "
-					"id, "
-					"type, data, metadata, recorded_at, category) "
+					"INSERT INTO strata.events (" EVENTS_COLUMNS ") "
 					"SELECT u.p, $1, u.v, u.i, u.t, u.d, u.m, $2, $3 "
 					"FROM ROWS FROM (pg_catalog.unnest($4), "
 					"pg_catalog.unnest($5), "
@@ -680,22 +704,22 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 			 SPI_result_code_string(ret));
 
 	/* Inline projections run now, inside the appending transaction */
-	if (projection_inline_wanted(category_s))
+	if (projection_inline_wanted(api, category_s))
 	{
 		for (int i = 0; i < count; i++)
 		{
-			Datum row[EVENTS_NATTS];
+			Datum row[Natts_events];
 
-			row[EVENTS_POSITION] = Int64GetDatum(positions[i]);
-			row[EVENTS_STREAM] = stream;
-			row[EVENTS_VERSION] = Int64GetDatum(first_version + i);
-			row[EVENTS_ID] = UUIDPGetDatum(&evs[i].id);
-			row[EVENTS_TYPE] = CStringGetTextDatum(evs[i].type);
-			row[EVENTS_DATA] = JsonbPGetDatum(evs[i].data);
-			row[EVENTS_METADATA] = JsonbPGetDatum(evs[i].metadata);
-			row[EVENTS_RECORDED_AT] = recorded;
-			row[EVENTS_CATEGORY] = category;
-			projection_apply_inline(row, category_s, evs[i].type);
+			row[Anum_events_position - 1] = Int64GetDatum(positions[i]);
+			row[Anum_events_stream - 1] = stream;
+			row[Anum_events_version - 1] = Int64GetDatum(first_version + i);
+			row[Anum_events_id - 1] = UUIDPGetDatum(&evs[i].id);
+			row[Anum_events_type - 1] = CStringGetTextDatum(evs[i].type);
+			row[Anum_events_data - 1] = JsonbPGetDatum(evs[i].data);
+			row[Anum_events_metadata - 1] = JsonbPGetDatum(evs[i].metadata);
+			row[Anum_events_recorded_at - 1] = recorded;
+			row[Anum_events_category - 1] = category;
+			projection_apply_inline(api, row, category_s, evs[i].type);
 		}
 	}
 }
@@ -703,12 +727,13 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
 /*
  * Append 'events' (an array of event objects, or one) to 'stream' with an
  * expected version, and return the stream's new version.  The body of
- * strata.append(), also used by strata.execute().  'stream' must have
- * been validated by stream_name_arg().
+ * strata.append(), also used by strata.execute(), under the SQL API
+ * version 'api' of their entry point.  'stream' must have been validated
+ * by stream_name_arg().
  */
 int64
 append_events(const char *stream, const char *category, Jsonb *events,
-			  int64 expected)
+			  int64 expected, StrataApi api)
 {
 	Datum		 stream_d;
 	AppendEvent *evs;
@@ -751,7 +776,7 @@ append_events(const char *stream, const char *category, Jsonb *events,
 			 errhint("Reload the stream and decide again, or append "
 					 "with expected version NULL (any).")));
 
-	append_insert(stream_d, category, evs, count, current + 1);
+	append_insert(stream_d, category, evs, count, current + 1, api);
 
 	SPI_finish();
 	priv_exit(&scope);
@@ -761,10 +786,11 @@ append_events(const char *stream, const char *category, Jsonb *events,
 /*
  * strata.append(stream text, events jsonb, expected_version bigint)
  * RETURNS bigint: append events to a stream atomically and return the
- * stream's new version.  See docs/api.md for the contract.
+ * stream's new version.  See docs/api.md for the contract.  The body of
+ * the entry points below, one per SQL API version.
  */
-Datum
-strata_append(PG_FUNCTION_ARGS)
+static Datum
+append_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	char *stream;
 	char *category;
@@ -779,7 +805,35 @@ strata_append(PG_FUNCTION_ARGS)
 
 	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	PG_RETURN_INT64(append_events(stream, category, PG_GETARG_JSONB_P(1),
-								  append_expected_arg(fcinfo)));
+								  append_expected_arg(fcinfo), api));
+}
+
+/* strata.append under 0.1.0: no projections yet */
+Datum
+strata_append(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_1);
+}
+
+/* under 0.2.0: inline projections, all of them inline, no owners */
+Datum
+strata_append_0_2(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.3.0: projections have a mode (inline or async), no owners */
+Datum
+strata_append_0_3(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_3);
+}
+
+/* under 0.4.0: projections have owners */
+Datum
+strata_append_0_4(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_4);
 }
 
 /*

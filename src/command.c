@@ -43,10 +43,13 @@
 #include "privilege.h"
 #include "stream.h"
 #include "usercall.h"
+#include "version.h"
 
 PG_FUNCTION_INFO_V1(strata_define_command);
+PG_FUNCTION_INFO_V1(strata_define_command_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_command);
 PG_FUNCTION_INFO_V1(strata_execute);
+PG_FUNCTION_INFO_V1(strata_execute_0_4);
 
 /* A command definition */
 typedef struct CommandDef
@@ -64,8 +67,22 @@ typedef enum CommandPhase
 	COMMAND_PHASE_HANDLER
 } CommandPhase;
 
+/* The columns of the query of command_lookup() */
+enum
+{
+	CMD_CATEGORY = 1,
+	CMD_HANDLER,
+	CMD_RECORD_REJECTIONS,
+	CMD_OWNER
+};
+
+/*
+ * Read the definition of command type 'type'; 42704 if none.  Refused
+ * under the SQL of a version before 0.4.0 ('api'), which records no
+ * owners.
+ */
 static void
-command_lookup(const char *type, CommandDef *def)
+command_lookup(const char *type, CommandDef *def, StrataApi api)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[1] = {TEXTOID};
@@ -73,7 +90,7 @@ command_lookup(const char *type, CommandDef *def)
 	bool			  isnull;
 	MemoryContext	  caller = CurrentMemoryContext;
 
-	define_require_owners("commands");
+	define_require_owners(api);
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
@@ -89,15 +106,16 @@ command_lookup(const char *type, CommandDef *def)
 						errmsg("command type \"%s\" is not defined", type),
 						errhint("Define it with strata.define_command.")));
 	def->category = MemoryContextStrdup(
-		caller,
-		TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull)));
+		caller, TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc,
+												  CMD_CATEGORY, &isnull)));
 	def->handler = DatumGetObjectId(SPI_getbinval(
-		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	def->record_rejections = DatumGetBool(SPI_getbinval(
-		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, CMD_HANDLER, &isnull));
+	def->record_rejections = DatumGetBool(
+		SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+					  CMD_RECORD_REJECTIONS, &isnull));
 	def->owner = DatumGetObjectId(SPI_getbinval(
-		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, CMD_OWNER, &isnull));
 	SPI_finish();
 }
 
@@ -153,6 +171,13 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 	Datum			  arg = UUIDPGetDatum(id);
 	bool			  found = false;
 
+	/* the columns of the query */
+	enum
+	{
+		DONE_STREAM = 1,
+		DONE_VERSION
+	};
+
 	SPI_connect();
 	if (SPI_execute_plan(
 			strata_prepare(&plan,
@@ -164,8 +189,9 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 	if (SPI_processed == 1)
 	{
 		bool  isnull;
-		char *s = TextDatumGetCString(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		char *s = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc,
+													DONE_STREAM, &isnull));
 
 		if (strcmp(s, stream) != 0)
 			ereport(
@@ -176,8 +202,9 @@ command_done(const char *stream, pg_uuid_t *id, int64 *version)
 						s),
 				 errhint("Give each command a new id; reuse an id only "
 						 "to retry the very same command.")));
-		*version = DatumGetInt64(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc,
+											   DONE_VERSION, &isnull));
 		found = true;
 	}
 	SPI_finish();
@@ -300,6 +327,7 @@ typedef struct CommandAttempt
 	Datum		command_id;
 	bool		has_id;
 	CommandDef *def;
+	StrataApi	api;	   /* of the entry point */
 	Jsonb	   *rejection; /* non-NULL: append this, no handler */
 	int64		rejection_expected;
 	/* set by the attempt */
@@ -320,10 +348,10 @@ command_attempt_body(CommandAttempt *a)
 
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,
-							 a->rejection_expected);
+							 a->rejection_expected, a->api);
 
 	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
-						   &a->loaded_version);
+						   &a->loaded_version, a->api);
 
 	usercall_prepare(&uf, a->def->handler, a->def->owner,
 					 psprintf("handler of command type \"%s\"", a->type),
@@ -348,7 +376,7 @@ command_attempt_body(CommandAttempt *a)
 	return append_events(a->stream, a->category,
 						 command_event(result, a->type, a->command_id,
 									   a->has_id, a->def->handler),
-						 a->loaded_version);
+						 a->loaded_version, a->api);
 }
 
 static bool
@@ -407,10 +435,11 @@ command_is_denial(int sqlerrcode)
 
 /*
  * The body of strata.execute(), in an owner section: the definition, the
- * attempts, and the retries after conflicts.
+ * attempts, and the retries after conflicts, under the SQL API version
+ * 'api' of the entry point.
  */
 static int64
-command_execute(FunctionCallInfo fcinfo)
+command_execute(FunctionCallInfo fcinfo, StrataApi api)
 {
 	CommandAttempt a;
 	CommandDef	   def;
@@ -420,13 +449,14 @@ command_execute(FunctionCallInfo fcinfo)
 	ErrorData	  *edata = NULL;
 
 	memset(&a, 0, sizeof(a));
+	a.api = api;
 	a.stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	a.category = category;
 	a.command = PG_GETARG_JSONB_P(1);
 	a.type = command_parse(a.command, &id, &a.has_id);
 	a.command_id = a.has_id ? UUIDPGetDatum(&id) : (Datum) 0;
 
-	command_lookup(a.type, &def);
+	command_lookup(a.type, &def, api);
 	a.def = &def;
 	if (strcmp(def.category, category) != 0)
 		ereport(ERROR,
@@ -480,10 +510,11 @@ command_execute(FunctionCallInfo fcinfo)
 /*
  * strata.execute(stream text, command jsonb) RETURNS bigint: execute a
  * command against the aggregate of the stream and return the stream's
- * new version.
+ * new version.  The body of the entry points of the SQL API versions
+ * below.
  */
-Datum
-strata_execute(PG_FUNCTION_ARGS)
+static Datum
+command_execute_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	PrivScope scope;
 	int64	  version;
@@ -497,17 +528,32 @@ strata_execute(PG_FUNCTION_ARGS)
 	priv_check_read_events(GetUserId(), "strata.execute");
 
 	priv_enter(&scope);
-	version = command_execute(fcinfo);
+	version = command_execute(fcinfo, api);
 	priv_exit(&scope);
 	PG_RETURN_INT64(version);
+}
+
+/* strata.execute under 0.2.0 and 0.3.0: refused, no owners */
+Datum
+strata_execute(PG_FUNCTION_ARGS)
+{
+	return command_execute_entry(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.4.0 */
+Datum
+strata_execute_0_4(PG_FUNCTION_ARGS)
+{
+	return command_execute_entry(fcinfo, STRATA_API_0_4);
 }
 
 /*
  * strata.define_command(command_type text, category text, handler
  * regprocedure, record_rejections boolean): create or replace a command.
+ * The body of the entry points of the SQL API versions below.
  */
-Datum
-strata_define_command(PG_FUNCTION_ARGS)
+static Datum
+command_define(FunctionCallInfo fcinfo, StrataApi api)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid		  argtypes[5] = {TEXTOID, TEXTOID, OIDOID, BOOLOID, REGROLEOID};
@@ -540,8 +586,8 @@ strata_define_command(PG_FUNCTION_ARGS)
 	object = psprintf("command type \"%s\"", TextDatumGetCString(args[0]));
 	priv_enter(&scope);
 	SPI_connect();
-	owner =
-		define_lock_owner("commands", "command_type", args[0], caller, object);
+	owner = define_lock_owner("commands", "command_type", args[0], caller,
+							  object, api);
 	if (owner != caller)
 		usercall_check(PG_GETARG_OID(2), owner,
 					   psprintf("handler of %s", object));
@@ -563,10 +609,25 @@ strata_define_command(PG_FUNCTION_ARGS)
 				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the command");
-	define_check_upserted("commands", "command_type", args[0], caller, object);
+	define_check_upserted("commands", "command_type", args[0], caller, object,
+						  api);
 	SPI_finish();
 	priv_exit(&scope);
 	PG_RETURN_VOID();
+}
+
+/* strata.define_command under 0.2.0 and 0.3.0: refused, no owners */
+Datum
+strata_define_command(PG_FUNCTION_ARGS)
+{
+	return command_define(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.4.0 */
+Datum
+strata_define_command_0_4(PG_FUNCTION_ARGS)
+{
+	return command_define(fcinfo, STRATA_API_0_4);
 }
 
 /* strata.drop_command(command_type text): forget a command. */

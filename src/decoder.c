@@ -48,10 +48,8 @@
 
 #include "strata.h"
 #include "decoder.h"
+#include "events.h"
 
-
-/* The table the plugin decodes */
-#define DECODER_EVENTS_TABLE "events"
 
 /*
  * On PostgreSQL 15 an output plugin has to keep a walsender alive itself
@@ -60,35 +58,24 @@
  */
 #define DECODER_PROGRESS_EVERY 100
 
-/* The columns of strata.events the plugin reads, by name */
-typedef enum DecoderColumn
-{
-	DECODER_COL_POSITION,
-	DECODER_COL_STREAM,
-	DECODER_COL_VERSION,
-	DECODER_COL_ID,
-	DECODER_COL_TYPE,
-	DECODER_COL_DATA,
-	DECODER_COL_METADATA,
-	DECODER_COL_RECORDED_AT,
-	DECODER_COL_CATEGORY,
-	DECODER_NCOLUMNS
-} DecoderColumn;
-
+/*
+ * The columns of strata.events (events.h), as the plugin checks them
+ * before it reads them by number
+ */
 static const struct
 {
 	const char *name;
 	Oid			type;
-} decoder_columns[DECODER_NCOLUMNS] = {
-	[DECODER_COL_POSITION] = {"position", INT8OID},
-	[DECODER_COL_STREAM] = {"stream", TEXTOID},
-	[DECODER_COL_VERSION] = {"version", INT8OID},
-	[DECODER_COL_ID] = {"id", UUIDOID},
-	[DECODER_COL_TYPE] = {"type", TEXTOID},
-	[DECODER_COL_DATA] = {"data", JSONBOID},
-	[DECODER_COL_METADATA] = {"metadata", JSONBOID},
-	[DECODER_COL_RECORDED_AT] = {"recorded_at", TIMESTAMPTZOID},
-	[DECODER_COL_CATEGORY] = {"category", TEXTOID},
+} decoder_columns[Natts_events] = {
+	[Anum_events_position - 1] = {"position", INT8OID},
+	[Anum_events_stream - 1] = {"stream", TEXTOID},
+	[Anum_events_version - 1] = {"version", INT8OID},
+	[Anum_events_id - 1] = {"id", UUIDOID},
+	[Anum_events_type - 1] = {"type", TEXTOID},
+	[Anum_events_data - 1] = {"data", JSONBOID},
+	[Anum_events_metadata - 1] = {"metadata", JSONBOID},
+	[Anum_events_recorded_at - 1] = {"recorded_at", TIMESTAMPTZOID},
+	[Anum_events_category - 1] = {"category", TEXTOID},
 };
 
 typedef enum DecoderFormat
@@ -129,10 +116,9 @@ typedef struct DecoderData
 	TimestampTz recorded_at;
 	char		recorded_at_text[MAXDATELEN + 1];
 
-	/* heap_deform_tuple's arrays, grown to the table's width */
-	int	   natts;
-	Datum *values;
-	bool  *nulls;
+	/* heap_deform_tuple's arrays: the columns of strata.events */
+	Datum values[Natts_events];
+	bool  nulls[Natts_events];
 
 #if PG_VERSION_NUM < 160000
 	int changes_since_progress;
@@ -140,17 +126,17 @@ typedef struct DecoderData
 } DecoderData;
 
 /*
- * Which relation is strata.events in this database, and where its columns
- * are.  Looked up by schema and table name on first use, under the
- * decoding's historic catalog snapshot, and forgotten whenever pg_class,
- * pg_namespace or the relation itself is invalidated (a DROP EXTENSION,
- * a rename, an ALTER TABLE), so the OID is never hard-coded or stale.
+ * Which relation is strata.events in this database, and whether its
+ * columns were checked.  Looked up by schema and table name on first use,
+ * under the decoding's historic catalog snapshot, and forgotten whenever
+ * pg_class, pg_namespace or the relation itself is invalidated (a DROP
+ * EXTENSION, a rename, an ALTER TABLE), so the OID is never hard-coded or
+ * stale.
  */
-static bool		  decoder_cache_valid = false;
-static Oid		  decoder_events_relid = InvalidOid;
-static bool		  decoder_columns_valid = false;
-static AttrNumber decoder_attnums[DECODER_NCOLUMNS];
-static bool		  decoder_callbacks_registered = false;
+static bool decoder_cache_valid = false;
+static Oid	decoder_events_relid = InvalidOid;
+static bool decoder_columns_valid = false;
+static bool decoder_callbacks_registered = false;
 
 static void decoder_startup(LogicalDecodingContext *ctx,
 							OutputPluginOptions *opt, bool is_init);
@@ -235,9 +221,9 @@ decoder_is_events(Relation relation)
 	{
 		Oid nspid = get_namespace_oid(STRATA_SCHEMA, true);
 
-		decoder_events_relid =
-			OidIsValid(nspid) ? get_relname_relid(DECODER_EVENTS_TABLE, nspid)
-							  : InvalidOid;
+		decoder_events_relid = OidIsValid(nspid)
+								   ? get_relname_relid(EVENTS_RELNAME, nspid)
+								   : InvalidOid;
 		decoder_columns_valid = false;
 		decoder_cache_valid = true;
 	}
@@ -246,56 +232,45 @@ decoder_is_events(Relation relation)
 }
 
 /*
- * Find the columns of strata.events by name and check their types, so a
- * table that is not the one the plugin knows is refused instead of being
- * misread.
+ * Check that strata.events has the columns of events.h, with their names
+ * and types, in table order, so a table that is not the one the plugin
+ * knows is refused instead of being misread.
  */
 static void
-decoder_map_columns(Relation relation)
+decoder_check_columns(Relation relation)
 {
 	TupleDesc desc = RelationGetDescr(relation);
 
-	for (int c = 0; c < DECODER_NCOLUMNS; c++)
-		decoder_attnums[c] = InvalidAttrNumber;
-
-	for (int i = 0; i < desc->natts; i++)
+	events_check_desc(desc);
+	for (int c = 0; c < Natts_events; c++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Form_pg_attribute att = TupleDescAttr(desc, c);
 
-		if (att->attisdropped)
-			continue;
-		for (int c = 0; c < DECODER_NCOLUMNS; c++)
-		{
-			if (strcmp(NameStr(att->attname), decoder_columns[c].name) != 0)
-				continue;
-			if (att->atttypid != decoder_columns[c].type)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("column \"%s\" of table %s.%s has type %s",
-								NameStr(att->attname), STRATA_SCHEMA,
-								DECODER_EVENTS_TABLE,
-								format_type_be(att->atttypid)),
-						 errdetail("The strata output plugin decodes the "
-								   "events table of pg_strata, whose column "
-								   "\"%s\" has type %s.",
-								   decoder_columns[c].name,
-								   format_type_be(decoder_columns[c].type)),
-						 errhint("Do not alter strata.events; reinstall the "
-								 "extension.")));
-			decoder_attnums[c] = att->attnum;
-		}
-	}
-
-	for (int c = 0; c < DECODER_NCOLUMNS; c++)
-		if (decoder_attnums[c] == InvalidAttrNumber)
+		if (att->attisdropped ||
+			strcmp(NameStr(att->attname), decoder_columns[c].name) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table %s.%s has no column \"%s\"", STRATA_SCHEMA,
-							DECODER_EVENTS_TABLE, decoder_columns[c].name),
+					 errmsg("table %s.%s has no column \"%s\" at position %d",
+							STRATA_SCHEMA, EVENTS_RELNAME,
+							decoder_columns[c].name, c + 1),
 					 errdetail("The strata output plugin decodes the events "
 							   "table of pg_strata."),
 					 errhint("Do not alter strata.events; reinstall the "
 							 "extension.")));
+		if (att->atttypid != decoder_columns[c].type)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of table %s.%s has type %s",
+							NameStr(att->attname), STRATA_SCHEMA,
+							EVENTS_RELNAME, format_type_be(att->atttypid)),
+					 errdetail("The strata output plugin decodes the "
+							   "events table of pg_strata, whose column "
+							   "\"%s\" has type %s.",
+							   decoder_columns[c].name,
+							   format_type_be(decoder_columns[c].type)),
+					 errhint("Do not alter strata.events; reinstall the "
+							 "extension.")));
+	}
 	decoder_columns_valid = true;
 }
 
@@ -592,16 +567,15 @@ static void
 decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
 					ReorderBufferTXN *txn)
 {
-	StringInfo		  out = ctx->out;
-	Datum			 *v = data->values;
-	const AttrNumber *a = decoder_attnums;
+	StringInfo out = ctx->out;
+	Datum	  *v = data->values;
 
-#define VAL(c) (v[a[(c)] - 1])
+#define VAL(attnum) (v[AttrNumberGetAttrOffset(attnum)])
 
 	if (data->have_recorded_at == false ||
-		data->recorded_at != DatumGetTimestampTz(VAL(DECODER_COL_RECORDED_AT)))
+		data->recorded_at != DatumGetTimestampTz(VAL(Anum_events_recorded_at)))
 	{
-		data->recorded_at = DatumGetTimestampTz(VAL(DECODER_COL_RECORDED_AT));
+		data->recorded_at = DatumGetTimestampTz(VAL(Anum_events_recorded_at));
 		decoder_format_time(data->recorded_at_text, data->recorded_at);
 		data->have_recorded_at = true;
 	}
@@ -611,49 +585,49 @@ decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
 	if (data->format == DECODER_FORMAT_TEXT)
 	{
 		appendStringInfoString(out, "event ");
-		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_POSITION)));
+		decoder_append_int64(out, DatumGetInt64(VAL(Anum_events_position)));
 		appendStringInfoChar(out, ' ');
 		appendStringInfoString(out,
-							   TextDatumGetCString(VAL(DECODER_COL_STREAM)));
+							   TextDatumGetCString(VAL(Anum_events_stream)));
 		appendStringInfoChar(out, '@');
-		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_VERSION)));
+		decoder_append_int64(out, DatumGetInt64(VAL(Anum_events_version)));
 		appendStringInfoChar(out, ' ');
 		appendStringInfoString(out,
-							   TextDatumGetCString(VAL(DECODER_COL_TYPE)));
+							   TextDatumGetCString(VAL(Anum_events_type)));
 		if (data->include_data)
 		{
 			appendStringInfoString(out, " data=");
-			decoder_append_jsonb(out, VAL(DECODER_COL_DATA));
+			decoder_append_jsonb(out, VAL(Anum_events_data));
 		}
 		if (data->include_metadata)
 		{
 			appendStringInfoString(out, " metadata=");
-			decoder_append_jsonb(out, VAL(DECODER_COL_METADATA));
+			decoder_append_jsonb(out, VAL(Anum_events_metadata));
 		}
 	}
 	else
 	{
 		appendStringInfoString(out, "{\"position\":");
-		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_POSITION)));
+		decoder_append_int64(out, DatumGetInt64(VAL(Anum_events_position)));
 		appendStringInfoString(out, ",\"stream\":");
-		decoder_append_text(out, VAL(DECODER_COL_STREAM));
+		decoder_append_text(out, VAL(Anum_events_stream));
 		appendStringInfoString(out, ",\"version\":");
-		decoder_append_int64(out, DatumGetInt64(VAL(DECODER_COL_VERSION)));
+		decoder_append_int64(out, DatumGetInt64(VAL(Anum_events_version)));
 		appendStringInfoString(out, ",\"id\":");
-		decoder_append_uuid(out, VAL(DECODER_COL_ID));
+		decoder_append_uuid(out, VAL(Anum_events_id));
 		appendStringInfoString(out, ",\"type\":");
-		decoder_append_text(out, VAL(DECODER_COL_TYPE));
+		decoder_append_text(out, VAL(Anum_events_type));
 		appendStringInfoString(out, ",\"category\":");
-		decoder_append_text(out, VAL(DECODER_COL_CATEGORY));
+		decoder_append_text(out, VAL(Anum_events_category));
 		if (data->include_data)
 		{
 			appendStringInfoString(out, ",\"data\":");
-			decoder_append_jsonb(out, VAL(DECODER_COL_DATA));
+			decoder_append_jsonb(out, VAL(Anum_events_data));
 		}
 		if (data->include_metadata)
 		{
 			appendStringInfoString(out, ",\"metadata\":");
-			decoder_append_jsonb(out, VAL(DECODER_COL_METADATA));
+			decoder_append_jsonb(out, VAL(Anum_events_metadata));
 		}
 		appendStringInfo(out, ",\"recorded_at\":\"%s\",\"xid\":%u",
 						 data->recorded_at_text, txn->xid);
@@ -761,47 +735,35 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		return;
 
 	if (!decoder_columns_valid)
-		decoder_map_columns(relation);
-
+		decoder_check_columns(relation);
 	desc = RelationGetDescr(relation);
-	if (data->natts < desc->natts)
-	{
-		data->values =
-			MemoryContextAlloc(MemoryContextGetParent(data->context),
-							   sizeof(Datum) * desc->natts);
-		data->nulls = MemoryContextAlloc(MemoryContextGetParent(data->context),
-										 sizeof(bool) * desc->natts);
-		data->natts = desc->natts;
-	}
+	/* the arrays are Natts_events wide: a comparison per change */
+	events_check_desc(desc);
 
 	old = MemoryContextSwitchTo(data->context);
 
 	heap_deform_tuple(tuple, desc, data->values, data->nulls);
 
 	/* The columns are NOT NULL; a null can only come from a broken table */
-	for (int c = 0; c < DECODER_NCOLUMNS; c++)
-		if (data->nulls[decoder_attnums[c] - 1])
+	for (int c = 0; c < Natts_events; c++)
+		if (data->nulls[c])
 			elog(ERROR, "null in column \"%s\" of %s.%s",
-				 decoder_columns[c].name, STRATA_SCHEMA, DECODER_EVENTS_TABLE);
+				 decoder_columns[c].name, STRATA_SCHEMA, EVENTS_RELNAME);
 
 	if (capture != NULL)
 	{
 		data->txn_events++;
-		capture->event(
-			capture->arg, txn, tuple, desc,
-			DatumGetInt64(
-				data->values[decoder_attnums[DECODER_COL_POSITION] - 1]),
-			data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1],
-			data->values[decoder_attnums[DECODER_COL_TYPE] - 1]);
+		capture->event(capture->arg, txn, tuple, desc,
+					   DatumGetInt64(data->values[Anum_events_position - 1]),
+					   data->values[Anum_events_category - 1],
+					   data->values[Anum_events_type - 1]);
 	}
 	else if ((data->categories.count == 0 ||
-			  decoder_filter_match(
-				  &data->categories,
-				  data->values[decoder_attnums[DECODER_COL_CATEGORY] - 1])) &&
+			  decoder_filter_match(&data->categories,
+								   data->values[Anum_events_category - 1])) &&
 			 (data->types.count == 0 ||
-			  decoder_filter_match(
-				  &data->types,
-				  data->values[decoder_attnums[DECODER_COL_TYPE] - 1])))
+			  decoder_filter_match(&data->types,
+								   data->values[Anum_events_type - 1])))
 	{
 		if (data->include_transaction && !data->sent_begin)
 			decoder_write_begin(ctx, data, txn);

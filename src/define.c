@@ -31,9 +31,11 @@
 
 #include "strata.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "stream.h"
 #include "usercall.h"
+#include "version.h"
 
 /* Longest name of a projection */
 #define DEFINE_NAME_MAX_BYTES 128
@@ -42,7 +44,7 @@
 Oid
 define_events_type(void)
 {
-	return get_rel_type_id(strata_relid("events"));
+	return get_rel_type_id(strata_relid(EVENTS_RELNAME));
 }
 
 /*
@@ -190,28 +192,30 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
  * committed) and committed since, under an owner of its own.  Refuse, as
  * define_lock_owner would have: 42501 when 'caller' has not the
  * privileges of that owner, else a serialization failure to retry.
- * Connected to SPI, right after the upsert.
+ * Connected to SPI, right after the upsert, with the 'api' of the entry
+ * point.
  */
 void
 define_check_upserted(const char *relname, const char *keycol, Datum key,
-					  Oid caller, const char *object)
+					  Oid caller, const char *object, StrataApi api)
 {
 	if (SPI_processed > 0)
 		return;
-	(void) define_lock_owner(relname, keycol, key, caller, object);
+	(void) define_lock_owner(relname, keycol, key, caller, object, api);
 	ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					errmsg("%s was defined concurrently", object),
 					errhint("Retry the definition.")));
 }
 
 /*
- * Refuse to go on under the SQL of a version before 0.4.0, whose table
- * strata.'relname' records no owners (before ALTER EXTENSION UPDATE).
+ * Refuse to go on under the SQL of a version before 0.4.0 ('api' of the
+ * entry point), whose definition tables record no owners (before ALTER
+ * EXTENSION UPDATE).
  */
 void
-define_require_owners(const char *relname)
+define_require_owners(StrataApi api)
 {
-	if (get_attnum(strata_relid(relname), "owner") == InvalidAttrNumber)
+	if (api < STRATA_API_0_4)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the strata extension must be updated first"),
@@ -226,19 +230,20 @@ define_require_owners(const char *relname)
  * has the privileges of its owner.  Returns that owner, which a
  * redefinition keeps (as CREATE OR REPLACE does), or 'caller' for a new
  * definition (or one whose owner role was dropped: its owner is NULL, and
- * the upsert of the caller sets it).  Connected to SPI, in an owner
+ * the upsert of the caller sets it).  Refused under the SQL of a version
+ * before 0.4.0 ('api' of the entry point).  Connected to SPI, in an owner
  * section.
  */
 Oid
 define_lock_owner(const char *relname, const char *keycol, Datum key,
-				  Oid caller, const char *object)
+				  Oid caller, const char *object, StrataApi api)
 {
 	Oid	  argtype = TEXTOID;
 	bool  isnull;
 	Oid	  owner;
 	char *sql;
 
-	define_require_owners(relname);
+	define_require_owners(api);
 	sql = psprintf("SELECT owner::pg_catalog.oid FROM strata.%s WHERE %s "
 				   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				   relname, keycol);

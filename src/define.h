@@ -14,6 +14,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "version.h"
+
 extern Oid	  define_events_type(void);
 extern void	  define_check_function(Oid funcid, const char *role, int nargs,
 									const Oid *argtypes, Oid rettype,
@@ -24,11 +26,13 @@ extern void	  define_check_list(ArrayType *arr, const char *what,
 extern void	  define_invalidate(const char *relname);
 extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func, Oid caller, const char *object);
-extern void	  define_require_owners(const char *relname);
+extern void	  define_require_owners(StrataApi api);
 extern void	  define_check_upserted(const char *relname, const char *keycol,
-									Datum key, Oid caller, const char *object);
+									Datum key, Oid caller, const char *object,
+									StrataApi api);
 extern Oid	  define_lock_owner(const char *relname, const char *keycol,
-								Datum key, Oid caller, const char *object);
+								Datum key, Oid caller, const char *object,
+								StrataApi api);
 
 extern int	define_strings(Datum d, char ***out);
 extern bool define_in_list(char **list, int n, const char *s);

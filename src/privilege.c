@@ -33,11 +33,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -45,12 +43,13 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
 #include "strata.h"
+#include "events.h"
 #include "privilege.h"
+#include "version.h"
 
 /*
  * The OID and owner of strata.events, cached: every append asks, and
@@ -85,7 +84,7 @@ priv_load_owner(void)
 		CacheRegisterRelcacheCallback(priv_relcache_callback, (Datum) 0);
 		priv_callback_set = true;
 	}
-	relid = strata_relid("events");
+	relid = strata_relid(EVENTS_RELNAME);
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
@@ -225,24 +224,15 @@ static const struct
 	{"commands", "command type", "command_type"},
 };
 
-/* Does the current database have the extension at the 0.4.0 SQL? */
+/*
+ * Does the current database have the extension at the 0.4.0 SQL or later,
+ * whose tables record owners?  No SQL function enters here: the installed
+ * version tells.
+ */
 static bool
 priv_extension_here(void)
 {
-	Oid nspid;
-	Oid relid;
-
-	if (!OidIsValid(get_extension_oid("strata", true)))
-		return false;
-	nspid = get_namespace_oid(STRATA_SCHEMA, true);
-	if (!OidIsValid(nspid))
-		return false;
-	relid = get_relname_relid("subscriptions", nspid);
-	return OidIsValid(relid) &&
-		   get_attnum(relid, "owner") != InvalidAttrNumber &&
-		   OidIsValid(get_relname_relid("projections", nspid)) &&
-		   get_attnum(get_relname_relid("projections", nspid), "owner") !=
-			   InvalidAttrNumber;
+	return strata_installed_api() >= STRATA_API_0_4;
 }
 
 /*

@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -29,24 +28,26 @@
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "strata.h"
-#include "append.h"
 #include "define.h"
+#include "events.h"
 #include "privilege.h"
 #include "projection.h"
 #include "stream.h"
 #include "subscription.h"
 #include "subscription_catalog.h"
 #include "usercall.h"
+#include "version.h"
 #include "workers.h"
 
 PG_FUNCTION_INFO_V1(strata_define_projection);
+PG_FUNCTION_INFO_V1(strata_define_projection_0_3);
+PG_FUNCTION_INFO_V1(strata_define_projection_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_projection);
 PG_FUNCTION_INFO_V1(strata_rebuild_projection);
 
@@ -74,6 +75,7 @@ static MemoryContext  projection_cxt = NULL;
 static ProjectionDef *projection_defs = NULL;
 static int			  projection_ndefs = 0;
 static bool			  projection_valid = false;
+static StrataApi	  projection_cache_api = STRATA_API_NONE; /* loaded for */
 static bool			  projection_callback_set = false;
 
 /*
@@ -99,16 +101,32 @@ projection_relcache_callback(Datum arg, Oid relid)
 		projection_valid = false;
 }
 
-/* (Re)load the cached definitions if an invalidation dropped them. */
-static void
-projection_load_cache(void)
+/* The columns of the query of projection_load_cache() */
+enum
 {
-	static SPIPlanPtr plans[4] = {NULL, NULL, NULL, NULL};
+	PROJ_NAME = 1,
+	PROJ_HANDLER,
+	PROJ_CATEGORIES,
+	PROJ_TYPES,
+	PROJ_OWNER
+};
+
+/*
+ * (Re)load the cached definitions, as the schema of 'api' (0.2.0 or later)
+ * records them, if an invalidation dropped them or they were loaded for
+ * another version.
+ */
+static void
+projection_load_cache(StrataApi api)
+{
+	static SPIPlanPtr plans[STRATA_API_LATEST + 1];
 	MemoryContext	  old;
 	int				  ret;
 	PrivScope		  scope;
 
-	if (projection_valid || (projection_busy > 0 && projection_defs != NULL))
+	Assert(api >= STRATA_API_0_2 && api <= STRATA_API_LATEST);
+	if ((projection_valid && projection_cache_api == api) ||
+		(projection_busy > 0 && projection_defs != NULL))
 		return;
 
 	if (!projection_callback_set)
@@ -123,15 +141,7 @@ projection_load_cache(void)
 	projection_defs = NULL;
 	projection_ndefs = 0;
 
-	/*
-	 * Under a library newer than the installed SQL version (before ALTER
-	 * EXTENSION strata UPDATE) the table is missing: no projections, and
-	 * look again next time.
-	 */
-	projection_relid = get_relname_relid(
-		"projections", get_namespace_oid(STRATA_SCHEMA, false));
-	if (!OidIsValid(projection_relid))
-		return;
+	projection_relid = strata_relid("projections");
 
 	/*
 	 * Set valid first: an invalidation arriving during the query clears it
@@ -141,6 +151,7 @@ projection_load_cache(void)
 	 * the change that sent the invalidation, e.g. in REPEATABLE READ).
 	 */
 	projection_valid = true;
+	projection_cache_api = api;
 
 	priv_enter(&scope);
 	SPI_connect();
@@ -151,15 +162,12 @@ projection_load_cache(void)
 		 * 0.4.0 no owner was recorded: the function's owner stands in for
 		 * it unless it is a superuser, as the upgrade to 0.4.0 decides.
 		 */
-		bool has_mode =
-			get_attnum(projection_relid, "mode") != InvalidAttrNumber;
-		bool has_owner =
-			get_attnum(projection_relid, "owner") != InvalidAttrNumber;
-		int variant = (has_mode ? 2 : 0) + (has_owner ? 1 : 0);
+		bool has_mode = api >= STRATA_API_0_3;
+		bool has_owner = api >= STRATA_API_0_4;
 
-		if (plans[variant] == NULL)
+		if (plans[api] == NULL)
 			(void) strata_prepare(
-				&plans[variant],
+				&plans[api],
 				psprintf("SELECT p.name, p.handler::pg_catalog.oid, "
 						 "p.categories, p.types, %s FROM "
 						 "strata.projections p %s ORDER BY p.name",
@@ -174,9 +182,8 @@ projection_load_cache(void)
 									"'inline'"
 								  : ""),
 				0, NULL);
-		ret = SPI_execute_snapshot(plans[variant], NULL, NULL,
-								   GetLatestSnapshot(), InvalidSnapshot, true,
-								   false, 0);
+		ret = SPI_execute_snapshot(plans[api], NULL, NULL, GetLatestSnapshot(),
+								   InvalidSnapshot, true, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read projections: %s",
 				 SPI_result_code_string(ret));
@@ -198,15 +205,18 @@ projection_load_cache(void)
 		bool		   isnull;
 		Datum		   d;
 
-		def->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		def->name =
+			TextDatumGetCString(SPI_getbinval(tup, desc, PROJ_NAME, &isnull));
 		def->what = psprintf("handler of projection \"%s\"", def->name);
 		def->via = psprintf("the %s", def->what);
-		def->handler = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		def->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
-		d = SPI_getbinval(tup, desc, 3, &isnull);
+		def->handler =
+			DatumGetObjectId(SPI_getbinval(tup, desc, PROJ_HANDLER, &isnull));
+		def->owner =
+			DatumGetObjectId(SPI_getbinval(tup, desc, PROJ_OWNER, &isnull));
+		d = SPI_getbinval(tup, desc, PROJ_CATEGORIES, &isnull);
 		if (!isnull)
 			def->ncategories = define_strings(d, &def->categories);
-		d = SPI_getbinval(tup, desc, 4, &isnull);
+		d = SPI_getbinval(tup, desc, PROJ_TYPES, &isnull);
 		if (!isnull)
 			def->ntypes = define_strings(d, &def->types);
 	}
@@ -217,13 +227,18 @@ projection_load_cache(void)
 }
 
 /*
- * Does any inline projection take events of 'category'?  Called by every
- * append; costs no query while the cached definitions are valid.
+ * Does any inline projection take events of 'category', under the SQL
+ * API version 'api' of the append?  Called by every append; costs no
+ * query while the cached definitions are valid.  The schema of 0.1.0 has
+ * no projections: the library serves it until ALTER EXTENSION strata
+ * UPDATE, and projects nothing.
  */
 bool
-projection_inline_wanted(const char *category)
+projection_inline_wanted(StrataApi api, const char *category)
 {
-	projection_load_cache();
+	if (api < STRATA_API_0_2)
+		return false;
+	projection_load_cache(api);
 	for (int i = 0; i < projection_ndefs; i++)
 		if (define_in_list(projection_defs[i].categories,
 						   projection_defs[i].ncategories, category))
@@ -238,8 +253,8 @@ projection_error_callback(void *arg)
 
 	errcontext("projection \"%s\" on event version " INT64_FORMAT
 			   " of stream \"%s\"",
-			   cb->name, DatumGetInt64(cb->row[EVENTS_VERSION]),
-			   TextDatumGetCString(cb->row[EVENTS_STREAM]));
+			   cb->name, DatumGetInt64(cb->row[Anum_events_version - 1]),
+			   TextDatumGetCString(cb->row[Anum_events_stream - 1]));
 }
 
 /*
@@ -300,15 +315,18 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 
 /*
  * Run every inline projection that matches the event 'row' (the columns
- * of strata.events, in table order) of 'category' and 'type'.
+ * of strata.events, in table order) of 'category' and 'type', under the
+ * SQL API version 'api' (0.2.0 or later) of the append, after
+ * projection_inline_wanted() said some may.
  */
 void
-projection_apply_inline(Datum *row, const char *category, const char *type)
+projection_apply_inline(StrataApi api, Datum *row, const char *category,
+						const char *type)
 {
 	TupleDesc volatile desc = NULL;
 	volatile Datum event = (Datum) 0;
 
-	projection_load_cache();
+	projection_load_cache(api);
 	projection_busy++;
 	PG_TRY();
 	{
@@ -322,12 +340,10 @@ projection_apply_inline(Datum *row, const char *category, const char *type)
 
 			if (desc == NULL)
 			{
-				bool nulls[EVENTS_NATTS] = {false};
+				bool nulls[Natts_events] = {false};
 
 				desc = lookup_rowtype_tupdesc(define_events_type(), -1);
-				if (desc->natts != EVENTS_NATTS)
-					elog(ERROR, "strata.events has %d columns, expected %d",
-						 desc->natts, EVENTS_NATTS);
+				events_check_desc(desc);
 				event = HeapTupleGetDatum(heap_form_tuple(desc, row, nulls));
 			}
 			projection_call(def, event, row);
@@ -380,10 +396,11 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 /*
  * strata.define_projection(name text, handler regprocedure, categories
  * text[], types text[], mode text): create or replace a projection.
- * Under the 0.2.0 SQL (four arguments) every projection is inline.
+ * Under the 0.2.0 SQL (four arguments) every projection is inline.  The
+ * body of the entry points of the SQL API versions below.
  */
-Datum
-strata_define_projection(PG_FUNCTION_ARGS)
+static Datum
+projection_define(FunctionCallInfo fcinfo, StrataApi api)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_mode = NULL;
@@ -393,7 +410,7 @@ strata_define_projection(PG_FUNCTION_ARGS)
 	char			  nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Oid				  evtype;
 	char			 *name;
-	bool			  has_mode = PG_NARGS() >= 5;
+	bool			  has_mode = api >= STRATA_API_0_3;
 	bool			  async = false;
 	bool			  was_inline = false;
 	Oid				  caller = GetUserId();
@@ -450,7 +467,7 @@ strata_define_projection(PG_FUNCTION_ARGS)
 	priv_enter(&scope);
 	SPI_connect();
 	owner = define_lock_owner("projections", "name", args[0], caller,
-							  psprintf("projection \"%s\"", name));
+							  psprintf("projection \"%s\"", name), api);
 	if (owner != caller)
 		usercall_check(DatumGetObjectId(args[1]), owner,
 					   psprintf("handler of projection \"%s\"", name));
@@ -509,7 +526,7 @@ strata_define_projection(PG_FUNCTION_ARGS)
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
 	define_check_upserted("projections", "name", args[0], caller,
-						  psprintf("projection \"%s\"", name));
+						  psprintf("projection \"%s\"", name), api);
 	if (has_mode)
 		projection_sync_subscription(name, async, was_inline, args, nulls,
 									 owner);
@@ -517,6 +534,27 @@ strata_define_projection(PG_FUNCTION_ARGS)
 	priv_exit(&scope);
 	define_invalidate("projections");
 	PG_RETURN_VOID();
+}
+
+/* strata.define_projection under 0.2.0, four arguments: refused */
+Datum
+strata_define_projection(PG_FUNCTION_ARGS)
+{
+	return projection_define(fcinfo, STRATA_API_0_2);
+}
+
+/* under 0.3.0, with a mode: refused, no owners */
+Datum
+strata_define_projection_0_3(PG_FUNCTION_ARGS)
+{
+	return projection_define(fcinfo, STRATA_API_0_3);
+}
+
+/* under 0.4.0 */
+Datum
+strata_define_projection_0_4(PG_FUNCTION_ARGS)
+{
+	return projection_define(fcinfo, STRATA_API_0_4);
 }
 
 /* strata.drop_projection(name text): forget a projection. */
@@ -624,6 +662,16 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	Oid				  caller = GetUserId();
 	PrivScope		  scope;
 
+	/* the columns of the query of the definition */
+	enum
+	{
+		REBUILD_HANDLER = 1,
+		REBUILD_CATEGORIES,
+		REBUILD_TYPES,
+		REBUILD_MODE,
+		REBUILD_OWNER
+	};
+
 	strata_require_preload();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -650,17 +698,20 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 						errmsg("projection \"%s\" does not exist", name)));
 	{
 		bool  isnull;
-		Datum mode = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 4, &isnull);
+		Datum mode =
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						  REBUILD_MODE, &isnull);
 
 		memset(&def, 0, sizeof(def));
 		def.name = name;
 		def.what = psprintf("handler of projection \"%s\"", name);
 		def.via = psprintf("the %s", def.what);
-		def.handler = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		def.owner = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+		def.handler = DatumGetObjectId(
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						  REBUILD_HANDLER, &isnull));
+		def.owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc,
+												   REBUILD_OWNER, &isnull));
 		priv_check_owner(caller, def.owner, "rebuild",
 						 psprintf("projection \"%s\"", name));
 		priv_check_read_events(def.owner, "strata.rebuild_projection");
@@ -671,10 +722,12 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 			priv_exit(&scope);
 			PG_RETURN_INT64(0);
 		}
+		/* args: the categories, then the types */
 		for (int i = 0; i < 2; i++)
 		{
-			args[i] = SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, i + 2, &isnull);
+			args[i] =
+				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							  REBUILD_CATEGORIES + i, &isnull);
 			nulls[i] = isnull ? 'n' : ' ';
 			if (!isnull)
 				args[i] = PointerGetDatum(DatumGetArrayTypePCopy(args[i]));
@@ -728,8 +781,8 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 			bool		  isnull;
 			Datum		  event = SPI_getbinval(SPI_tuptable->vals[i],
 												SPI_tuptable->tupdesc, 1, &isnull);
-			Datum		  row[EVENTS_NATTS];
-			bool		  rownulls[EVENTS_NATTS];
+			Datum		  row[Natts_events];
+			bool		  rownulls[Natts_events];
 			HeapTupleData tmp;
 			TupleDesc	  desc;
 
@@ -738,6 +791,7 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 
 			/* the columns, for the error context */
 			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+			events_check_desc(desc);
 			tmp.t_len =
 				HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(event));
 			tmp.t_data = DatumGetHeapTupleHeader(event);

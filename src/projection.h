@@ -11,8 +11,10 @@
 
 #include "postgres.h"
 
-extern bool projection_inline_wanted(const char *category);
-extern void projection_apply_inline(Datum *row, const char *category,
-									const char *type);
+#include "version.h"
+
+extern bool projection_inline_wanted(StrataApi api, const char *category);
+extern void projection_apply_inline(StrataApi api, Datum *row,
+									const char *category, const char *type);
 
 #endif /* STRATA_PROJECTION_H */

@@ -39,6 +39,7 @@
 #include "utils/tuplestore.h"
 
 #include "strata.h"
+#include "events.h"
 #include "privilege.h"
 #include "read.h"
 #include "registry.h"
@@ -109,7 +110,7 @@ read_scan(FunctionCallInfo fcinfo, const char *func, const char *indexname,
 		  int (*build)(ScanKey keys, Relation index, Datum *args), Datum *args)
 {
 	ReturnSetInfo  *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid				relid = strata_relid("events");
+	Oid				relid = strata_relid(EVENTS_RELNAME);
 	Relation		rel;
 	Relation		index;
 	IndexScanDesc	scan;

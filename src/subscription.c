@@ -634,6 +634,14 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	Oid				  caller = GetUserId();
 	PrivScope		  scope;
 
+	/* the columns of the query of the parked events */
+	enum
+	{
+		PARKED_HANDLER = 1,
+		PARKED_EVENT,
+		PARKED_POSITION
+	};
+
 	strata_require_preload();
 	PreventCommandIfReadOnly("strata.retry_parked()");
 	priv_enter(&scope);
@@ -664,18 +672,21 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 		bool		  isnull;
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		handler = DatumGetObjectId(SPI_getbinval(
-			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		handler = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc,
+												 PARKED_HANDLER, &isnull));
 		rows = palloc(sizeof(Datum) * n);
 		positions = palloc(sizeof(int64) * n);
 		for (uint64 i = 0; i < n; i++)
 		{
-			rows[i] = SPI_getbinval(SPI_tuptable->vals[i],
-									SPI_tuptable->tupdesc, 2, &isnull);
+			rows[i] =
+				SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  PARKED_EVENT, &isnull);
 			rows[i] = PointerGetDatum(
 				DatumGetHeapTupleHeader(datumCopy(rows[i], false, -1)));
-			positions[i] = DatumGetInt64(SPI_getbinval(
-				SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+			positions[i] = DatumGetInt64(
+				SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  PARKED_POSITION, &isnull));
 		}
 		MemoryContextSwitchTo(old);
 	}

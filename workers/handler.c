@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 
 #include "strata.h"
+#include "events.h"
 #include "settings.h"
 #include "handler.h"
 #include "worker_dispatch.h"
@@ -119,12 +120,12 @@ handler_read_events(HandlerEntry *entries, int n)
 		if (!entries[i].matches)
 			continue;
 		tup = SPI_tuptable->vals[row++];
-		if (DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)) !=
-			list[i].position)
+		if (DatumGetInt64(SPI_getbinval(tup, desc, Anum_events_position,
+										&isnull)) != list[i].position)
 			elog(ERROR, "a strata worker's job read the wrong event");
 		list[i].tuple = heap_copytuple(tup);
-		list[i].category = SPI_getvalue(tup, desc, 9);
-		list[i].type = SPI_getvalue(tup, desc, 5);
+		list[i].category = SPI_getvalue(tup, desc, Anum_events_category);
+		list[i].type = SPI_getvalue(tup, desc, Anum_events_type);
 	}
 	MemoryContextSwitchTo(old);
 	return list;

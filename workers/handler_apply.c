@@ -31,6 +31,7 @@
 #include "utils/typcache.h"
 
 #include "strata.h"
+#include "events.h"
 #include "define.h"
 #include "privilege.h"
 #include "settings.h"
@@ -87,6 +88,7 @@ handler_sample(void)
 		if (events_desc != NULL)
 			FreeTupleDesc(events_desc);
 		events_desc = lookup_rowtype_tupdesc_copy(define_events_type(), -1);
+		events_check_desc(events_desc);
 		MemoryContextSwitchTo(old);
 	}
 	if (nsamples == WORKER_MAX_SAMPLES)

@@ -18,6 +18,7 @@
 #include "utils/snapmgr.h"
 
 #include "strata.h"
+#include "events.h"
 #include "settings.h"
 #include "subscription.h"
 #include "handler.h"
@@ -31,10 +32,11 @@ worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
 
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	 tup = SPI_tuptable->vals[i];
-		TupleDesc	 desc = SPI_tuptable->tupdesc;
-		bool		 isnull;
-		int64		 pos = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool	  isnull;
+		int64	  pos = DatumGetInt64(
+				SPI_getbinval(tup, desc, Anum_events_position, &isnull));
 		WorkerEvent *ev;
 
 		*last = pos;
@@ -50,8 +52,8 @@ worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
 		ev = &(*list)[(*n)++];
 		ev->position = pos;
 		ev->tuple = heap_copytuple(tup);
-		ev->category = SPI_getvalue(tup, desc, 9);
-		ev->type = SPI_getvalue(tup, desc, 5);
+		ev->category = SPI_getvalue(tup, desc, Anum_events_category);
+		ev->type = SPI_getvalue(tup, desc, Anum_events_type);
 		ev->end_lsn = InvalidXLogRecPtr;
 		ev->index = 0;
 		ev->nevents = 0;
@@ -97,7 +99,8 @@ handler_catchup(WorkerSub *sub)
 	args[2] = Int64GetDatum(worker_batch_size);
 	if (SPI_execute_snapshot(
 			strata_prepare(&plan_settled,
-						   "SELECT * FROM strata.events WHERE position "
+						   "SELECT " EVENTS_COLUMNS
+						   " FROM strata.events WHERE position "
 						   "OPERATOR(pg_catalog.>=) $1 AND position "
 						   "OPERATOR(pg_catalog.<) $2 ORDER BY position "
 						   "LIMIT $3",
@@ -122,7 +125,8 @@ handler_catchup(WorkerSub *sub)
 		 */
 		if (SPI_execute_snapshot(
 				strata_prepare(&plan_rest,
-							   "SELECT * FROM strata.events WHERE position "
+							   "SELECT " EVENTS_COLUMNS
+							   " FROM strata.events WHERE position "
 							   "OPERATOR(pg_catalog.>=) $1 AND NOT $2 "
 							   "OPERATOR(pg_catalog.@>) position "
 							   "ORDER BY position LIMIT $3",

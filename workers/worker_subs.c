@@ -26,6 +26,7 @@
 #include "postmaster/bgworker.h"
 
 #include "strata.h"
+#include "version.h"
 #include "define.h"
 #include "settings.h"
 #include "worker.h"
@@ -106,13 +107,7 @@ worker_abort(void)
 bool
 worker_extension_present(void)
 {
-	Oid nspid;
-
-	if (!OidIsValid(get_extension_oid("strata", true)))
-		return false;
-	nspid = get_namespace_oid(STRATA_SCHEMA, true);
-	return OidIsValid(nspid) &&
-		   OidIsValid(get_relname_relid("subscriptions", nspid));
+	return strata_installed_api() >= STRATA_API_0_3;
 }
 
 /*

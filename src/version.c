@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * version.c
+ *	  Which SQL API version of pg_strata the current database has
+ *	  installed, for the code that no SQL function enters (see version.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+
+#include "version.h"
+
+/* The versions sql/ installs, as pg_extension.extversion spells them */
+static const struct
+{
+	const char *name;
+	StrataApi	api;
+} strata_versions[] = {
+	{"0.1.0", STRATA_API_0_1},
+	{"0.2.0", STRATA_API_0_2},
+	{"0.3.0", STRATA_API_0_3},
+	{"0.4.0", STRATA_API_0_4},
+};
+
+/*
+ * The SQL API version of the extension installed in the current database
+ * (STRATA_API_NONE when it is not installed), from pg_extension.extversion.
+ * PostgreSQL 15 has no syscache of pg_extension by name: this is one probe
+ * of its name index, the lookup get_extension_oid() makes.  A version this
+ * library does not know is an error: its schema cannot be guessed.  In a
+ * transaction.  During ALTER EXTENSION UPDATE, extversion is already the
+ * version the running script is creating.
+ */
+StrataApi
+strata_installed_api(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("strata"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool  isnull;
+		Datum d = heap_getattr(tup, Anum_pg_extension_extversion,
+							   RelationGetDescr(rel), &isnull);
+
+		version = isnull ? pstrdup("") : TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (version == NULL)
+		return STRATA_API_NONE;
+	for (size_t i = 0; i < lengthof(strata_versions); i++)
+		if (strcmp(strata_versions[i].name, version) == 0)
+			return strata_versions[i].api;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("version \"%s\" of extension strata is not known to this "
+					"library",
+					version),
+			 errdetail("The library serves the versions 0.1.0 to %s.",
+					   strata_versions[lengthof(strata_versions) - 1].name),
+			 errhint("Install the strata library of the version installed in "
+					 "this database.")));
+	return STRATA_API_NONE; /* keep the compiler quiet */
+}
