@@ -62,7 +62,7 @@ $(OBJS): $(wildcard src/*.h workers/*.h)
 
 # The seam between src/ and workers/: nothing in src/ includes a header of
 # workers/ (checked before every build, so `make test` fails on it too).
-$(SRC_OBJS): | check-layout
+$(SRC_OBJS) $(SRC_OBJS:.o=.bc): | check-layout
 check-layout:
 	@names=$$(cd $(srcdir)/workers && ls *.h | sed 's/\.h$$//' | paste -sd'|'); \
 	bad=$$(grep -lE "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"([^\"]*/)?($$names)\.h\"" $(srcdir)/src/*.c $(srcdir)/src/*.h); \

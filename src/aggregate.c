@@ -80,14 +80,6 @@ typedef struct AggregateDef
 	char  *what; /* "reducer of the aggregate ...", for messages */
 } AggregateDef;
 
-/* For the error context of a reducer call */
-typedef struct AggregateCallbackArg
-{
-	const char *stream;
-	int64		version;
-	Oid			reducer;
-} AggregateCallbackArg;
-
 /*
  * A fingerprint of a function's definition (its source, its binary, its
  * language), so that CREATE OR REPLACE of a reducer is noticed.
@@ -200,16 +192,6 @@ aggregate_lookup(const char *category, AggregateDef *def, StrataApi api)
 	SPI_finish();
 }
 
-static void
-aggregate_error_callback(void *arg)
-{
-	AggregateCallbackArg *cb = (AggregateCallbackArg *) arg;
-
-	errcontext("reducer %s folding event version " INT64_FORMAT
-			   " of stream \"%s\"",
-			   format_procedure(cb->reducer), cb->version, cb->stream);
-}
-
 /*
  * Find the newest usable snapshot of 'stream' at or below 'at_version':
  * returns its state (NULL when there is none) and sets *version.
@@ -300,20 +282,19 @@ static Jsonb *
 aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 			   int64 to, int64 *last)
 {
-	MemoryContext		 caller = CurrentMemoryContext;
-	MemoryContext		 statecxt[2];
-	MemoryContext		 eventcxt;
-	int					 cur = 0;
-	Relation			 rel;
-	Relation			 index;
-	IndexScanDesc		 scan;
-	TupleTableSlot		*slot;
-	ScanKeyData			 keys[3];
-	UserFunc			 uf;
-	PrivScope			 scope;
-	AggregateCallbackArg cbarg;
-	ErrorContextCallback errcb;
-	Datum				 st;
+	MemoryContext	caller = CurrentMemoryContext;
+	MemoryContext	statecxt[2];
+	MemoryContext	eventcxt;
+	int				cur = 0;
+	Relation		rel;
+	Relation		index;
+	IndexScanDesc	scan;
+	TupleTableSlot *slot;
+	ScanKeyData		keys[3];
+	UserFunc		uf;
+	PrivScope		scope;
+	UserCallEvent	cbarg = {.kind = USERCALL_REDUCER};
+	Datum			st;
 
 	usercall_prepare(&uf, def->reducer, def->owner, def->what, caller);
 
@@ -342,13 +323,10 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 	scan = index_beginscan(rel, index, GetActiveSnapshot(), 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 
-	cbarg.stream = stream;
+	cbarg.stream_cstr = stream;
 	cbarg.reducer = def->reducer;
 	cbarg.version = from;
-	errcb.callback = aggregate_error_callback;
-	errcb.arg = &cbarg;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	usercall_context_push(&cbarg);
 
 	/* one scope for the fold: one owner, its settings rolled back after */
 	usercall_begin(&scope, def->owner);
@@ -384,7 +362,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 		*last = cbarg.version;
 	}
 	usercall_end(&scope);
-	error_context_stack = errcb.previous;
+	usercall_context_pop(&cbarg);
 	MemoryContextSwitchTo(caller);
 
 	index_endscan(scan);

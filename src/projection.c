@@ -85,13 +85,6 @@ static bool			  projection_callback_set = false;
  */
 static int projection_busy = 0;
 
-/* For the error context of a handler call */
-typedef struct ProjectionCallbackArg
-{
-	const char *name;
-	Datum	   *row;
-} ProjectionCallbackArg;
-
 static Oid projection_relid = InvalidOid;
 
 static void
@@ -246,17 +239,6 @@ projection_inline_wanted(StrataApi api, const char *category)
 	return false;
 }
 
-static void
-projection_error_callback(void *arg)
-{
-	ProjectionCallbackArg *cb = (ProjectionCallbackArg *) arg;
-
-	errcontext("projection \"%s\" on event version " INT64_FORMAT
-			   " of stream \"%s\"",
-			   cb->name, DatumGetInt64(cb->row[Anum_events_version - 1]),
-			   TextDatumGetCString(cb->row[Anum_events_stream - 1]));
-}
-
 /*
  * Call the handler of 'def' with the event row 'event', as the
  * projection's owner (usercall.c).
@@ -264,10 +246,8 @@ projection_error_callback(void *arg)
 static void
 projection_call(ProjectionDef *def, Datum event, Datum *row)
 {
-	ErrorContextCallback  errcb;
-	ProjectionCallbackArg cbarg = {def->name, row};
-
-	UserFunc nested;
+	UserCallEvent cbarg = {.kind = USERCALL_PROJECTION, .subject = def->name};
+	UserFunc	  nested;
 	UserFunc *volatile uf = &def->uf;
 
 	if (!def->uf_ready)
@@ -294,10 +274,9 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 		uf = &nested;
 	}
 
-	errcb.callback = projection_error_callback;
-	errcb.arg = &cbarg;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	cbarg.stream = row[Anum_events_stream - 1];
+	cbarg.version = DatumGetInt64(row[Anum_events_version - 1]);
+	usercall_context_push(&cbarg);
 
 	def->calls++;
 	PG_TRY();
@@ -310,7 +289,7 @@ projection_call(ProjectionDef *def, Datum event, Datum *row)
 	}
 	PG_END_TRY();
 
-	error_context_stack = errcb.previous;
+	usercall_context_pop(&cbarg);
 }
 
 /*

@@ -625,6 +625,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	Oid				  handler;
 	Oid				  owner;
 	UserFunc		  uf;
+	UserCallEvent	  ev = {.kind = USERCALL_SUBSCRIPTION};
 	int64			  done = 0;
 	uint64			  n;
 	Datum			 *rows;
@@ -693,6 +694,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	priv_check_read_events(owner, "strata.retry_parked");
 	usercall_prepare(&uf, handler, owner,
 					 psprintf("handler of subscription \"%s\"", name), cxt);
+	ev.subject = name;
 
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -705,7 +707,10 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
+			ev.position = positions[i];
+			usercall_context_push(&ev);
 			usercall_void(&uf, 1, &rows[i]);
+			usercall_context_pop(&ev);
 			if (SPI_execute_plan(
 					strata_prepare(&plan_done,
 								   "DELETE FROM strata.parked_events WHERE "

@@ -34,8 +34,10 @@
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "strata.h"
@@ -196,4 +198,52 @@ usercall_void(UserFunc *uf, int nargs, Datum *args)
 	usercall_begin(&scope, uf->owner);
 	(void) usercall_invoke(uf, &scope, nargs, args, &isnull);
 	usercall_end(&scope);
+}
+
+/* The error context of a user call (see UserCallEvent) */
+static void
+usercall_error_context(void *arg)
+{
+	UserCallEvent *ev = (UserCallEvent *) arg;
+	const char	  *stream = ev->stream_cstr;
+
+	if (stream == NULL && ev->kind != USERCALL_SUBSCRIPTION)
+		stream = TextDatumGetCString(ev->stream);
+	switch (ev->kind)
+	{
+		case USERCALL_REDUCER:
+			errcontext("reducer %s folding event version " INT64_FORMAT
+					   " of stream \"%s\"",
+					   format_procedure(ev->reducer), ev->version, stream);
+			break;
+		case USERCALL_PROJECTION:
+			errcontext("projection \"%s\" on event version " INT64_FORMAT
+					   " of stream \"%s\"",
+					   ev->subject, ev->version, stream);
+			break;
+		case USERCALL_SUBSCRIPTION:
+			errcontext("subscription \"%s\", event at position " INT64_FORMAT,
+					   ev->subject, ev->position);
+			break;
+	}
+}
+
+/*
+ * Name the definition or subscription and the event in every error until
+ * usercall_context_pop; 'ev' must live that long.
+ */
+void
+usercall_context_push(UserCallEvent *ev)
+{
+	ev->callback.callback = usercall_error_context;
+	ev->callback.arg = ev;
+	ev->callback.previous = error_context_stack;
+	error_context_stack = &ev->callback;
+}
+
+void
+usercall_context_pop(UserCallEvent *ev)
+{
+	Assert(error_context_stack == &ev->callback);
+	error_context_stack = ev->callback.previous;
 }

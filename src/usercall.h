@@ -32,6 +32,38 @@ typedef struct UserFunc
 	FmgrInfo	flinfo;
 } UserFunc;
 
+/*
+ * The event a user function is called on, for the error context that
+ * usercall_context_push installs: every error of the call then says
+ * which definition or subscription ran on which event.  One of:
+ * - a reducer ('reducer') folding the event 'version' of 'stream';
+ * - a projection ('subject') on the event 'version' of 'stream' (a text
+ *   datum, read only if an error comes);
+ * - a subscription's handler ('subject') on the event at 'position'.
+ * The caller updates version/position before each call.
+ */
+typedef enum UserCallSubject
+{
+	USERCALL_REDUCER,
+	USERCALL_PROJECTION,
+	USERCALL_SUBSCRIPTION
+} UserCallSubject;
+
+typedef struct UserCallEvent
+{
+	UserCallSubject		 kind;
+	const char			*subject; /* the projection's or subscription's name */
+	Oid					 reducer;
+	const char			*stream_cstr; /* the stream, or NULL: ... */
+	Datum				 stream;	  /* ... the stream as a text datum */
+	int64				 version;
+	int64				 position;
+	ErrorContextCallback callback;
+} UserCallEvent;
+
+extern void usercall_context_push(UserCallEvent *ev);
+extern void usercall_context_pop(UserCallEvent *ev);
+
 extern bool	 usercall_can_execute(Oid funcid, Oid roleid);
 extern void	 usercall_check(Oid funcid, Oid owner, const char *what);
 extern void	 usercall_prepare(UserFunc *uf, Oid funcid, Oid owner,

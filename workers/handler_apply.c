@@ -133,21 +133,6 @@ handler_apply_samples(SubProgress *p, XLogRecPtr done)
 			subscription_settle(p, samples[k].watermark);
 }
 
-typedef struct WorkerErrorArg
-{
-	const char *name;
-	int64		position;
-} WorkerErrorArg;
-
-static void
-worker_error_callback(void *arg)
-{
-	WorkerErrorArg *a = arg;
-
-	errcontext("subscription \"%s\", event at position " INT64_FORMAT, a->name,
-			   a->position);
-}
-
 /*
  * Record 'ev' as done in 'p': its position, and for an event of the
  * stream the checkpoint (past its transaction when it was the last event).
@@ -183,15 +168,14 @@ static int
 worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				 ErrorData **edata)
 {
-	SubProgress			 work;
-	volatile int		 current = -1;
-	MemoryContext		 old = CurrentMemoryContext;
-	ErrorContextCallback errcb;
-	WorkerErrorArg		 errarg;
-	volatile int64		 last_position = 0;
-	UserFunc			 uf;
-	volatile int		 result = -1;
-	volatile bool		 read_checked = false;
+	SubProgress	   work;
+	volatile int   current = -1;
+	MemoryContext  old = CurrentMemoryContext;
+	UserCallEvent  errarg = {.kind = USERCALL_SUBSCRIPTION};
+	volatile int64 last_position = 0;
+	UserFunc	   uf;
+	volatile int   result = -1;
+	volatile bool  read_checked = false;
 
 	subscription_progress_copy(&work, &sub->progress, job_cxt);
 
@@ -206,11 +190,8 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 						 CurrentMemoryContext);
 		current = -1;
 
-		errarg.name = sub->name;
-		errcb.callback = worker_error_callback;
-		errcb.arg = &errarg;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
+		errarg.subject = sub->name;
+		usercall_context_push(&errarg);
 
 		for (int i = from; i < to; i++)
 		{
@@ -246,7 +227,7 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 			}
 			worker_mark_done(&work, ev);
 		}
-		error_context_stack = errcb.previous;
+		usercall_context_pop(&errarg);
 
 		if (sub->live)
 			handler_apply_samples(&work, work.checkpoint_lsn);
