@@ -31,7 +31,10 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/workers
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
 # pg_regress reads test/sql/<name>.sql and compares with
-# test/expected/<name>.out (isolation: test/specs/<name>.spec).
+# test/expected/<name>.out (isolation: test/specs/<name>.spec).  setup
+# runs first; every other suite but projections (which appends to streams
+# reads and aggregates leave) also runs alone, e.g. REGRESS=reads: it
+# includes test/helpers.sql, the extension and setup's helper functions.
 REGRESS = setup append expected_version idempotency bad_input reads \
 	immutability transactions privileges aggregates commands \
 	projections decoder subscriptions upgrade security grant_sets

@@ -1,4 +1,8 @@
 -- grant_sets: strata.grant_privileges and the five documented sets
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- (docs/api.md, "Privileges").  For each set: what it grants, in the
 -- catalogs; what it allows, working; a sample of what it does not allow,
 -- refused with 42501.  Nothing but SELECT on a table of the extension is
