@@ -20,7 +20,13 @@ WORKER_OBJS = workers/workers.o workers/launcher.o workers/worker.o \
 	workers/handler.o workers/handler_call.o workers/handler_apply.o \
 	workers/handler_catchup.o
 OBJS = $(SRC_OBJS) $(WORKER_OBJS)
-DATA = $(wildcard sql/strata--*.sql)
+# sql/strata.sql is the install script of the current version, installed
+# as sql/strata--<default_version of strata.control>.sql; the others are the
+# upgrade scripts and the first release's install script (the upgrade
+# chain starts from it).
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" strata.control)
+DATA_built = sql/strata--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/strata--*.sql))
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
@@ -33,8 +39,11 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # every PG_FUNCTION_ARGS), so it is the one warning turned off.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-# pg_regress reads test/<name>.sql and compares with expected/<name>.out
-# (test/expected links to ../expected).
+# pg_regress reads test/sql/<name>.sql and compares with
+# test/expected/<name>.out (isolation: test/specs/<name>.spec).  setup
+# runs first; every other suite but projections (which appends to streams
+# reads and aggregates leave) also runs alone, e.g. REGRESS=reads: it
+# includes test/helpers.sql, the extension and setup's helper functions.
 REGRESS = setup append expected_version idempotency bad_input reads \
 	immutability transactions privileges aggregates commands \
 	projections decoder subscriptions upgrade security grant_sets
@@ -42,7 +51,8 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
-EXTRA_CLEAN = test/out test/out_iso test/tmp_check examples/strata_consumer
+EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/tmp_check \
+	examples/strata_consumer
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
 # user: initdb refuses root.  scripts/test.sh does that.
@@ -56,6 +66,9 @@ deps-hint:
 	@echo "pg_config not found: run 'make deps' (or 'make demo' / 'make test')"
 else
 include $(PGXS)
+
+$(DATA_built): sql/strata.sql strata.control
+	cp $< $@
 
 # PGXS does not track headers: rebuild every object when one changes.
 $(OBJS): $(wildcard src/*.h workers/*.h)

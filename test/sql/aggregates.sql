@@ -1,4 +1,8 @@
 -- aggregates: define_aggregate, load, snapshots, time travel, redefinition,
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- read-only loads, reducer errors.
 CREATE FUNCTION acct_reduce(state jsonb, e strata.events) RETURNS jsonb
 LANGUAGE plpgsql AS $$

@@ -1,4 +1,8 @@
 -- append: writing events, versions, returned values, what is stored.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 
 -- a batch of two events creates the stream; the new version is returned
 SELECT strata.append('account-1', '[

@@ -1,4 +1,8 @@
 -- bad_input: every malformed argument gets a clear error and writes nothing.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 SELECT count(*) AS events_before FROM strata.events \gset
 SELECT count(*) AS streams_before FROM strata.streams \gset
 

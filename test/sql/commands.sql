@@ -1,4 +1,8 @@
 -- commands: define_command, execute, idempotent command ids, rejections,
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- conflicts and retries, and every error.
 CREATE FUNCTION todo_reduce(state jsonb, e strata.events) RETURNS jsonb
 LANGUAGE plpgsql AS $$

@@ -1,4 +1,8 @@
 -- decoder: the "strata" logical decoding output plugin through the SQL
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- interface (needs wal_level = logical and, from PostgreSQL 15.19 on,
 -- strata in output_plugin_libraries: see scripts/cluster.sh).
 --

@@ -1,4 +1,8 @@
 -- expected_version: EventStoreDB's modes.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 
 -- -1: the stream must not exist
 SELECT strata.append('ev-a', '{"type": "Created"}', -1);

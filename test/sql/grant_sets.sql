@@ -1,4 +1,8 @@
 -- grant_sets: strata.grant_privileges and the five documented sets
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- (docs/api.md, "Privileges").  For each set: what it grants, in the
 -- catalogs; what it allows, working; a sample of what it does not allow,
 -- refused with 42501.  Nothing but SELECT on a table of the extension is
@@ -215,7 +219,7 @@ SET ROLE regress_gs_admin;
 SELECT strata.subscribe('regress_gs_super_sub', 'regress_gs.record(strata.events)',
 						categories => ARRAY['regsgsuper']);
 SET ROLE regress_gs_operator;
-SELECT name, parked, last_error, owner FROM strata.subscription_status WHERE name LIKE 'regress_gs%';
+SELECT name, parked, last_error, owner FROM strata.subscription_status WHERE name LIKE 'regress_gs%' ORDER BY name;
 SELECT subscription, error FROM strata.parked_events WHERE subscription LIKE 'regress_gs%';
 SELECT kind, name, owner FROM strata.definitions WHERE owner::text LIKE 'regress_gs%' ORDER BY kind, name;
 SELECT strata.pause_subscription('regress_gs_other_sub');

@@ -1,4 +1,8 @@
 -- idempotency: retrying an append with the same ids writes nothing.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 
 SELECT strata.append('idem-1', '[
 	{"type": "A", "id": "00000000-0000-7000-8000-000000000001"},

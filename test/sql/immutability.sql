@@ -1,4 +1,8 @@
 -- immutability: the log only grows.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 SELECT count(*) AS n FROM strata.events \gset
 UPDATE strata.events SET type = 'Changed';
 UPDATE strata.events SET type = 'Changed' WHERE false;

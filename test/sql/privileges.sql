@@ -1,4 +1,8 @@
 -- privileges: nothing is granted to PUBLIC; a DBA grants what a role needs,
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- one of the documented sets of strata.grant_privileges.  Nobody but the
 -- extension's owner writes the extension's tables: the functions do it.
 CREATE ROLE strata_app_test LOGIN;

@@ -1,5 +1,10 @@
 -- reads: read_stream, read_all and read_category, and their arguments.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 CREATE TEMP TABLE seen AS SELECT max(position) AS before FROM strata.events;
+UPDATE seen SET before = 0 WHERE before IS NULL; -- run alone: no events yet
 
 SELECT strata.append('cart-1', '[{"type": "Created"}, {"type": "ItemAdded", "data": {"sku": "a"}}, {"type": "ItemAdded", "data": {"sku": "b"}}]');
 SELECT strata.append('cart-2', '{"type": "Created"}');

@@ -1,4 +1,8 @@
 -- security: the trust boundary of 0.4.0, one section per finding of the
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- security review of 0.3.0.  Each section shows something a role could do
 -- in 0.3.0 (with the grants 0.3.0 documented) that it can no longer do,
 -- or that now happens as the right role.  The worker's side (handlers of

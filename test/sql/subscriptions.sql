@@ -1,4 +1,8 @@
 -- subscriptions: the SQL surface of subscriptions and async projections,
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- and its errors.  The worker runs them; wait_for makes the test
 -- deterministic.
 CREATE TABLE sub_seen (n serial, position bigint, type text);

@@ -1,4 +1,8 @@
 -- transactions: read-only, PREPARE, isolation levels.
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 
 -- appending needs a read-write transaction
 BEGIN READ ONLY;

@@ -1,4 +1,8 @@
 -- upgrade: walk the upgrade chain from the first release; data survives
+-- the extension and the helpers, also when run without setup
+\set ECHO none
+\i test/helpers.sql
+\set ECHO all
 -- and the result equals a fresh install.
 SELECT source, target, path FROM pg_extension_update_paths('strata')
 WHERE path IS NOT NULL ORDER BY source, target;
