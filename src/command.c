@@ -338,13 +338,14 @@ typedef struct CommandAttempt
 static int64
 command_attempt_body(CommandAttempt *a)
 {
-	Jsonb	 *state;
-	Jsonb	 *result;
-	Datum	  d;
-	Datum	  args[2];
-	bool	  isnull;
-	UserFunc  uf;
-	PrivScope scope;
+	Jsonb		 *state;
+	Jsonb		 *result;
+	Datum		  d;
+	Datum		  args[2];
+	bool		  isnull;
+	UserFunc	  uf;
+	PrivScope	  scope;
+	UserCallEvent ev = {.kind = USERCALL_COMMAND};
 
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,
@@ -360,9 +361,14 @@ command_attempt_body(CommandAttempt *a)
 	args[0] = JsonbPGetDatum(state);
 	args[1] = JsonbPGetDatum(a->command);
 	a->phase = COMMAND_PHASE_HANDLER;
+	ev.subject = a->type;
+	ev.stream_cstr = a->stream;
+	ev.version = a->loaded_version;
+	usercall_context_push(&ev);
 	usercall_begin(&scope, a->def->owner);
 	d = usercall_invoke(&uf, &scope, 2, args, &isnull);
 	usercall_end(&scope);
+	usercall_context_pop(&ev);
 	a->phase = COMMAND_PHASE_OTHER;
 	if (isnull)
 		ereport(ERROR,

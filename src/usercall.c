@@ -207,7 +207,8 @@ usercall_error_context(void *arg)
 	UserCallEvent *ev = (UserCallEvent *) arg;
 	const char	  *stream = ev->stream_cstr;
 
-	if (stream == NULL && ev->kind != USERCALL_SUBSCRIPTION)
+	if (stream == NULL && ev->kind != USERCALL_SUBSCRIPTION &&
+		ev->stream != (Datum) 0)
 		stream = TextDatumGetCString(ev->stream);
 	switch (ev->kind)
 	{
@@ -224,6 +225,11 @@ usercall_error_context(void *arg)
 		case USERCALL_SUBSCRIPTION:
 			errcontext("subscription \"%s\", event at position " INT64_FORMAT,
 					   ev->subject, ev->position);
+			break;
+		case USERCALL_COMMAND:
+			errcontext(
+				"command \"%s\" on stream \"%s\" at version " INT64_FORMAT,
+				ev->subject, stream, ev->version);
 			break;
 	}
 }

@@ -39,14 +39,17 @@ typedef struct UserFunc
  * - a reducer ('reducer') folding the event 'version' of 'stream';
  * - a projection ('subject') on the event 'version' of 'stream' (a text
  *   datum, read only if an error comes);
- * - a subscription's handler ('subject') on the event at 'position'.
+ * - a subscription's handler ('subject') on the event at 'position';
+ * - a command handler ('subject': the command type) on 'stream_cstr',
+ *   at its 'version'.
  * The caller updates version/position before each call.
  */
 typedef enum UserCallSubject
 {
 	USERCALL_REDUCER,
 	USERCALL_PROJECTION,
-	USERCALL_SUBSCRIPTION
+	USERCALL_SUBSCRIPTION,
+	USERCALL_COMMAND
 } UserCallSubject;
 
 typedef struct UserCallEvent
