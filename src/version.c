@@ -36,8 +36,10 @@ static const struct
  * (STRATA_API_NONE when it is not installed), from pg_extension.extversion.
  * PostgreSQL 15 has no syscache of pg_extension by name: this is one probe
  * of its name index, the lookup get_extension_oid() makes.  A version this
- * library does not know is an error: its schema cannot be guessed.  In a
- * transaction.  During ALTER EXTENSION UPDATE, extversion is already the
+ * library does not know is STRATA_API_NEWER (the SQL of a later release
+ * under a downgraded library), which callers take for at least the newest
+ * they know: raising an error here would make DROP ROLE fail in that
+ * database and the worker restart for ever.  In a transaction.  During ALTER EXTENSION UPDATE, extversion is already the
  * version the running script is creating.
  */
 StrataApi
@@ -70,14 +72,6 @@ strata_installed_api(void)
 	for (size_t i = 0; i < lengthof(strata_versions); i++)
 		if (strcmp(strata_versions[i].name, version) == 0)
 			return strata_versions[i].api;
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("version \"%s\" of extension strata is not known to this "
-					"library",
-					version),
-			 errdetail("The library serves the versions 0.1.0 to %s.",
-					   strata_versions[lengthof(strata_versions) - 1].name),
-			 errhint("Install the strata library of the version installed in "
-					 "this database.")));
-	return STRATA_API_NONE; /* keep the compiler quiet */
+	/* a newer release's SQL under this (older) library */
+	return STRATA_API_NEWER;
 }

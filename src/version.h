@@ -32,7 +32,8 @@ typedef enum StrataApi
 	STRATA_API_0_1,		 /* the event log */
 	STRATA_API_0_2,		 /* aggregates, commands, inline projections */
 	STRATA_API_0_3,		 /* subscriptions, async projections (mode) */
-	STRATA_API_0_4		 /* owners of definitions and subscriptions */
+	STRATA_API_0_4,		 /* owners of definitions and subscriptions */
+	STRATA_API_NEWER	 /* a version this library does not know */
 } StrataApi;
 
 /* The version of the newest scripts, default_version of strata.control */

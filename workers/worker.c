@@ -367,6 +367,9 @@ strata_worker_main(Datum arg)
 	SetConfigOption("search_path", STRATA_SAFE_SEARCH_PATH, PGC_SUSET,
 					PGC_S_OVERRIDE);
 
+	/* the slot's name first: a worker without the extension drops it */
+	decode_init();
+
 	/* nothing to do (and no slot to create) without the extension */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -376,7 +379,6 @@ strata_worker_main(Datum arg)
 		worker_exit_absent(false);
 	}
 	worker_commit();
-	decode_init();
 
 	for (;;)
 	{

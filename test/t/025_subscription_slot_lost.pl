@@ -105,5 +105,22 @@ $node->safe_psql('postgres', q{SELECT strata.resume_subscription('s')});
 wait_all('after the slot was dropped');
 exactly_once('after the slot was dropped');
 
+# ---- the extension dropped while no worker runs: the next worker, which
+# finds no extension, drops the slot (it would keep WAL for ever) --------
+ok($node->poll_query_until('postgres',
+	qq{SELECT count(*) = 1 FROM pg_replication_slots WHERE slot_name = '$slot'}),
+	'the worker has its slot again');
+$node->append_conf('postgresql.conf', 'strata.max_workers = 0');
+$node->restart;
+$node->safe_psql('postgres', 'DROP EXTENSION strata CASCADE');
+is($node->safe_psql('postgres',
+	qq{SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'}),
+	'1', 'with no worker running, the slot outlives DROP EXTENSION');
+$node->append_conf('postgresql.conf', 'strata.max_workers = 8');
+$node->restart;
+ok($node->poll_query_until('postgres',
+	qq{SELECT count(*) = 0 FROM pg_replication_slots WHERE slot_name = '$slot'}),
+	'a worker that finds no extension drops the slot');
+
 $node->stop;
 done_testing();
