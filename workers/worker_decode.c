@@ -151,6 +151,21 @@ decode_capture_commit(void *arg, ReorderBufferTXN *txn)
 	MemoryContextSwitchTo(old);
 }
 
+/* Receives what slot creation might decode: nothing is kept */
+static void
+decode_ignore_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
+					TupleDesc desc, int64 position, Datum category, Datum type)
+{
+}
+
+static void
+decode_ignore_commit(void *arg, ReorderBufferTXN *txn)
+{
+}
+
+static DecoderCapture decode_ignore = {decode_ignore_event,
+									   decode_ignore_commit, NULL};
+
 static DecoderCapture decode_capture = {decode_capture_event,
 										decode_capture_commit, NULL};
 
@@ -201,6 +216,8 @@ worker_create_slot(void)
 				   .segment_open = wal_segment_open,
 				   .segment_close = wal_segment_close),
 		decoder_capture_prepare_write, decoder_capture_write, NULL);
+	/* nothing is decoded before the start point; were it, it is dropped */
+	ctx->output_writer_private = &decode_ignore;
 	DecodingContextFindStartpoint(ctx);
 	FreeDecodingContext(ctx);
 	ReplicationSlotPersist();

@@ -340,15 +340,19 @@ worker_idle_handler(int *index)
  * Give 'sub' to the idle handler process 'index': its pending events (as
  * many as a job holds), or, catching up, a step from the table that may
  * hand it over at the current end of the stream (decoded and visible).
+ * False when the process turns out to be gone: the job is assigned under
+ * the slot's mutex only while the process holds the slot, so that its
+ * exit (handler_detach, under the same mutex) either comes before and no
+ * job is given, or comes after and ends the job as halted.
  */
-static void
+static bool
 worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
 {
 	HandlerSlot *hs = worker_handler_slot(worker_me, index);
 	int			 n = 0;
 	Latch		*latch;
+	bool		 given = false;
 
-	h->busy = true;
 	strlcpy(h->sub, sub->name, sizeof(h->sub));
 	h->generation = sub->generation;
 	h->kind = sub->live ? JOB_STREAM : JOB_CATCHUP;
@@ -372,19 +376,26 @@ worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
 	h->nentries = n;
 
 	SpinLockAcquire(&hs->mutex);
-	strlcpy(hs->sub, sub->name, sizeof(hs->sub));
-	hs->generation = sub->generation;
-	hs->kind = h->kind;
-	hs->live_lsn = h->live_lsn;
-	strlcpy(hs->stream_id, decode_stream_id ? decode_stream_id : "",
-			sizeof(hs->stream_id));
-	hs->first_failed_at = sub->attempts > 0 ? sub->first_failed_at : 0;
-	hs->nentries = n;
-	hs->state = JOB_ASSIGNED;
+	if (hs->pid != 0 && hs->worker_generation == worker_me->generation &&
+		hs->state == JOB_NONE)
+	{
+		strlcpy(hs->sub, sub->name, sizeof(hs->sub));
+		hs->generation = sub->generation;
+		hs->kind = h->kind;
+		hs->live_lsn = h->live_lsn;
+		strlcpy(hs->stream_id, decode_stream_id ? decode_stream_id : "",
+				sizeof(hs->stream_id));
+		hs->first_failed_at = sub->attempts > 0 ? sub->first_failed_at : 0;
+		hs->nentries = n;
+		hs->state = JOB_ASSIGNED;
+		given = true;
+	}
 	latch = hs->latch;
 	SpinLockRelease(&hs->mutex);
-	if (latch != NULL)
+	h->busy = given;
+	if (given && latch != NULL)
 		SetLatch(latch);
+	return given;
 }
 
 /*
@@ -418,7 +429,11 @@ dispatch_jobs(long *wait_ms)
 			waiting = true;
 			continue;
 		}
-		worker_give_job(sub, h, index);
+		if (!worker_give_job(sub, h, index))
+		{
+			waiting = true;
+			continue;
+		}
 		dispatch_from = (i + 1) % worker_nsubs;
 	}
 	return waiting;
