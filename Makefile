@@ -23,6 +23,13 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/workers
 # -Wextra's unused-parameter fires in PostgreSQL's own headers (and on
 # every PG_FUNCTION_ARGS), so it is the one warning turned off.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+# STRATA_ASSERTS=1 (CI: .ci/run) compiles the extension's Assert()s in,
+# whatever the server was built with: a failed one calls
+# ExceptionalCondition, which every server has (pgvector's CI does the
+# same).  It only checks our code: the server's own Asserts stay as built.
+ifeq ($(STRATA_ASSERTS),1)
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
 
 # pg_regress reads test/<name>.sql and compares with expected/<name>.out
 # (test/expected links to ../expected).
@@ -33,7 +40,8 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
-EXTRA_CLEAN = test/out test/out_iso test/tmp_check examples/strata_consumer
+EXTRA_CLEAN = test/out test/out_iso test/tmp_check examples/strata_consumer \
+	.build-flags
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
 # user: initdb refuses root.  scripts/test.sh does that.
@@ -51,6 +59,15 @@ include $(PGXS)
 # PGXS does not track headers: rebuild every object when one changes.
 $(OBJS): $(wildcard src/*.h workers/*.h)
 
+# Nor compiler flags: .build-flags holds those of the last build and is
+# rewritten only when they change (asserts on or off, another PG_CONFIG),
+# which makes it newer than every object (and bitcode file) and so
+# rebuilds them all.
+BUILD_FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+$(OBJS) $(OBJS:.o=.bc): .build-flags
+
 # The example consumer of the decoding feed (docs/consumers.md): a libpq
 # program, built with the extension.
 all: examples/strata_consumer
@@ -60,7 +77,7 @@ examples/strata_consumer: examples/strata_consumer.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
-.PHONY: deps demo test bench format deps-hint tap
+.PHONY: deps demo test bench format deps-hint tap FORCE
 
 tap:
 	$(prove_installcheck)
@@ -78,9 +95,10 @@ test:
 	scripts/build.sh
 	scripts/test.sh
 
+# never with asserts: they would cost time in what is measured
 bench:
 	scripts/deps.sh --bench
-	scripts/build.sh
+	STRATA_ASSERTS=0 scripts/build.sh
 	bench/run.sh
 
 format:
