@@ -4,9 +4,12 @@
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
 #   make bench              the benchmarks of bench/
+#   make test-valgrind      pg_regress and isolation with the server under
+#                           valgrind (scripts/valgrind.sh)
 #
-# `make demo`, `make test` and `make bench` install what is missing with
-# apt-get (see scripts/deps.sh), so they need root or sudo.
+# `make demo`, `make test`, `make test-valgrind` and `make bench` install
+# what is missing with apt-get (see scripts/deps.sh), so they need root or
+# sudo.
 
 EXTENSION = strata
 MODULE_big = strata
@@ -77,7 +80,7 @@ examples/strata_consumer: examples/strata_consumer.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
-.PHONY: deps demo test bench format deps-hint tap FORCE
+.PHONY: deps demo test test-valgrind bench format deps-hint tap FORCE
 
 tap:
 	$(prove_installcheck)
@@ -94,6 +97,12 @@ test:
 	scripts/deps.sh
 	scripts/build.sh
 	scripts/test.sh
+
+# asserts on unless STRATA_ASSERTS=0: this is a checking run
+test-valgrind:
+	scripts/deps.sh --valgrind
+	STRATA_ASSERTS=$${STRATA_ASSERTS:-1} scripts/build.sh
+	scripts/valgrind.sh
 
 # never with asserts: they would cost time in what is measured
 bench:
