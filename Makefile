@@ -4,9 +4,12 @@
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
 #   make bench              the benchmarks of bench/
+#   make test-valgrind      pg_regress and isolation with the server under
+#                           valgrind (scripts/valgrind.sh)
 #
-# `make demo`, `make test` and `make bench` install what is missing with
-# apt-get (see scripts/deps.sh), so they need root or sudo.
+# `make demo`, `make test`, `make test-valgrind` and `make bench` install
+# what is missing with apt-get (see scripts/deps.sh), so they need root or
+# sudo.
 
 EXTENSION = strata
 MODULE_big = strata
@@ -38,6 +41,13 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra's unused-parameter fires in PostgreSQL's own headers (and on
 # every PG_FUNCTION_ARGS), so it is the one warning turned off.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+# STRATA_ASSERTS=1 (CI: .ci/run) compiles the extension's Assert()s in,
+# whatever the server was built with: a failed one calls
+# ExceptionalCondition, which every server has (pgvector's CI does the
+# same).  It only checks our code: the server's own Asserts stay as built.
+ifeq ($(STRATA_ASSERTS),1)
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
 
 # pg_regress reads test/sql/<name>.sql and compares with
 # test/expected/<name>.out (isolation: test/specs/<name>.spec).  setup
@@ -52,7 +62,7 @@ ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
 EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/tmp_check \
-	examples/strata_consumer
+	examples/strata_consumer .build-flags
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
 # user: initdb refuses root.  scripts/test.sh does that.
@@ -84,6 +94,15 @@ check-layout:
 		exit 1; \
 	fi
 
+# Nor compiler flags: .build-flags holds those of the last build and is
+# rewritten only when they change (asserts on or off, another PG_CONFIG),
+# which makes it newer than every object (and bitcode file) and so
+# rebuilds them all.
+BUILD_FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+$(OBJS) $(OBJS:.o=.bc): .build-flags
+
 # The example consumer of the decoding feed (docs/consumers.md): a libpq
 # program, built with the extension.
 all: examples/strata_consumer
@@ -93,7 +112,7 @@ examples/strata_consumer: examples/strata_consumer.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
-.PHONY: deps demo test bench format deps-hint tap check-layout
+.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout FORCE
 
 tap:
 	$(prove_installcheck)
@@ -111,9 +130,16 @@ test:
 	scripts/build.sh
 	scripts/test.sh
 
+# asserts on unless STRATA_ASSERTS=0: this is a checking run
+test-valgrind:
+	scripts/deps.sh --valgrind
+	STRATA_ASSERTS=$${STRATA_ASSERTS:-1} scripts/build.sh
+	scripts/valgrind.sh
+
+# never with asserts: they would cost time in what is measured
 bench:
 	scripts/deps.sh --bench
-	scripts/build.sh
+	STRATA_ASSERTS=0 scripts/build.sh
 	bench/run.sh
 
 format:

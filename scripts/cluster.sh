@@ -9,7 +9,7 @@ PGV_OPTS="-o shared_preload_libraries=strata -o wal_level=logical \
 # blanks in the value: PGV_OPTS is split on them (pg_createcluster quotes
 # the value in postgresql.conf).  wal2json is the benchmark's peer.
 STRATA_OUTPUT_PLUGINS="pgoutput,test_decoding,strata,wal2json"
-if "$(pg_config --bindir)/postgres" --describe-config 2>/dev/null |
+if "$(${PG_CONFIG:-pg_config} --bindir)/postgres" --describe-config 2>/dev/null |
 	grep -q '^output_plugin_libraries[[:space:]]'; then
 	PGV_OPTS="$PGV_OPTS -o output_plugin_libraries=$STRATA_OUTPUT_PLUGINS"
 fi

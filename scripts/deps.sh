@@ -3,12 +3,16 @@
 # missing.  Runs apt-get as root, or through sudo.
 #   scripts/deps.sh           build, test and demo packages
 #   scripts/deps.sh --bench   the same, plus the benchmark peers
+#   scripts/deps.sh --valgrind   the same, plus valgrind (make test-valgrind)
 set -eu
 
 PKGS="make gcc postgresql-15 postgresql-server-dev-15 libjansson-dev \
 libcurl4-openssl-dev libssl-dev pkg-config postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libpq-dev"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS postgresql-15-wal2json"
+# libc6-dbg: glibc's symbols, for valgrind's stacks through libc (valgrind
+# only recommends it, and recommends are not installed)
+[ "${1:-}" = "--valgrind" ] && PKGS="$PKGS valgrind libc6-dbg"
 
 missing=""
 for p in $PKGS; do
