@@ -54,6 +54,8 @@ pg_virtualenv $PGV_OPTS bash -c '
 	psql -X -q -d strata_pgtap -c "CREATE EXTENSION pgtap; CREATE EXTENSION strata;" &&
 	pg_prove -d strata_pgtap test/pgtap/*.sql > test/log/pgtap.log 2>&1
 	echo "pg_prove exit $?" >> test/log/pgtap.log
+	# the server log, for the Assert check at the end
+	pg_lsclusters -h | awk "{print \$7}" | xargs -r cat > test/log/server.log 2>/dev/null
 ' > "$LOG/cluster.log" 2>&1
 cat "$LOG/installcheck.log" 2>/dev/null | grep -E '\.\.\. |tests|exit' || true
 if [ -f "$LOG/installcheck.log" ]; then
@@ -88,6 +90,16 @@ fi
 cat "$LOG/tap.log"
 count_prove "$LOG/tap.log" "TAP"
 guard "$LOG/tap.log" "Result: PASS" "TAP"
+
+# A failed Assert (CI builds with them: STRATA_ASSERTS=1) aborts its
+# process; one in a background worker that is restarted could leave the
+# suites passing, so the server logs are searched for it.
+traps=$(grep -l 'TRAP: ' "$LOG/server.log" "$LOG"/tap-logs/*.log 2>/dev/null)
+if [ -n "$traps" ]; then
+	echo "an Assert failed (TRAP in the server log):"
+	grep -h 'TRAP: ' $traps | head -20
+	failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
