@@ -445,15 +445,10 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 					bool beginning, bool on_error_stop, const char *projection,
 					Oid owner)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid	  argtypes[9] = {TEXTOID,	 OIDOID,  TEXTARRAYOID, TEXTARRAYOID,
-						 REGROLEOID, TEXTOID, INT8OID,		INT8MULTIRANGEOID,
-						 TEXTOID};
 	Datum args[9];
 	char  nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64 watermark;
 	Datum delivered;
-	int	  ret;
 
 	subscription_start(beginning, &watermark, &delivered);
 	args[0] = CStringGetTextDatum(name);
@@ -471,18 +466,7 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 	else
 		nulls[8] = 'n';
 
-	ret = SPI_execute_plan(
-		strata_prepare(&plan,
-					   "INSERT INTO strata.subscriptions (name, handler, "
-					   "categories, types, owner, on_error, watermark, "
-					   "delivered, projection) VALUES ($1, $2, $3, $4, $5, "
-					   "$6, $7, $8, $9) "
-					   "ON CONFLICT (name) DO NOTHING",
-					   9, argtypes),
-		args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not store the subscription");
-	if (SPI_processed == 0)
+	if (!subcat_insert(args, nulls))
 		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
 						errmsg("subscription \"%s\" already exists", name),
 						errhint("Choose another name, or drop it first with "
@@ -616,32 +600,20 @@ strata_resume_subscription(PG_FUNCTION_ARGS)
 Datum
 strata_retry_parked(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan_list = NULL;
-	static SPIPlanPtr plan_done = NULL;
-	static SPIPlanPtr plan_fail = NULL;
-	Oid				  argtypes[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
-	char			 *name = subscription_text_arg(fcinfo, 0, "name");
-	Datum			  arg = PG_GETARG_DATUM(0);
-	Oid				  handler;
-	Oid				  owner;
-	UserFunc		  uf;
-	UserCallEvent	  ev = {.kind = USERCALL_SUBSCRIPTION};
-	int64			  done = 0;
-	uint64			  n;
-	Datum			 *rows;
-	int64			 *positions;
-	MemoryContext	  cxt = CurrentMemoryContext;
-	ResourceOwner	  owner_res = CurrentResourceOwner;
-	Oid				  caller = GetUserId();
-	PrivScope		  scope;
-
-	/* the columns of the query of the parked events */
-	enum
-	{
-		PARKED_HANDLER = 1,
-		PARKED_EVENT,
-		PARKED_POSITION
-	};
+	char		 *name = subscription_text_arg(fcinfo, 0, "name");
+	Datum		  arg = PG_GETARG_DATUM(0);
+	Oid			  handler;
+	Oid			  owner;
+	UserFunc	  uf;
+	UserCallEvent ev = {.kind = USERCALL_SUBSCRIPTION};
+	int64		  done = 0;
+	uint64		  n;
+	Datum		 *rows;
+	int64		 *positions;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner_res = CurrentResourceOwner;
+	Oid			  caller = GetUserId();
+	PrivScope	  scope;
 
 	strata_require_preload();
 	PreventCommandIfReadOnly("strata.retry_parked()");
@@ -649,47 +621,12 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 	SPI_connect();
 	(void) subscription_lock(name, "retry the parked events of", caller,
 							 &owner, true);
-	if (SPI_execute_plan(
-			strata_prepare(&plan_list,
-						   "SELECT s.handler::pg_catalog.oid, e, e.position "
-						   "FROM strata.parked_events p "
-						   "JOIN strata.subscriptions s ON s.name "
-						   "OPERATOR(pg_catalog.=) p.subscription "
-						   "JOIN strata.events e ON e.position "
-						   "OPERATOR(pg_catalog.=) p.position "
-						   "WHERE p.subscription OPERATOR(pg_catalog.=) $1 "
-						   "ORDER BY p.position",
-						   1, argtypes),
-			&arg, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read strata.parked_events");
-	n = SPI_processed;
+	n = subcat_parked_events(arg, cxt, &handler, &rows, &positions);
 	if (n == 0)
 	{
 		SPI_finish();
 		priv_exit(&scope);
 		PG_RETURN_INT64(0);
-	}
-	{
-		bool		  isnull;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		handler = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc,
-												 PARKED_HANDLER, &isnull));
-		rows = palloc(sizeof(Datum) * n);
-		positions = palloc(sizeof(int64) * n);
-		for (uint64 i = 0; i < n; i++)
-		{
-			rows[i] =
-				SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-							  PARKED_EVENT, &isnull);
-			rows[i] = PointerGetDatum(
-				DatumGetHeapTupleHeader(datumCopy(rows[i], false, -1)));
-			positions[i] = DatumGetInt64(
-				SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-							  PARKED_POSITION, &isnull));
-		}
-		MemoryContextSwitchTo(old);
 	}
 	priv_check_read_events(owner, "strata.retry_parked");
 	usercall_prepare(&uf, handler, owner,
@@ -698,10 +635,6 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 
 	for (uint64 i = 0; i < n; i++)
 	{
-		Datum args[4];
-
-		args[0] = arg;
-		args[1] = Int64GetDatum(positions[i]);
 		CHECK_FOR_INTERRUPTS();
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
@@ -711,14 +644,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 			usercall_context_push(&ev);
 			usercall_void(&uf, 1, &rows[i]);
 			usercall_context_pop(&ev);
-			if (SPI_execute_plan(
-					strata_prepare(&plan_done,
-								   "DELETE FROM strata.parked_events WHERE "
-								   "subscription OPERATOR(pg_catalog.=) $1 "
-								   "AND position OPERATOR(pg_catalog.=) $2",
-								   2, argtypes),
-					args, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not unpark an event");
+			subcat_unpark(arg, positions[i]);
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner_res;
@@ -741,20 +667,7 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 				edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
 				ReThrowError(edata);
-			args[2] = CStringGetTextDatum(edata->message);
-			args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-			if (SPI_execute_plan(
-					strata_prepare(
-						&plan_fail,
-						"UPDATE strata.parked_events SET "
-						"attempts = attempts OPERATOR(pg_catalog.+) 1, "
-						"error = $3, sqlstate = $4, "
-						"parked_at = pg_catalog.now() WHERE "
-						"subscription OPERATOR(pg_catalog.=) $1 "
-						"AND position OPERATOR(pg_catalog.=) $2",
-						4, argtypes),
-					args, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "could not record a parked event's error");
+			subcat_park_again(arg, positions[i], edata);
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
@@ -774,17 +687,13 @@ strata_retry_parked(PG_FUNCTION_ARGS)
 Datum
 strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid				  argtypes[2] = {TEXTOID, REGROLEOID};
-	Datum			  args[2];
-	char			 *name = subscription_text_arg(fcinfo, 0, "name");
-	Oid				  new_owner = PG_GETARG_OID(1);
-	Oid				  caller = GetUserId();
-	char			 *object = psprintf("subscription \"%s\"", name);
-	Oid				  handler;
-	bool			  is_projection;
-	bool			  isnull;
-	PrivScope		  scope;
+	char	 *name = subscription_text_arg(fcinfo, 0, "name");
+	Oid		  new_owner = PG_GETARG_OID(1);
+	Oid		  caller = GetUserId();
+	char	 *object = psprintf("subscription \"%s\"", name);
+	Oid		  handler;
+	bool	  is_projection;
+	PrivScope scope;
 
 	strata_require_preload();
 	PreventCommandIfReadOnly("strata.alter_subscription_owner()");
@@ -805,20 +714,7 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 				 errdetail("It runs as the projection's owner."),
 				 errhint("Drop the projection and define it again as the "
 						 "new owner, or use REASSIGN OWNED.")));
-	args[0] = PG_GETARG_DATUM(0);
-	args[1] = ObjectIdGetDatum(new_owner);
-	if (SPI_execute_plan(
-			strata_prepare(&plan,
-						   "UPDATE strata.subscriptions SET owner = $2, "
-						   "generation = generation OPERATOR(pg_catalog.+) 1 "
-						   "WHERE name OPERATOR(pg_catalog.=) $1 "
-						   "RETURNING handler::pg_catalog.oid",
-						   2, argtypes),
-			args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not change the owner of a subscription");
-	handler = DatumGetObjectId(SPI_getbinval(
-		SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	handler = subcat_set_owner(name, new_owner);
 	usercall_check(handler, new_owner,
 				   psprintf("handler of subscription \"%s\"", name));
 	SPI_finish();

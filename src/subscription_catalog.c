@@ -14,10 +14,12 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xlogdefs.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
@@ -190,6 +192,32 @@ subcat_reached(Datum name, int64 position)
 /* ---------- what the SQL functions write ---------- */
 
 /*
+ * A new subscription (subscription_insert): args/nulls are its name,
+ * handler, categories, types, owner, on_error, watermark, delivered
+ * (int8multirange) and projection.  False if the name is taken.
+ */
+bool
+subcat_insert(Datum *args, const char *nulls)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid argtypes[9] = {TEXTOID,	   OIDOID,	TEXTARRAYOID, TEXTARRAYOID,
+					   REGROLEOID, TEXTOID, INT8OID,	  INT8MULTIRANGEOID,
+					   TEXTOID};
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "INSERT INTO strata.subscriptions (name, handler, "
+						   "categories, types, owner, on_error, watermark, "
+						   "delivered, projection) VALUES ($1, $2, $3, $4, "
+						   "$5, $6, $7, $8, $9) "
+						   "ON CONFLICT (name) DO NOTHING",
+						   9, argtypes),
+			args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the subscription");
+	return SPI_processed == 1;
+}
+
+/*
  * Lock the row of subscription 'name' (FOR UPDATE) and tell its owner
  * and whether it runs an async projection; false if there is none.
  */
@@ -318,6 +346,137 @@ subcat_restart_projection(Datum projection)
 				1, &argtype),
 			&projection, NULL, false, 0) < 0)
 		elog(ERROR, "could not restart the projection's subscription");
+}
+
+/*
+ * The parked events of subscription 'name', in position order, for
+ * retry_parked: their rows of strata.events (copied into 'cxt') and
+ * positions, and the subscription's handler.  Returns how many.
+ */
+int
+subcat_parked_events(Datum name, MemoryContext cxt, Oid *handler, Datum **rows,
+					 int64 **positions)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtype = TEXTOID;
+	MemoryContext	  old;
+	int				  n;
+
+	/* the columns of the query */
+	enum
+	{
+		PARKED_HANDLER = 1,
+		PARKED_EVENT,
+		PARKED_POSITION
+	};
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT s.handler::pg_catalog.oid, e, e.position "
+						   "FROM strata.parked_events p "
+						   "JOIN strata.subscriptions s ON s.name "
+						   "OPERATOR(pg_catalog.=) p.subscription "
+						   "JOIN strata.events e ON e.position "
+						   "OPERATOR(pg_catalog.=) p.position "
+						   "WHERE p.subscription OPERATOR(pg_catalog.=) $1 "
+						   "ORDER BY p.position",
+						   1, &argtype),
+			&name, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read strata.parked_events");
+	n = (int) SPI_processed;
+	if (n == 0)
+		return 0;
+
+	old = MemoryContextSwitchTo(cxt);
+	*rows = palloc(sizeof(Datum) * n);
+	*positions = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool	  isnull;
+
+		if (i == 0)
+			*handler = DatumGetObjectId(
+				SPI_getbinval(tup, desc, PARKED_HANDLER, &isnull));
+		(*rows)[i] = PointerGetDatum(DatumGetHeapTupleHeader(datumCopy(
+			SPI_getbinval(tup, desc, PARKED_EVENT, &isnull), false, -1)));
+		(*positions)[i] =
+			DatumGetInt64(SPI_getbinval(tup, desc, PARKED_POSITION, &isnull));
+	}
+	MemoryContextSwitchTo(old);
+	return n;
+}
+
+/*
+ * Give subscription 'name' (locked by subcat_lock) the owner 'owner',
+ * under a new generation; returns its handler.
+ */
+Oid
+subcat_set_owner(const char *name, Oid owner)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[2] = {TEXTOID, REGROLEOID};
+	Datum			  args[2];
+	bool			  isnull;
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(owner);
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "UPDATE strata.subscriptions SET owner = $2, "
+						   "generation = generation OPERATOR(pg_catalog.+) 1 "
+						   "WHERE name OPERATOR(pg_catalog.=) $1 "
+						   "RETURNING handler::pg_catalog.oid",
+						   2, argtypes),
+			args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not change the owner of a subscription");
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* A parked event's handler succeeded on retry: unpark it */
+void
+subcat_unpark(Datum name, int64 position)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[2] = {TEXTOID, INT8OID};
+	Datum			  args[2] = {name, Int64GetDatum(position)};
+
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "DELETE FROM strata.parked_events WHERE "
+						   "subscription OPERATOR(pg_catalog.=) $1 "
+						   "AND position OPERATOR(pg_catalog.=) $2",
+						   2, argtypes),
+			args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not unpark an event");
+}
+
+/* It failed again: one more attempt, with the new error */
+void
+subcat_park_again(Datum name, int64 position, ErrorData *edata)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid				  argtypes[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum			  args[4];
+
+	args[0] = name;
+	args[1] = Int64GetDatum(position);
+	args[2] = CStringGetTextDatum(edata->message);
+	args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "UPDATE strata.parked_events SET "
+						   "attempts = attempts OPERATOR(pg_catalog.+) 1, "
+						   "error = $3, sqlstate = $4, "
+						   "parked_at = pg_catalog.now() WHERE "
+						   "subscription OPERATOR(pg_catalog.=) $1 "
+						   "AND position OPERATOR(pg_catalog.=) $2",
+						   4, argtypes),
+			args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record a parked event's error");
 }
 
 /* ---------- what the workers write ---------- */

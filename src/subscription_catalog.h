@@ -69,11 +69,17 @@ extern int	subcat_load(const char *name, const char *stream_id,
 extern bool subcat_reached(Datum name, int64 position);
 
 /* What the SQL functions write */
+extern bool subcat_insert(Datum *args, const char *nulls);
 extern bool subcat_lock(const char *name, Oid *owner, bool *is_projection);
 extern void subcat_change(const char *name, SubChange change);
 extern bool subcat_lock_projection(const char *name, bool *exists);
 extern void subcat_redefine(const char *name, Datum *args, const char *nulls);
 extern void subcat_restart_projection(Datum projection);
+extern int	subcat_parked_events(Datum name, MemoryContext cxt, Oid *handler,
+								 Datum **rows, int64 **positions);
+extern void subcat_unpark(Datum name, int64 position);
+extern Oid	subcat_set_owner(const char *name, Oid owner);
+extern void subcat_park_again(Datum name, int64 position, ErrorData *edata);
 
 /* What the workers write, under the generation they loaded */
 extern bool subcat_save_progress(Subscription *sub, SubProgress *p,
