@@ -241,7 +241,9 @@ decoder_check_columns(Relation relation)
 {
 	TupleDesc desc = RelationGetDescr(relation);
 
-	events_check_desc(desc);
+	/* columns added after the nine are allowed (and not decoded) */
+	if (desc->natts < Natts_events)
+		events_check_desc(desc);
 	for (int c = 0; c < Natts_events; c++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, c);
@@ -738,11 +740,23 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		decoder_check_columns(relation);
 	desc = RelationGetDescr(relation);
 	/* the arrays are Natts_events wide: a comparison per change */
-	events_check_desc(desc);
+	if (desc->natts < Natts_events)
+		events_check_desc(desc);
 
 	old = MemoryContextSwitchTo(data->context);
 
-	heap_deform_tuple(tuple, desc, data->values, data->nulls);
+	if (likely(desc->natts == Natts_events))
+		heap_deform_tuple(tuple, desc, data->values, data->nulls);
+	else
+	{
+		/* a column added to the table: the nine first are decoded */
+		Datum *values = palloc(sizeof(Datum) * desc->natts);
+		bool  *nulls = palloc(sizeof(bool) * desc->natts);
+
+		heap_deform_tuple(tuple, desc, values, nulls);
+		memcpy(data->values, values, sizeof(data->values));
+		memcpy(data->nulls, nulls, sizeof(data->nulls));
+	}
 
 	/* The columns are NOT NULL; a null can only come from a broken table */
 	for (int c = 0; c < Natts_events; c++)
