@@ -331,6 +331,19 @@ CREATE OR REPLACE FUNCTION strata.define_projection(name text,
 													mode text DEFAULT 'inline')
 	RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
 	AS 'MODULE_PATHNAME', 'strata_define_projection_0_4';
+CREATE OR REPLACE FUNCTION strata.drop_aggregate(category text) RETURNS void
+	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_drop_aggregate_0_4';
+CREATE OR REPLACE FUNCTION strata.drop_command(command_type text) RETURNS void
+	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_drop_command_0_4';
+CREATE OR REPLACE FUNCTION strata.drop_projection(name text) RETURNS void
+	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_drop_projection_0_4';
+CREATE OR REPLACE FUNCTION strata.rebuild_projection(name text,
+													 reset regprocedure DEFAULT NULL)
+	RETURNS bigint LANGUAGE c VOLATILE PARALLEL UNSAFE
+	AS 'MODULE_PATHNAME', 'strata_rebuild_projection_0_4';
 
 -- Every function that writes is for the roles a DBA grants it to; reads
 -- stay PUBLIC (they check SELECT on strata.events themselves).

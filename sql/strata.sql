@@ -271,7 +271,7 @@ COMMENT ON FUNCTION strata.define_aggregate(text, regprocedure, jsonb, int) IS
 
 CREATE FUNCTION strata.drop_aggregate(category text) RETURNS void
 	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_drop_aggregate';
+	AS 'MODULE_PATHNAME', 'strata_drop_aggregate_0_4';
 COMMENT ON FUNCTION strata.drop_aggregate(text) IS
 	'Drop the aggregate of a category and its snapshots.';
 
@@ -293,7 +293,7 @@ COMMENT ON FUNCTION strata.define_command(text, text, regprocedure, boolean) IS
 
 CREATE FUNCTION strata.drop_command(command_type text) RETURNS void
 	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_drop_command';
+	AS 'MODULE_PATHNAME', 'strata_drop_command_0_4';
 COMMENT ON FUNCTION strata.drop_command(text) IS 'Drop a command definition.';
 
 CREATE FUNCTION strata.execute(stream text, command jsonb) RETURNS bigint
@@ -314,12 +314,12 @@ COMMENT ON FUNCTION strata.define_projection(text, regprocedure, text[], text[],
 
 CREATE FUNCTION strata.drop_projection(name text) RETURNS void
 	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_drop_projection';
+	AS 'MODULE_PATHNAME', 'strata_drop_projection_0_4';
 COMMENT ON FUNCTION strata.drop_projection(text) IS 'Drop a projection definition.';
 
 CREATE FUNCTION strata.rebuild_projection(name text, reset regprocedure DEFAULT NULL)
 	RETURNS bigint LANGUAGE c VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_rebuild_projection';
+	AS 'MODULE_PATHNAME', 'strata_rebuild_projection_0_4';
 COMMENT ON FUNCTION strata.rebuild_projection(text, regprocedure) IS
 	'Call the reset function, then replay every matching event through the projection (inline: now, returning the count; async: by the worker, returning 0).';
 

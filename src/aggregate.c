@@ -65,6 +65,7 @@
 PG_FUNCTION_INFO_V1(strata_define_aggregate);
 PG_FUNCTION_INFO_V1(strata_define_aggregate_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_aggregate);
+PG_FUNCTION_INFO_V1(strata_drop_aggregate_0_4);
 PG_FUNCTION_INFO_V1(strata_load);
 PG_FUNCTION_INFO_V1(strata_load_0_4);
 
@@ -614,8 +615,17 @@ strata_define_aggregate_0_4(PG_FUNCTION_ARGS)
 }
 
 /* strata.drop_aggregate(category text): forget an aggregate. */
+/* strata.drop_aggregate under the SQL of 0.2.0 and 0.3.0, which records no owners */
 Datum
 strata_drop_aggregate(PG_FUNCTION_ARGS)
+{
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
+}
+
+/* under 0.4.0 */
+Datum
+strata_drop_aggregate_0_4(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;

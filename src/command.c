@@ -48,6 +48,7 @@
 PG_FUNCTION_INFO_V1(strata_define_command);
 PG_FUNCTION_INFO_V1(strata_define_command_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_command);
+PG_FUNCTION_INFO_V1(strata_drop_command_0_4);
 PG_FUNCTION_INFO_V1(strata_execute);
 PG_FUNCTION_INFO_V1(strata_execute_0_4);
 
@@ -637,8 +638,17 @@ strata_define_command_0_4(PG_FUNCTION_ARGS)
 }
 
 /* strata.drop_command(command_type text): forget a command. */
+/* strata.drop_command under the SQL of 0.2.0 and 0.3.0, which records no owners */
 Datum
 strata_drop_command(PG_FUNCTION_ARGS)
+{
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
+}
+
+/* under 0.4.0 */
+Datum
+strata_drop_command_0_4(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 

@@ -49,7 +49,9 @@ PG_FUNCTION_INFO_V1(strata_define_projection);
 PG_FUNCTION_INFO_V1(strata_define_projection_0_3);
 PG_FUNCTION_INFO_V1(strata_define_projection_0_4);
 PG_FUNCTION_INFO_V1(strata_drop_projection);
+PG_FUNCTION_INFO_V1(strata_drop_projection_0_4);
 PG_FUNCTION_INFO_V1(strata_rebuild_projection);
+PG_FUNCTION_INFO_V1(strata_rebuild_projection_0_4);
 
 /* Seconds between two progress notices of rebuild_projection */
 #define PROJECTION_PROGRESS_SECS 5
@@ -537,8 +539,17 @@ strata_define_projection_0_4(PG_FUNCTION_ARGS)
 }
 
 /* strata.drop_projection(name text): forget a projection. */
+/* strata.drop_projection under the SQL of 0.2.0 and 0.3.0, which records no owners */
 Datum
 strata_drop_projection(PG_FUNCTION_ARGS)
+{
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
+}
+
+/* under 0.4.0 */
+Datum
+strata_drop_projection_0_4(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_sub = NULL;
@@ -619,8 +630,17 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
  * call the reset function, then replay every matching event in position
  * order through the projection's handler; returns the number replayed.
  */
+/* strata.rebuild_projection under the SQL of 0.2.0 and 0.3.0, which records no owners */
 Datum
 strata_rebuild_projection(PG_FUNCTION_ARGS)
+{
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
+}
+
+/* under 0.4.0 */
+Datum
+strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan_def = NULL;
 	static SPIPlanPtr plan_count = NULL;
