@@ -75,7 +75,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	export PGUSER=postgres
 else
 	as_server() { sh -c "$1"; }
-	export PGUSER="$(id -un)"
+	PGUSER=$(id -un)
+	export PGUSER
 fi
 export PGHOST=$sockdir PGPORT=$port PGDATABASE=postgres
 unset PGSERVICE PGSERVICEFILE
@@ -85,7 +86,7 @@ stop_server() {
 	[ "$stopped" -eq 1 ] && return
 	stopped=1
 	[ -f "$data/postmaster.pid" ] || return
-	local pid i
+	local pid _
 	pid=$(head -1 "$data/postmaster.pid")
 	# each process checks its memory for leaks as it exits, under
 	# valgrind: a fast shutdown can take a minute
@@ -93,7 +94,7 @@ stop_server() {
 		as_server "'$bindir/pg_ctl' stop -D '$data' -m immediate -w -t 60" >/dev/null 2>&1
 	# the postmaster removes postmaster.pid, then valgrind checks it for
 	# leaks and writes its summary: wait for the process to be gone
-	for i in $(seq 600); do
+	for _ in $(seq 600); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 1
 	done
