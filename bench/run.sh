@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/run.sh: the benchmarks of pg_strata (`make bench`): the append
 # benchmarks below, then the decoding benchmark of bench/decode.sh, then
-# the subscription benchmarks of bench/subscribe.sh.
+# the subscription benchmarks of bench/subscribe.sh, then the worker's
+# memory for large transactions (bench/memory.sh).
 #
 # Starts one throwaway cluster (pg_virtualenv with the options of
 # scripts/cluster.sh, so pg_virtualenv's own defaults apply: fsync=off),
@@ -29,7 +30,7 @@
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
 #   BENCH_PGV_OPTS    more pg_virtualenv options, for example
 #                     "-o fsync=on"                       (default none)
-#   BENCH_ONLY        append, load, decode, subscribe or all
+#   BENCH_ONLY        append, load, decode, subscribe, memory or all
 #                                                        (default all)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
@@ -52,8 +53,9 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	case "${BENCH_ONLY:-all}" in
 		decode) exec bench/decode.sh ;;
 		subscribe) exec bench/subscribe.sh ;;
+		memory) exec bench/memory.sh ;;
 		append | all) ;;
-		*) echo "bench: BENCH_ONLY must be append, load, decode, subscribe or all" >&2; exit 2 ;;
+		*) echo "bench: BENCH_ONLY must be append, load, decode, subscribe, memory or all" >&2; exit 2 ;;
 	esac
 	# shellcheck disable=SC2086
 	pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
@@ -61,7 +63,8 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	# then the decoding and the subscription benchmarks, each in a cluster
 	# of its own
 	bench/decode.sh
-	exec bench/subscribe.sh
+	bench/subscribe.sh
+	exec bench/memory.sh
 fi
 
 SECS=${BENCH_SECONDS:-10}
