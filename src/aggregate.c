@@ -507,11 +507,10 @@ strata_load_0_4(PG_FUNCTION_ARGS)
  * strata.define_aggregate(category text, reducer regprocedure,
  * initial_state jsonb, snapshot_every int): create or replace the
  * aggregate of a category.  Every call starts a new definition, whose
- * snapshots start afresh.  The body of the entry points of the SQL API
- * versions below.
+ * snapshots start afresh.  The body of the 0.4.0 entry point below.
  */
 static Datum
-aggregate_define(FunctionCallInfo fcinfo, StrataApi api)
+aggregate_define(FunctionCallInfo fcinfo)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_clean = NULL;
@@ -554,7 +553,7 @@ aggregate_define(FunctionCallInfo fcinfo, StrataApi api)
 	SPI_connect();
 	owner = define_lock_owner(
 		"aggregates", "category", args[0], caller,
-		psprintf("the aggregate of category \"%s\"", category), api);
+		psprintf("the aggregate of category \"%s\"", category));
 	if (owner != caller)
 		usercall_check(
 			PG_GETARG_OID(1), owner,
@@ -583,7 +582,7 @@ aggregate_define(FunctionCallInfo fcinfo, StrataApi api)
 		elog(ERROR, "could not store the aggregate");
 	define_check_upserted(
 		"aggregates", "category", args[0], caller,
-		psprintf("the aggregate of category \"%s\"", category), api);
+		psprintf("the aggregate of category \"%s\"", category));
 	/* The old definition's snapshots can never be used again */
 	if (SPI_execute_plan(
 			strata_prepare(
@@ -604,18 +603,18 @@ aggregate_define(FunctionCallInfo fcinfo, StrataApi api)
 Datum
 strata_define_aggregate(PG_FUNCTION_ARGS)
 {
-	return aggregate_define(fcinfo, STRATA_API_0_2);
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
 }
 
 /* under 0.4.0 */
 Datum
 strata_define_aggregate_0_4(PG_FUNCTION_ARGS)
 {
-	return aggregate_define(fcinfo, STRATA_API_0_4);
+	return aggregate_define(fcinfo);
 }
 
-/* strata.drop_aggregate(category text): forget an aggregate. */
-/* strata.drop_aggregate under the SQL of 0.2.0 and 0.3.0, which records no owners */
+/* strata.drop_aggregate under 0.2.0 and 0.3.0: refused, no owners */
 Datum
 strata_drop_aggregate(PG_FUNCTION_ARGS)
 {
@@ -623,7 +622,7 @@ strata_drop_aggregate(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID(); /* not reached */
 }
 
-/* under 0.4.0 */
+/* strata.drop_aggregate(category text) under 0.4.0: forget an aggregate */
 Datum
 strata_drop_aggregate_0_4(PG_FUNCTION_ARGS)
 {

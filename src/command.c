@@ -557,10 +557,10 @@ strata_execute_0_4(PG_FUNCTION_ARGS)
 /*
  * strata.define_command(command_type text, category text, handler
  * regprocedure, record_rejections boolean): create or replace a command.
- * The body of the entry points of the SQL API versions below.
+ * The body of the 0.4.0 entry point below.
  */
 static Datum
-command_define(FunctionCallInfo fcinfo, StrataApi api)
+command_define(FunctionCallInfo fcinfo)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid		  argtypes[5] = {TEXTOID, TEXTOID, OIDOID, BOOLOID, REGROLEOID};
@@ -593,8 +593,8 @@ command_define(FunctionCallInfo fcinfo, StrataApi api)
 	object = psprintf("command type \"%s\"", TextDatumGetCString(args[0]));
 	priv_enter(&scope);
 	SPI_connect();
-	owner = define_lock_owner("commands", "command_type", args[0], caller,
-							  object, api);
+	owner =
+		define_lock_owner("commands", "command_type", args[0], caller, object);
 	if (owner != caller)
 		usercall_check(PG_GETARG_OID(2), owner,
 					   psprintf("handler of %s", object));
@@ -616,8 +616,7 @@ command_define(FunctionCallInfo fcinfo, StrataApi api)
 				5, argtypes),
 			args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the command");
-	define_check_upserted("commands", "command_type", args[0], caller, object,
-						  api);
+	define_check_upserted("commands", "command_type", args[0], caller, object);
 	SPI_finish();
 	priv_exit(&scope);
 	PG_RETURN_VOID();
@@ -627,18 +626,18 @@ command_define(FunctionCallInfo fcinfo, StrataApi api)
 Datum
 strata_define_command(PG_FUNCTION_ARGS)
 {
-	return command_define(fcinfo, STRATA_API_0_2);
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
 }
 
 /* under 0.4.0 */
 Datum
 strata_define_command_0_4(PG_FUNCTION_ARGS)
 {
-	return command_define(fcinfo, STRATA_API_0_4);
+	return command_define(fcinfo);
 }
 
-/* strata.drop_command(command_type text): forget a command. */
-/* strata.drop_command under the SQL of 0.2.0 and 0.3.0, which records no owners */
+/* strata.drop_command under 0.2.0 and 0.3.0: refused, no owners */
 Datum
 strata_drop_command(PG_FUNCTION_ARGS)
 {
@@ -646,7 +645,7 @@ strata_drop_command(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID(); /* not reached */
 }
 
-/* under 0.4.0 */
+/* strata.drop_command(command_type text) under 0.4.0: forget a command */
 Datum
 strata_drop_command_0_4(PG_FUNCTION_ARGS)
 {

@@ -192,16 +192,15 @@ define_delete(SPIPlanPtr *plan, const char *sql, Datum key, const char *func,
  * committed) and committed since, under an owner of its own.  Refuse, as
  * define_lock_owner would have: 42501 when 'caller' has not the
  * privileges of that owner, else a serialization failure to retry.
- * Connected to SPI, right after the upsert, with the 'api' of the entry
- * point.
+ * Connected to SPI, right after the upsert.
  */
 void
 define_check_upserted(const char *relname, const char *keycol, Datum key,
-					  Oid caller, const char *object, StrataApi api)
+					  Oid caller, const char *object)
 {
 	if (SPI_processed > 0)
 		return;
-	(void) define_lock_owner(relname, keycol, key, caller, object, api);
+	(void) define_lock_owner(relname, keycol, key, caller, object);
 	ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					errmsg("%s was defined concurrently", object),
 					errhint("Retry the definition.")));
@@ -230,20 +229,19 @@ define_require_owners(StrataApi api)
  * has the privileges of its owner.  Returns that owner, which a
  * redefinition keeps (as CREATE OR REPLACE does), or 'caller' for a new
  * definition (or one whose owner role was dropped: its owner is NULL, and
- * the upsert of the caller sets it).  Refused under the SQL of a version
- * before 0.4.0 ('api' of the entry point).  Connected to SPI, in an owner
- * section.
+ * the upsert of the caller sets it).  Only under the SQL of 0.4.0 or
+ * later (the entry points of earlier versions refuse).  Connected to SPI,
+ * in an owner section.
  */
 Oid
 define_lock_owner(const char *relname, const char *keycol, Datum key,
-				  Oid caller, const char *object, StrataApi api)
+				  Oid caller, const char *object)
 {
 	Oid	  argtype = TEXTOID;
 	bool  isnull;
 	Oid	  owner;
 	char *sql;
 
-	define_require_owners(api);
 	sql = psprintf("SELECT owner::pg_catalog.oid FROM strata.%s WHERE %s "
 				   "OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				   relname, keycol);

@@ -28,11 +28,9 @@ extern uint64 define_delete(SPIPlanPtr *plan, const char *sql, Datum key,
 							const char *func, Oid caller, const char *object);
 extern void	  define_require_owners(StrataApi api);
 extern void	  define_check_upserted(const char *relname, const char *keycol,
-									Datum key, Oid caller, const char *object,
-									StrataApi api);
+									Datum key, Oid caller, const char *object);
 extern Oid	  define_lock_owner(const char *relname, const char *keycol,
-								Datum key, Oid caller, const char *object,
-								StrataApi api);
+								Datum key, Oid caller, const char *object);
 
 extern int	define_strings(Datum d, char ***out);
 extern bool define_in_list(char **list, int n, const char *s);

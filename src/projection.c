@@ -377,21 +377,18 @@ projection_sync_subscription(const char *name, bool async, bool was_inline,
 /*
  * strata.define_projection(name text, handler regprocedure, categories
  * text[], types text[], mode text): create or replace a projection.
- * Under the 0.2.0 SQL (four arguments) every projection is inline.  The
- * body of the entry points of the SQL API versions below.
+ * The body of the 0.4.0 entry point below.
  */
 static Datum
-projection_define(FunctionCallInfo fcinfo, StrataApi api)
+projection_define(FunctionCallInfo fcinfo)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr plan_mode = NULL;
 	Oid				  argtypes[6] = {TEXTOID,	   OIDOID,	TEXTARRAYOID,
 									 TEXTARRAYOID, TEXTOID, REGROLEOID};
 	Datum			  args[6];
 	char			  nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Oid				  evtype;
 	char			 *name;
-	bool			  has_mode = api >= STRATA_API_0_3;
 	bool			  async = false;
 	bool			  was_inline = false;
 	Oid				  caller = GetUserId();
@@ -422,7 +419,6 @@ projection_define(FunctionCallInfo fcinfo, StrataApi api)
 						  i == 2 ? "categories" : "types", i == 2);
 		args[i] = PG_GETARG_DATUM(i);
 	}
-	if (has_mode)
 	{
 		char *mode;
 
@@ -438,8 +434,6 @@ projection_define(FunctionCallInfo fcinfo, StrataApi api)
 							errhint("Use 'inline' or 'async'.")));
 		args[4] = CStringGetTextDatum(mode);
 	}
-	else
-		args[4] = CStringGetTextDatum("inline");
 
 	/* the handler will see every event it takes, history included */
 	priv_check_read_events(caller, "strata.define_projection");
@@ -448,12 +442,11 @@ projection_define(FunctionCallInfo fcinfo, StrataApi api)
 	priv_enter(&scope);
 	SPI_connect();
 	owner = define_lock_owner("projections", "name", args[0], caller,
-							  psprintf("projection \"%s\"", name), api);
+							  psprintf("projection \"%s\"", name));
 	if (owner != caller)
 		usercall_check(DatumGetObjectId(args[1]), owner,
 					   psprintf("handler of projection \"%s\"", name));
 	args[5] = ObjectIdGetDatum(owner);
-	if (has_mode)
 	{
 		static SPIPlanPtr plan_old = NULL;
 
@@ -475,71 +468,57 @@ projection_define(FunctionCallInfo fcinfo, StrataApi api)
 		}
 	}
 	if (SPI_execute_plan(
-			has_mode
-				? strata_prepare(
-					  &plan_mode,
-					  "INSERT INTO strata.projections (name, handler, "
-					  "categories, types, mode, owner) VALUES ($1, $2, $3, "
-					  "$4, $5, $6) ON CONFLICT (name) DO UPDATE SET handler = "
-					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
-					  "types = EXCLUDED.types, mode = EXCLUDED.mode, "
-					  "owner = coalesce(strata.projections.owner, "
-					  "EXCLUDED.owner), defined_at = pg_catalog.now() "
-					  "WHERE strata.projections.owner IS NULL OR "
-					  "strata.projections.owner::"
-					  "pg_catalog.oid OPERATOR(pg_catalog.=) "
-					  "$6::pg_catalog.oid",
-					  6, argtypes)
-				: strata_prepare(
-					  &plan,
-					  "INSERT INTO strata.projections (name, handler, "
-					  "categories, types, owner) VALUES ($1, $2, $3, $4, $6) "
-					  "ON CONFLICT (name) DO UPDATE SET handler = "
-					  "EXCLUDED.handler, categories = EXCLUDED.categories, "
-					  "types = EXCLUDED.types, owner = coalesce("
-					  "strata.projections.owner, EXCLUDED.owner), "
-					  "defined_at = pg_catalog.now() "
-					  "WHERE strata.projections.owner IS NULL OR "
-					  "strata.projections.owner::"
-					  "pg_catalog.oid OPERATOR(pg_catalog.=) "
-					  "$6::pg_catalog.oid",
-					  6, argtypes),
+			strata_prepare(
+				&plan,
+				"INSERT INTO strata.projections (name, handler, "
+				"categories, types, mode, owner) VALUES ($1, $2, $3, "
+				"$4, $5, $6) ON CONFLICT (name) DO UPDATE SET handler = "
+				"EXCLUDED.handler, categories = EXCLUDED.categories, "
+				"types = EXCLUDED.types, mode = EXCLUDED.mode, "
+				"owner = coalesce(strata.projections.owner, "
+				"EXCLUDED.owner), defined_at = pg_catalog.now() "
+				"WHERE strata.projections.owner IS NULL OR "
+				"strata.projections.owner::"
+				"pg_catalog.oid OPERATOR(pg_catalog.=) "
+				"$6::pg_catalog.oid",
+				6, argtypes),
 			args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the projection");
 	define_check_upserted("projections", "name", args[0], caller,
-						  psprintf("projection \"%s\"", name), api);
-	if (has_mode)
-		projection_sync_subscription(name, async, was_inline, args, nulls,
-									 owner);
+						  psprintf("projection \"%s\"", name));
+	projection_sync_subscription(name, async, was_inline, args, nulls, owner);
 	SPI_finish();
 	priv_exit(&scope);
 	define_invalidate("projections");
 	PG_RETURN_VOID();
 }
 
-/* strata.define_projection under 0.2.0, four arguments: refused */
+/*
+ * strata.define_projection under 0.2.0 (four arguments) and 0.3.0 (with
+ * a mode): refused, those versions record no owners
+ */
 Datum
 strata_define_projection(PG_FUNCTION_ARGS)
 {
-	return projection_define(fcinfo, STRATA_API_0_2);
+	define_require_owners(STRATA_API_0_2);
+	PG_RETURN_VOID(); /* not reached */
 }
 
-/* under 0.3.0, with a mode: refused, no owners */
 Datum
 strata_define_projection_0_3(PG_FUNCTION_ARGS)
 {
-	return projection_define(fcinfo, STRATA_API_0_3);
+	define_require_owners(STRATA_API_0_3);
+	PG_RETURN_VOID(); /* not reached */
 }
 
 /* under 0.4.0 */
 Datum
 strata_define_projection_0_4(PG_FUNCTION_ARGS)
 {
-	return projection_define(fcinfo, STRATA_API_0_4);
+	return projection_define(fcinfo);
 }
 
-/* strata.drop_projection(name text): forget a projection. */
-/* strata.drop_projection under the SQL of 0.2.0 and 0.3.0, which records no owners */
+/* strata.drop_projection under 0.2.0 and 0.3.0: refused, no owners */
 Datum
 strata_drop_projection(PG_FUNCTION_ARGS)
 {
@@ -547,7 +526,7 @@ strata_drop_projection(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID(); /* not reached */
 }
 
-/* under 0.4.0 */
+/* strata.drop_projection(name text) under 0.4.0: forget a projection */
 Datum
 strata_drop_projection_0_4(PG_FUNCTION_ARGS)
 {
@@ -625,12 +604,7 @@ projection_rebuild_async(FunctionCallInfo fcinfo, Datum name_d,
 					 "it with strata.wait_for.")));
 }
 
-/*
- * strata.rebuild_projection(name text, reset regprocedure) RETURNS bigint:
- * call the reset function, then replay every matching event in position
- * order through the projection's handler; returns the number replayed.
- */
-/* strata.rebuild_projection under the SQL of 0.2.0 and 0.3.0, which records no owners */
+/* strata.rebuild_projection under 0.2.0 and 0.3.0: refused, no owners */
 Datum
 strata_rebuild_projection(PG_FUNCTION_ARGS)
 {
@@ -638,7 +612,12 @@ strata_rebuild_projection(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID(); /* not reached */
 }
 
-/* under 0.4.0 */
+/*
+ * strata.rebuild_projection(name text, reset regprocedure) RETURNS bigint,
+ * under 0.4.0: call the reset function, then replay every matching event
+ * in position order through the projection's handler; returns the number
+ * replayed.
+ */
 Datum
 strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 {
