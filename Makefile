@@ -19,9 +19,9 @@ SRC_OBJS = src/strata.o src/settings.o src/registry.o src/stream.o \
 	src/subscription_catalog.o src/usercall.o \
 	src/privilege.o
 WORKER_OBJS = workers/workers.o workers/launcher.o workers/worker.o \
-	workers/worker_decode.o workers/worker_dispatch.o workers/worker_subs.o \
-	workers/handler.o workers/handler_call.o workers/handler_apply.o \
-	workers/handler_catchup.o
+	workers/worker_decode.o workers/worker_txns.o workers/worker_dispatch.o \
+	workers/worker_subs.o workers/handler.o workers/handler_call.o \
+	workers/handler_apply.o workers/handler_catchup.o
 OBJS = $(SRC_OBJS) $(WORKER_OBJS)
 # sql/strata.sql is the install script of the current version, installed
 # as sql/strata--<default_version of strata.control>.sql; the others are the

@@ -34,6 +34,7 @@ int	  worker_retry_base_delay = 100;
 int	  worker_max_attempts = 5;
 int	  worker_wal_warning_size = 1024;
 int	  worker_batch_size = 1000;
+int	  worker_memory = 32 * 1024;
 int	  worker_handler_timeout = 60 * 1000;
 
 /*
@@ -164,6 +165,15 @@ settings_define(void)
 		"transaction.",
 		NULL, &worker_batch_size, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL,
 		NULL);
+	DefineCustomIntVariable(
+		"strata.worker_memory",
+		"Most memory a strata worker keeps for the transactions it decoded.",
+		"The positions of the events waiting for handlers, as runs of "
+		"consecutive positions; a transaction whose runs would go beyond "
+		"this keeps them in a temporary file.  Logical decoding itself "
+		"uses up to logical_decoding_work_mem besides.",
+		&worker_memory, 32 * 1024, 64, MAX_KILOBYTES, PGC_SIGHUP,
+		GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"strata.handler_timeout",
 		"Longest call of a subscription handler by a strata worker.",

@@ -38,6 +38,9 @@ extern int worker_wal_warning_size;
 /* strata.worker_batch_size: events per handler transaction */
 extern int worker_batch_size;
 
+/* strata.worker_memory: kB of decoded transactions' runs (worker_txns.c) */
+extern int worker_memory;
+
 /* strata.handler_timeout (ms): longest call of a handler, 0 = none */
 extern int worker_handler_timeout;
 

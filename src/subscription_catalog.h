@@ -24,7 +24,7 @@
 
 #include "subscription.h"
 
-struct HandlerEntry;
+struct WorkerPending;
 
 /* A subscription, as loaded from strata.subscriptions */
 typedef struct Subscription
@@ -50,9 +50,8 @@ typedef struct Subscription
 	bool				 stale;			  /* SQL changed it: load again */
 	XLogRecPtr			 stream_lsn;	  /* events dispatched up to here */
 	XLogRecPtr			 done_lsn;		  /* and processed up to here */
-	struct HandlerEntry *pending; /* dispatched, waiting for a handler */
-	int					 npending;
-	int					 pending_cap;
+	struct WorkerPending *pending;	/* dispatched, waiting for a handler */
+	int64				  npending; /* events of those */
 } Subscription;
 
 /* A change of one subscription made by SQL (a new generation but a drop) */

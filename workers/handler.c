@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 
 #include "strata.h"
+#include "define.h"
 #include "events.h"
 #include "settings.h"
 #include "handler.h"
@@ -63,70 +64,86 @@ TimestampTz	   job_first_failed_at;
 static HandlerStartInfo started_by;
 
 /*
- * The rows of a stream job's events, in the job's (commit) order.  The
- * worker waited until their transactions were visible before it made the
- * job, and events never change, so these are the rows it decoded.  In a
- * transaction, connected to SPI.
+ * The events of a stream job's runs, with the rows of those 'sub' takes
+ * (its categories and types), in the job's (commit) order: the runs in
+ * their order, each run's positions ascending.  The worker waited until
+ * their transactions were visible before it made the job, and events
+ * never change, so these are the rows it decoded: every position of a
+ * run must have one.  In a transaction, connected to SPI.
  */
 static WorkerEvent *
-handler_read_events(HandlerEntry *entries, int n)
+handler_read_events(WorkerSub *sub, HandlerRun *runs, int nruns, int *nevents)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum			 *positions = palloc(sizeof(Datum) * Max(n, 1));
-	WorkerEvent		 *list =
-		MemoryContextAllocZero(job_cxt, sizeof(WorkerEvent) * Max(n, 1));
-	ArrayType	 *arr;
-	MemoryContext old;
-	int			  nread = 0;
-	int			  row = 0;
+	Datum			 *lo = palloc(sizeof(Datum) * Max(nruns, 1));
+	Datum			 *hi = palloc(sizeof(Datum) * Max(nruns, 1));
+	WorkerEvent		 *list;
+	TupleDesc		  desc;
+	MemoryContext	  old;
+	int				  n = 0;
 
-	/* only the rows of events the handler is called on */
-	for (int i = 0; i < n; i++)
+	for (int r = 0; r < nruns; r++)
 	{
-		list[i].position = entries[i].position;
-		list[i].end_lsn = entries[i].end_lsn;
-		list[i].index = entries[i].index;
-		list[i].nevents = entries[i].nevents;
-		if (entries[i].matches)
-			positions[nread++] = Int64GetDatum(entries[i].position);
+		lo[r] = Int64GetDatum(runs[r].first);
+		hi[r] = Int64GetDatum(runs[r].first + runs[r].count - 1);
+		n += runs[r].count;
 	}
-	if (nread == 0)
+	if (n > HANDLER_JOB_MAX)
+		elog(ERROR, "a strata worker's job has %d events", n);
+	list = MemoryContextAllocZero(job_cxt, sizeof(WorkerEvent) * Max(n, 1));
+	*nevents = n;
+	if (n == 0)
 		return list;
-	arr = construct_array(positions, nread, INT8OID, sizeof(int64), true,
-						  TYPALIGN_DOUBLE);
+
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan,
-				"SELECT e.* FROM pg_catalog.unnest($1::pg_catalog.int8[]) "
-				"WITH ORDINALITY AS u(position, n) JOIN strata.events e "
-				"ON e.position OPERATOR(pg_catalog.=) u.position "
-				"ORDER BY u.n",
-				1, (Oid[]){INT8ARRAYOID}),
-			(Datum[]){PointerGetDatum(arr)}, NULL, true, 0) != SPI_OK_SELECT)
+				"SELECT e.* FROM ROWS FROM ("
+				"pg_catalog.unnest($1::pg_catalog.int8[]), "
+				"pg_catalog.unnest($2::pg_catalog.int8[])) "
+				"WITH ORDINALITY AS r(lo, hi, n) JOIN strata.events e "
+				"ON e.position OPERATOR(pg_catalog.>=) r.lo "
+				"AND e.position OPERATOR(pg_catalog.<=) r.hi "
+				"ORDER BY r.n, e.position",
+				2, (Oid[]){INT8ARRAYOID, INT8ARRAYOID}),
+			(Datum[]){PointerGetDatum(construct_array(lo, nruns, INT8OID,
+													  sizeof(int64), true,
+													  TYPALIGN_DOUBLE)),
+					  PointerGetDatum(construct_array(hi, nruns, INT8OID,
+													  sizeof(int64), true,
+													  TYPALIGN_DOUBLE))},
+			NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.events");
-	if (SPI_processed != (uint64) nread)
+	if (SPI_processed != (uint64) n)
 		elog(ERROR,
-			 "%d events of a strata worker's job are not in "
-			 "strata.events",
-			 nread - (int) SPI_processed);
+			 "%d events of a strata worker's job are not in strata.events",
+			 n - (int) SPI_processed);
 
+	desc = SPI_tuptable->tupdesc;
 	old = MemoryContextSwitchTo(job_cxt);
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple tup;
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		bool	  isnull;
+	n = 0;
+	for (int r = 0; r < nruns; r++)
+		for (int k = 0; k < runs[r].count; k++, n++)
+		{
+			WorkerEvent *ev = &list[n];
+			HeapTuple	 tup = SPI_tuptable->vals[n];
+			bool		 isnull;
 
-		if (!entries[i].matches)
-			continue;
-		tup = SPI_tuptable->vals[row++];
-		if (DatumGetInt64(SPI_getbinval(tup, desc, Anum_events_position,
-										&isnull)) != list[i].position)
-			elog(ERROR, "a strata worker's job read the wrong event");
-		list[i].tuple = heap_copytuple(tup);
-		list[i].category = SPI_getvalue(tup, desc, Anum_events_category);
-		list[i].type = SPI_getvalue(tup, desc, Anum_events_type);
-	}
+			ev->position = runs[r].first + k;
+			ev->end_lsn = runs[r].end_lsn;
+			ev->index = runs[r].index + k;
+			ev->nevents = runs[r].nevents;
+			if (DatumGetInt64(SPI_getbinval(tup, desc, Anum_events_position,
+											&isnull)) != ev->position)
+				elog(ERROR, "a strata worker's job read the wrong event");
+			ev->category = SPI_getvalue(tup, desc, Anum_events_category);
+			ev->type = SPI_getvalue(tup, desc, Anum_events_type);
+			/* only the rows of events the handler is called on are kept */
+			if (define_in_list(sub->categories, sub->ncategories,
+							   ev->category) &&
+				define_in_list(sub->types, sub->ntypes, ev->type))
+				ev->tuple = heap_copytuple(tup);
+		}
 	MemoryContextSwitchTo(old);
 	return list;
 }
@@ -138,12 +155,13 @@ handler_read_events(HandlerEntry *entries, int n)
  * for), then run it.
  */
 static HandlerJobResult
-handler_run_job(const char *name, int64 generation, HandlerEntry *entries,
-				int n)
+handler_run_job(const char *name, int64 generation, HandlerRun *runs,
+				int nruns)
 {
 	WorkerSub	   **found;
 	WorkerSub		*sub = NULL;
 	WorkerEvent		*list = NULL;
+	int				 n = 0;
 	HandlerJobResult result;
 
 	worker_begin();
@@ -161,7 +179,7 @@ handler_run_job(const char *name, int64 generation, HandlerEntry *entries,
 	{
 		sub = found[0];
 		if (job_kind == JOB_STREAM)
-			list = handler_read_events(entries, n);
+			list = handler_read_events(sub, runs, nruns, &n);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -217,10 +235,10 @@ handler_detach(int code, Datum arg)
 
 /*
  * Take the job the worker assigned, if any: copy it out of the slot into
- * job_cxt.  Returns its number of entries, or -1 when there is none.
+ * job_cxt.  Returns its number of runs, or -1 when there is none.
  */
 static int
-handler_take_job(char *name, int64 *generation, HandlerEntry **entries)
+handler_take_job(char *name, int64 *generation, HandlerRun **runs)
 {
 	int n = -1;
 
@@ -234,13 +252,13 @@ handler_take_job(char *name, int64 *generation, HandlerEntry **entries)
 		job_live_lsn = handler_me->live_lsn;
 		job_first_failed_at = handler_me->first_failed_at;
 		strlcpy(job_stream_id, handler_me->stream_id, sizeof(job_stream_id));
-		n = handler_me->nentries;
+		n = handler_me->nruns;
 	}
 	SpinLockRelease(&handler_me->mutex);
 	if (n > 0)
 	{
-		*entries = MemoryContextAlloc(job_cxt, sizeof(HandlerEntry) * n);
-		memcpy(*entries, handler_me->entries, sizeof(HandlerEntry) * n);
+		*runs = MemoryContextAlloc(job_cxt, sizeof(HandlerRun) * n);
+		memcpy(*runs, handler_me->runs, sizeof(HandlerRun) * n);
 	}
 	return n;
 }
@@ -337,7 +355,7 @@ strata_handler_main(Datum arg)
 	{
 		char			 name[WORKER_SUB_NAME_LEN];
 		int64			 generation;
-		HandlerEntry	*entries = NULL;
+		HandlerRun		*runs = NULL;
 		HandlerJobResult result;
 		Latch			*latch;
 		int				 n;
@@ -354,7 +372,7 @@ strata_handler_main(Datum arg)
 
 		MemoryContextSwitchTo(job_cxt);
 		MemoryContextReset(job_cxt);
-		n = handler_take_job(name, &generation, &entries);
+		n = handler_take_job(name, &generation, &runs);
 		if (n < 0)
 		{
 			(void) WaitLatch(MyLatch,
@@ -366,7 +384,7 @@ strata_handler_main(Datum arg)
 
 		PG_TRY();
 		{
-			result = handler_run_job(name, generation, entries, n);
+			result = handler_run_job(name, generation, runs, n);
 		}
 		PG_CATCH();
 		{

@@ -21,7 +21,8 @@
  *	   if needed;
  *	3. decodes the WAL flushed since the last round (never waiting for
  *	   more; at most a round's worth of events, whole transactions),
- *	   keeping of each event only its position, category and type;
+ *	   keeping of each transaction only its commit and the runs of
+ *	   positions it wrote (worker_txns.c);
  *	4. in one transaction: checks the extension, reads the subscriptions
  *	   again when SQL or a job changed them, and waits until the decoded
  *	   transactions are visible to new snapshots;
@@ -89,7 +90,7 @@
 /* The worker's state */
 int					 worker_index;
 WorkerSlot			*worker_me;
-static MemoryContext round_cxt; /* the round's events */
+static MemoryContext round_cxt; /* the round's allocations */
 
 static Oid	worker_extoid = InvalidOid;
 static bool worker_rewind = false; /* restart decoding next round */
@@ -126,8 +127,8 @@ worker_wait_visible(void)
 	Snapshot snapshot = GetActiveSnapshot();
 
 	for (int i = 0; i < decoded.ntxns; i++)
-		if (XidInMVCCSnapshot(decoded.txns[i].xid, snapshot))
-			XactLockTableWait(decoded.txns[i].xid, NULL, NULL, XLTW_None);
+		if (XidInMVCCSnapshot(decoded.txns[i]->xid, snapshot))
+			XactLockTableWait(decoded.txns[i]->xid, NULL, NULL, XLTW_None);
 }
 
 /*
@@ -211,7 +212,7 @@ worker_round(bool reload)
 
 	MemoryContextSwitchTo(round_cxt);
 	MemoryContextReset(round_cxt);
-	decode_new_round(round_cxt);
+	decode_new_round();
 
 	async_wake = pg_atomic_exchange_u32(&worker_me->async_wake, 0) != 0;
 

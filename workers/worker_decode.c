@@ -10,8 +10,9 @@
  * walsender does but with no connection in between: the strata output
  * plugin hands each committed event to decode_capture (through
  * ctx->output_writer_private, see decoder.h), which keeps of it only its
- * position, category and type, in 'decoded'.  One decoding stream serves
- * every subscription of the database.
+ * position, in its transaction's runs (worker_txns.c); the round's
+ * transactions are in 'decoded'.  One decoding stream serves every
+ * subscription of the database.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,6 +67,7 @@ void
 decode_init(void)
 {
 	snprintf(slot_name, sizeof(slot_name), "strata_%u", MyDatabaseId);
+	txns_init();
 	CacheRegisterRelcacheCallback(worker_relcache_callback, (Datum) 0);
 	/* relations come through the relcache callback; these are the rest */
 	CacheRegisterSyscacheCallback(TYPEOID, worker_syscache_callback,
@@ -91,64 +93,51 @@ decode_confirmed_lsn(void)
 							  : InvalidXLogRecPtr;
 }
 
-/* A new round: nothing decoded yet, in 'cxt' (reset by the caller) */
+/*
+ * A new round: nothing decoded yet.  The last round's transactions are
+ * let go (the subscriptions waiting for them hold them).
+ */
 void
-decode_new_round(MemoryContext cxt)
+decode_new_round(void)
 {
-	memset(&decoded, 0, sizeof(decoded));
-	decoded.cxt = cxt;
+	for (int i = 0; i < decoded.ntxns; i++)
+		txns_release(decoded.txns[i]);
+	decoded.ntxns = 0;
+	decoded.nevents = 0;
+	txns_forget_open();
 }
 
 /* ---------- the plugin's receiver ---------- */
 
+/* An event: only its position is kept (the row is in strata.events) */
 static void
 decode_capture_event(void *arg, ReorderBufferTXN *txn, HeapTuple tuple,
 					 TupleDesc desc, int64 position, Datum category,
 					 Datum type)
 {
-	MemoryContext old = MemoryContextSwitchTo(decoded.cxt);
-	DecodedEvent *ev;
-
-	if (decoded.nevents == decoded.events_cap)
-	{
-		decoded.events_cap =
-			decoded.events_cap == 0 ? 1024 : decoded.events_cap * 2;
-		decoded.events =
-			decoded.events == NULL
-				? palloc(sizeof(DecodedEvent) * decoded.events_cap)
-				: repalloc(decoded.events,
-						   sizeof(DecodedEvent) * decoded.events_cap);
-	}
-	/* the row itself is read by the handler process, from strata.events */
-	ev = &decoded.events[decoded.nevents++];
-	ev->position = position;
-	ev->category = TextDatumGetCString(category);
-	ev->type = TextDatumGetCString(type);
-	ev->txn = decoded.ntxns;
-	ev->index = decoded.nevents - 1 - decoded.txn_first;
-	MemoryContextSwitchTo(old);
+	txns_add_event(position);
 }
 
+/* A commit: the transaction joins the round's, which holds it */
 static void
 decode_capture_commit(void *arg, ReorderBufferTXN *txn)
 {
-	MemoryContext old = MemoryContextSwitchTo(decoded.cxt);
+	DecodedTxn *t = txns_commit(txn->xid, txn->end_lsn);
 
+	if (t == NULL)
+		return;
 	if (decoded.ntxns == decoded.txns_cap)
 	{
 		decoded.txns_cap = decoded.txns_cap == 0 ? 64 : decoded.txns_cap * 2;
-		decoded.txns = decoded.txns == NULL
-						   ? palloc(sizeof(DecodedTxn) * decoded.txns_cap)
-						   : repalloc(decoded.txns,
-									  sizeof(DecodedTxn) * decoded.txns_cap);
+		decoded.txns =
+			decoded.txns == NULL
+				? MemoryContextAlloc(TopMemoryContext,
+									 sizeof(DecodedTxn *) * decoded.txns_cap)
+				: repalloc(decoded.txns,
+						   sizeof(DecodedTxn *) * decoded.txns_cap);
 	}
-	decoded.txns[decoded.ntxns].xid = txn->xid;
-	decoded.txns[decoded.ntxns].end_lsn = txn->end_lsn;
-	decoded.txns[decoded.ntxns].first = decoded.txn_first;
-	decoded.txns[decoded.ntxns].nevents = decoded.nevents - decoded.txn_first;
-	decoded.ntxns++;
-	decoded.txn_first = decoded.nevents;
-	MemoryContextSwitchTo(old);
+	decoded.txns[decoded.ntxns++] = t;
+	decoded.nevents += t->nevents;
 }
 
 /* Receives what slot creation might decode: nothing is kept */

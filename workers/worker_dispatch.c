@@ -6,9 +6,14 @@
  *	  adds each live subscription's decoded events to those waiting for
  *	  it, hands out jobs and takes their results.
  *
- * A job is one subscription's next piece of work: the stream events
- * waiting for it (positions in commit order, each with its transaction's
- * end LSN and index), or one step of catching up from strata.events.  A
+ * A job is one subscription's next piece of work: at most
+ * HANDLER_JOB_MAX of the stream events waiting for it (runs of
+ * positions in commit order, each with its transaction's end LSN and its
+ * index there), or one step of catching up from strata.events.  What
+ * waits for a subscription is the decoded transactions themselves
+ * (worker_txns.c), held, not copied: a transaction of millions of events
+ * is a few runs however many subscriptions wait for it, and reaches
+ * each of them a job at a time.  A
  * subscription has at most one job out, so its events run one at a time
  * and in order; different subscriptions run side by side.  Jobs travel
  * in the handler processes' shared slots (worker_internal.h); the
@@ -32,9 +37,14 @@
 #include "worker_dispatch.h"
 #include "worker_internal.h"
 #include "worker_subs.h"
+#include "worker_txns.h"
 
-/* Most events waiting for a handler process, per subscription */
-#define WORKER_PENDING_MAX (HANDLER_JOB_MAX * 16)
+/*
+ * Most transactions waiting for a handler process, per subscription:
+ * what they take is their runs (within strata.worker_memory, see
+ * worker_txns.c) and about a hundred bytes each
+ */
+#define WORKER_PENDING_MAX 32768
 
 /* Delay before a handler process that stopped is started again */
 #define HANDLER_RESTART_DELAY_MS 1000
@@ -50,8 +60,23 @@ typedef struct HandlerProc
 	HandlerJobKind			kind;
 	XLogRecPtr				live_lsn;	 /* a catch-up's stream end */
 	XLogRecPtr				through_lsn; /* where a stream job brings it */
-	int						nentries;
+	int64					nevents;	 /* of a stream job */
+	int						ntxns_done;	 /* whole transactions it ends */
+	TxnCursor				cursor;		 /* where the rest starts */
 } HandlerProc;
+
+/*
+ * The transactions waiting for one subscription's handler, in commit
+ * order, each held (worker_txns.h): the first from 'cursor' on, the
+ * others whole.  Their events are the subscription's 'npending'.
+ */
+typedef struct WorkerPending
+{
+	DecodedTxn **txns;
+	int			 ntxns;
+	int			 cap;
+	TxnCursor	 cursor; /* in txns[0] */
+} WorkerPending;
 
 static HandlerProc	*handlers = NULL;
 static MemoryContext pending_cxt;		/* the subscriptions' pending events */
@@ -200,7 +225,8 @@ static void
 worker_job_done(HandlerProc *h, HandlerJobResult result,
 				TimestampTz first_failed_at)
 {
-	WorkerSub *sub = worker_find_sub(h->sub);
+	WorkerSub	  *sub = worker_find_sub(h->sub);
+	WorkerPending *p;
 
 	h->busy = false;
 	if (sub == NULL || sub->generation != h->generation)
@@ -217,19 +243,25 @@ worker_job_done(HandlerProc *h, HandlerJobResult result,
 		{
 			sub->live = true;
 			sub->stream_lsn = sub->done_lsn = h->live_lsn;
-			worker_drop_pending(sub);
+			dispatch_drop_pending(sub);
 		}
 		return;
 	}
-	if (h->nentries > sub->npending)
+	p = sub->pending;
+	if (p == NULL || h->nevents > sub->npending || h->ntxns_done > p->ntxns)
 	{
 		/* can't happen: its pending events changed under the job */
 		sub->stale = true;
 		return;
 	}
-	sub->npending -= h->nentries;
-	memmove(sub->pending, sub->pending + h->nentries,
-			sizeof(HandlerEntry) * sub->npending);
+	for (int i = 0; i < h->ntxns_done; i++)
+		txns_release(p->txns[i]);
+	p->ntxns -= h->ntxns_done;
+	memmove(p->txns, p->txns + h->ntxns_done,
+			sizeof(DecodedTxn *) * p->ntxns);
+	p->cursor = h->cursor;
+	sub->npending -= h->nevents;
+	Assert(sub->npending > 0 || p->ntxns == 0);
 	sub->done_lsn = sub->npending == 0 ? sub->stream_lsn : h->through_lsn;
 	sub->attempts = 0;
 }
@@ -262,49 +294,70 @@ dispatch_collect(void)
 	}
 }
 
+/* Let go of what waits for 'sub' */
+void
+dispatch_drop_pending(WorkerSub *sub)
+{
+	WorkerPending *p = sub->pending;
+
+	if (p != NULL)
+	{
+		for (int i = 0; i < p->ntxns; i++)
+			txns_release(p->txns[i]);
+		if (p->txns != NULL)
+			pfree(p->txns);
+		pfree(p);
+	}
+	sub->pending = NULL;
+	sub->npending = 0;
+}
+
 /*
- * Add the round's events of 'sub' that are past where its stream was
- * dispatched to what waits for a handler process, whole transactions at
- * a time, at most WORKER_PENDING_MAX (unless one transaction is larger):
- * a subscription that is busy for long falls behind and gets the rest by
- * a rewind once its handler is free again.
+ * Add the round's transactions that are past where the stream was
+ * dispatched to 'sub' to what waits for its handler, at most
+ * WORKER_PENDING_MAX of them: a subscription that is busy for long falls
+ * behind and gets the rest by a rewind once its handler is free again.  The first
+ * transaction after the subscription's checkpoint starts after the
+ * events the checkpoint says are done (a crash in the middle of a large
+ * transaction resumes where its last batch ended).
  */
 void
 dispatch_feed(WorkerSub *sub)
 {
-	MemoryContext old = MemoryContextSwitchTo(pending_cxt);
-	int			  t = 0;
+	WorkerPending *p = sub->pending;
+	int			   t = 0;
 
-	while (t < decoded.ntxns && decoded.txns[t].end_lsn <= sub->stream_lsn)
+	if (p == NULL)
+		p = sub->pending = MemoryContextAllocZero(pending_cxt,
+												  sizeof(WorkerPending));
+	while (t < decoded.ntxns && decoded.txns[t]->end_lsn <= sub->stream_lsn)
 		t++;
 	for (; t < decoded.ntxns; t++)
 	{
-		DecodedTxn *txn = &decoded.txns[t];
-		int			need = sub->npending + txn->nevents;
+		DecodedTxn *txn = decoded.txns[t];
+		int64		skip = 0;
 
-		if (need > WORKER_PENDING_MAX && sub->npending > 0)
+		if (p->ntxns >= WORKER_PENDING_MAX)
 			break;
-		if (need > sub->pending_cap)
+		/* the next transaction after the checkpoint: part may be done */
+		if (sub->npending == 0 &&
+			sub->stream_lsn == sub->progress.checkpoint_lsn)
+			skip = Min((int64) sub->progress.checkpoint_index, txn->nevents);
+		if (skip < txn->nevents)
 		{
-			sub->pending_cap = Max(need, Max(64, sub->pending_cap * 2));
-			sub->pending =
-				sub->pending == NULL
-					? palloc(sizeof(HandlerEntry) * sub->pending_cap)
-					: repalloc(sub->pending,
-							   sizeof(HandlerEntry) * sub->pending_cap);
-		}
-		for (int k = 0; k < txn->nevents; k++)
-		{
-			DecodedEvent *ev = &decoded.events[txn->first + k];
-			HandlerEntry *e = &sub->pending[sub->npending++];
-
-			e->position = ev->position;
-			e->end_lsn = txn->end_lsn;
-			e->index = k;
-			e->nevents = txn->nevents;
-			e->matches = define_in_list(sub->categories, sub->ncategories,
-										ev->category) &&
-						 define_in_list(sub->types, sub->ntypes, ev->type);
+			if (p->ntxns == p->cap)
+			{
+				p->cap = p->cap == 0 ? 16 : p->cap * 2;
+				p->txns = p->txns == NULL
+							  ? MemoryContextAlloc(pending_cxt,
+												   sizeof(DecodedTxn *) * p->cap)
+							  : repalloc(p->txns, sizeof(DecodedTxn *) * p->cap);
+			}
+			if (p->ntxns == 0)
+				txns_seek(txn, &p->cursor, skip);
+			txns_hold(txn);
+			p->txns[p->ntxns++] = txn;
+			sub->npending += txn->nevents - skip;
 		}
 		sub->stream_lsn = txn->end_lsn;
 	}
@@ -313,7 +366,6 @@ dispatch_feed(WorkerSub *sub)
 		sub->stream_lsn = Max(sub->stream_lsn, decode_lsn);
 	if (sub->npending == 0 && dispatch_job_of(sub) == NULL)
 		sub->done_lsn = sub->stream_lsn;
-	MemoryContextSwitchTo(old);
 }
 
 /* An idle handler process, or NULL */
@@ -337,6 +389,58 @@ worker_idle_handler(int *index)
 }
 
 /*
+ * Write the next job of the live 'sub' into 'runs' (a handler slot's):
+ * its next HANDLER_JOB_MAX events at most, from what waits for it, and
+ * in 'h' how far the job takes it.  Returns the number of runs.
+ */
+static int
+worker_job_runs(WorkerSub *sub, HandlerProc *h, HandlerRun *runs)
+{
+	static DecodedRun taken[HANDLER_JOB_MAX];
+	WorkerPending	 *p = sub->pending;
+	TxnCursor		  cur;
+	int				  n = 0;
+	int				  t = 0;
+
+	/* where it stands when these ran: at the last whole transaction */
+	h->through_lsn = sub->done_lsn;
+	if (p == NULL)
+		return 0;
+	cur = p->cursor;
+	while (t < p->ntxns && h->nevents < HANDLER_JOB_MAX)
+	{
+		DecodedTxn *txn = p->txns[t];
+		int64		start = cur.event;
+		int64		index = start;
+		int			got;
+
+		got = txns_take(txn, &cur, HANDLER_JOB_MAX - h->nevents, taken);
+		for (int k = 0; k < got; k++)
+		{
+			runs[n].first = taken[k].first;
+			runs[n].count = (int32) taken[k].count;
+			runs[n].end_lsn = txn->end_lsn;
+			runs[n].index = (int32) index;
+			runs[n].nevents = (int32) txn->nevents;
+			index += taken[k].count;
+			n++;
+		}
+		h->nevents += cur.event - start;
+		if (cur.event < txn->nevents)
+			break;
+		/* the whole transaction: the next starts at its beginning */
+		h->through_lsn = txn->end_lsn;
+		memset(&cur, 0, sizeof(cur));
+		t++;
+	}
+	if (h->nevents == sub->npending)
+		h->through_lsn = sub->stream_lsn;
+	h->ntxns_done = t;
+	h->cursor = cur;
+	return n;
+}
+
+/*
  * Give 'sub' to the idle handler process 'index': its pending events (as
  * many as a job holds), or, catching up, a step from the table that may
  * hand it over at the current end of the stream (decoded and visible).
@@ -357,23 +461,10 @@ worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
 	h->generation = sub->generation;
 	h->kind = sub->live ? JOB_STREAM : JOB_CATCHUP;
 	h->live_lsn = decode_lsn;
+	h->nevents = 0;
+	h->ntxns_done = 0;
 	if (sub->live)
-	{
-		n = Min(sub->npending, HANDLER_JOB_MAX);
-		memcpy(hs->entries, sub->pending, sizeof(HandlerEntry) * n);
-		/* where it stands when these ran: at the last whole transaction */
-		h->through_lsn = sub->done_lsn;
-		if (n == sub->npending)
-			h->through_lsn = sub->stream_lsn;
-		else
-			for (int k = n - 1; k >= 0; k--)
-				if (sub->pending[k].index == sub->pending[k].nevents - 1)
-				{
-					h->through_lsn = sub->pending[k].end_lsn;
-					break;
-				}
-	}
-	h->nentries = n;
+		n = worker_job_runs(sub, h, hs->runs);
 
 	SpinLockAcquire(&hs->mutex);
 	if (hs->pid != 0 && hs->worker_generation == worker_me->generation &&
@@ -386,7 +477,7 @@ worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
 		strlcpy(hs->stream_id, decode_stream_id ? decode_stream_id : "",
 				sizeof(hs->stream_id));
 		hs->first_failed_at = sub->attempts > 0 ? sub->first_failed_at : 0;
-		hs->nentries = n;
+		hs->nruns = n;
 		hs->state = JOB_ASSIGNED;
 		given = true;
 	}

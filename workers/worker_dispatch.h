@@ -28,6 +28,7 @@ extern void		  dispatch_start_handlers(void);
 extern void		  dispatch_stop_handlers(void);
 extern void		  dispatch_collect(void);
 extern void		  dispatch_feed(WorkerSub *sub);
+extern void		  dispatch_drop_pending(WorkerSub *sub);
 extern bool		  dispatch_jobs(long *wait_ms);
 extern bool		  dispatch_job_out(WorkerSub *sub);
 extern XLogRecPtr dispatch_catchup_floor(XLogRecPtr confirm);

@@ -77,7 +77,7 @@ typedef struct WorkerSlot
 	TimestampTz last_error_at;
 } WorkerSlot;
 
-/* Most events in one job (a job's entries live in shared memory) */
+/* Most events in one job (and so most runs: a job's runs are in shared memory) */
 #define HANDLER_JOB_MAX 2048
 
 /* Longest identity of a stream (strata._stream), with its zero */
@@ -90,19 +90,20 @@ typedef struct WorkerSlot
 #define HANDLER_ARG_BASE (SETTINGS_MAX_HANDLER_WORKERS + 1)
 
 /*
- * One event of a job: its position, and its place in the stream (the end
- * of its transaction's commit record, its index in the transaction and
- * how many events the transaction has), which moves the checkpoint.  The
- * handler process reads the row itself from strata.events.
+ * A run of a job: 'count' consecutive positions from 'first', all
+ * written by one transaction, and their place in the stream: the end of
+ * that transaction's commit record, the index in it of the run's first
+ * event, and how many events it has (which moves the checkpoint).  The
+ * handler process reads the rows itself from strata.events.
  */
-typedef struct HandlerEntry
+typedef struct HandlerRun
 {
-	int64	   position;
+	int64	   first;
 	XLogRecPtr end_lsn;
+	int32	   count;
 	int32	   index;
 	int32	   nevents;
-	bool	   matches; /* of the subscription's categories and types */
-} HandlerEntry;
+} HandlerRun;
 
 typedef enum HandlerJobState
 {
@@ -114,7 +115,7 @@ typedef enum HandlerJobState
 
 typedef enum HandlerJobKind
 {
-	JOB_STREAM, /* run 'entries', events of the stream */
+	JOB_STREAM, /* run 'runs', events of the stream */
 	JOB_CATCHUP /* one catching-up step from strata.events */
 } HandlerJobKind;
 
@@ -147,7 +148,7 @@ typedef struct HandlerSlot
 	XLogRecPtr		 live_lsn;	 /* catch-up: where the stream stands */
 	char			 stream_id[WORKER_STREAM_ID_LEN]; /* its identity */
 	TimestampTz		 first_failed_at; /* first failed attempt, 0: none */
-	int				 nentries;
+	int				 nruns;
 
 	/* under 'mutex': the handler call under way, and its cancellation */
 	char running[WORKER_SUB_NAME_LEN]; /* its subscription, "" if none */
@@ -177,7 +178,7 @@ typedef struct HandlerSlot
 	int64 left_position;
 	int64 left_generation;
 
-	HandlerEntry entries[HANDLER_JOB_MAX];
+	HandlerRun runs[HANDLER_JOB_MAX];
 } HandlerSlot;
 
 /* The workers' shared memory (workers.c) */

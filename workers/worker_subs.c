@@ -31,6 +31,7 @@
 #include "settings.h"
 #include "worker.h"
 #include "worker_decode.h"
+#include "worker_dispatch.h"
 #include "worker_subs.h"
 
 MemoryContext worker_xact_cxt = NULL;
@@ -184,16 +185,6 @@ worker_find_sub(const char *name)
 	return NULL;
 }
 
-/* Forget the events waiting for 'sub' */
-void
-worker_drop_pending(WorkerSub *sub)
-{
-	if (sub->pending != NULL)
-		pfree(sub->pending);
-	sub->pending = NULL;
-	sub->npending = sub->pending_cap = 0;
-}
-
 /*
  * Read the subscriptions table into a new subs_cxt.  A subscription whose
  * generation did not change keeps what the worker knows beyond the table
@@ -227,8 +218,8 @@ worker_load_subs(void)
 			sub->done_lsn = Max(prev->done_lsn, sub->progress.checkpoint_lsn);
 			sub->pending = prev->pending;
 			sub->npending = prev->npending;
-			sub->pending_cap = prev->pending_cap;
 			prev->pending = NULL;
+			prev->npending = 0;
 		}
 		else
 		{
@@ -240,7 +231,7 @@ worker_load_subs(void)
 			failed_found = true;
 	}
 	for (int i = 0; i < worker_nsubs; i++)
-		worker_drop_pending(worker_subs[i]);
+		dispatch_drop_pending(worker_subs[i]);
 
 	if (subs_cxt != NULL)
 		MemoryContextDelete(subs_cxt);

@@ -53,7 +53,6 @@ extern int		   worker_nsubs;
 extern TimestampTz worker_loaded_at;
 
 extern WorkerSub *worker_find_sub(const char *name);
-extern void		  worker_drop_pending(WorkerSub *sub);
 extern void		  worker_load_subs(void);
 extern bool worker_sub_ready(WorkerSub *sub, TimestampTz now, long *wait_ms);
 

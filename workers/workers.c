@@ -117,7 +117,7 @@ workers_shmem_init(void)
 	{
 		HandlerSlot *hs = &worker_shared->handlers[i];
 
-		memset(hs, 0, offsetof(HandlerSlot, entries));
+		memset(hs, 0, offsetof(HandlerSlot, runs));
 		SpinLockInit(&hs->mutex);
 	}
 }
