@@ -172,8 +172,8 @@ settings_define(void)
 		"consecutive positions; a transaction whose runs would go beyond "
 		"this keeps them in a temporary file.  Logical decoding itself "
 		"uses up to logical_decoding_work_mem besides.",
-		&worker_memory, 32 * 1024, 64, MAX_KILOBYTES, PGC_SIGHUP,
-		GUC_UNIT_KB, NULL, NULL, NULL);
+		&worker_memory, 32 * 1024, 64, MAX_KILOBYTES, PGC_SIGHUP, GUC_UNIT_KB,
+		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"strata.handler_timeout",
 		"Longest call of a subscription handler by a strata worker.",

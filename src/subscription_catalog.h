@@ -46,10 +46,10 @@ typedef struct Subscription
 	char	   *what; /* "handler of subscription \"name\"" */
 
 	/* not in the table: kept by the workers between loads */
-	TimestampTz			 first_failed_at; /* first failed attempt */
-	bool				 stale;			  /* SQL changed it: load again */
-	XLogRecPtr			 stream_lsn;	  /* events dispatched up to here */
-	XLogRecPtr			 done_lsn;		  /* and processed up to here */
+	TimestampTz			  first_failed_at; /* first failed attempt */
+	bool				  stale;		   /* SQL changed it: load again */
+	XLogRecPtr			  stream_lsn;	   /* events dispatched up to here */
+	XLogRecPtr			  done_lsn;		   /* and processed up to here */
 	struct WorkerPending *pending;	/* dispatched, waiting for a handler */
 	int64				  npending; /* events of those */
 } Subscription;

@@ -69,49 +69,54 @@ static HandlerStartInfo started_by;
  * their order, each run's positions ascending.  The worker waited until
  * their transactions were visible before it made the job, and events
  * never change, so these are the rows it decoded: every position of a
- * run must have one.  In a transaction, connected to SPI.
+ * run must have one.  The positions are looked up one by one (at most
+ * HANDLER_JOB_MAX of them), not by range: a join on ranges has no row
+ * estimate the planner can make, and the estimate it falls back to would
+ * have it compile the query (JIT) for every job once the table is large.
+ * In a transaction, connected to SPI.
  */
 static WorkerEvent *
 handler_read_events(WorkerSub *sub, HandlerRun *runs, int nruns, int *nevents)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum			 *lo = palloc(sizeof(Datum) * Max(nruns, 1));
-	Datum			 *hi = palloc(sizeof(Datum) * Max(nruns, 1));
 	WorkerEvent		 *list;
+	Datum			 *positions;
 	TupleDesc		  desc;
 	MemoryContext	  old;
 	int				  n = 0;
 
 	for (int r = 0; r < nruns; r++)
-	{
-		lo[r] = Int64GetDatum(runs[r].first);
-		hi[r] = Int64GetDatum(runs[r].first + runs[r].count - 1);
 		n += runs[r].count;
-	}
 	if (n > HANDLER_JOB_MAX)
 		elog(ERROR, "a strata worker's job has %d events", n);
-	list = MemoryContextAllocZero(job_cxt, sizeof(WorkerEvent) * Max(n, 1));
 	*nevents = n;
+	list = MemoryContextAllocZero(job_cxt, sizeof(WorkerEvent) * Max(n, 1));
 	if (n == 0)
 		return list;
+	positions = palloc(sizeof(Datum) * n);
+	n = 0;
+	for (int r = 0; r < nruns; r++)
+		for (int k = 0; k < runs[r].count; k++, n++)
+		{
+			WorkerEvent *ev = &list[n];
+
+			ev->position = runs[r].first + k;
+			ev->end_lsn = runs[r].end_lsn;
+			ev->index = runs[r].index + k;
+			ev->nevents = runs[r].nevents;
+			positions[n] = Int64GetDatum(ev->position);
+		}
 
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan,
-				"SELECT e.* FROM ROWS FROM ("
-				"pg_catalog.unnest($1::pg_catalog.int8[]), "
-				"pg_catalog.unnest($2::pg_catalog.int8[])) "
-				"WITH ORDINALITY AS r(lo, hi, n) JOIN strata.events e "
-				"ON e.position OPERATOR(pg_catalog.>=) r.lo "
-				"AND e.position OPERATOR(pg_catalog.<=) r.hi "
-				"ORDER BY r.n, e.position",
-				2, (Oid[]){INT8ARRAYOID, INT8ARRAYOID}),
-			(Datum[]){PointerGetDatum(construct_array(lo, nruns, INT8OID,
-													  sizeof(int64), true,
-													  TYPALIGN_DOUBLE)),
-					  PointerGetDatum(construct_array(hi, nruns, INT8OID,
-													  sizeof(int64), true,
-													  TYPALIGN_DOUBLE))},
+				"SELECT e.* FROM pg_catalog.unnest($1::pg_catalog.int8[]) "
+				"WITH ORDINALITY AS u(position, n) JOIN strata.events e "
+				"ON e.position OPERATOR(pg_catalog.=) u.position "
+				"ORDER BY u.n",
+				1, (Oid[]){INT8ARRAYOID}),
+			(Datum[]){PointerGetDatum(construct_array(
+				positions, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE))},
 			NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata.events");
 	if (SPI_processed != (uint64) n)
@@ -121,29 +126,22 @@ handler_read_events(WorkerSub *sub, HandlerRun *runs, int nruns, int *nevents)
 
 	desc = SPI_tuptable->tupdesc;
 	old = MemoryContextSwitchTo(job_cxt);
-	n = 0;
-	for (int r = 0; r < nruns; r++)
-		for (int k = 0; k < runs[r].count; k++, n++)
-		{
-			WorkerEvent *ev = &list[n];
-			HeapTuple	 tup = SPI_tuptable->vals[n];
-			bool		 isnull;
+	for (int i = 0; i < n; i++)
+	{
+		WorkerEvent *ev = &list[i];
+		HeapTuple	 tup = SPI_tuptable->vals[i];
+		bool		 isnull;
 
-			ev->position = runs[r].first + k;
-			ev->end_lsn = runs[r].end_lsn;
-			ev->index = runs[r].index + k;
-			ev->nevents = runs[r].nevents;
-			if (DatumGetInt64(SPI_getbinval(tup, desc, Anum_events_position,
-											&isnull)) != ev->position)
-				elog(ERROR, "a strata worker's job read the wrong event");
-			ev->category = SPI_getvalue(tup, desc, Anum_events_category);
-			ev->type = SPI_getvalue(tup, desc, Anum_events_type);
-			/* only the rows of events the handler is called on are kept */
-			if (define_in_list(sub->categories, sub->ncategories,
-							   ev->category) &&
-				define_in_list(sub->types, sub->ntypes, ev->type))
-				ev->tuple = heap_copytuple(tup);
-		}
+		if (DatumGetInt64(SPI_getbinval(tup, desc, Anum_events_position,
+										&isnull)) != ev->position)
+			elog(ERROR, "a strata worker's job read the wrong event");
+		ev->category = SPI_getvalue(tup, desc, Anum_events_category);
+		ev->type = SPI_getvalue(tup, desc, Anum_events_type);
+		/* only the rows of events the handler is called on are kept */
+		if (define_in_list(sub->categories, sub->ncategories, ev->category) &&
+			define_in_list(sub->types, sub->ntypes, ev->type))
+			ev->tuple = heap_copytuple(tup);
+	}
 	MemoryContextSwitchTo(old);
 	return list;
 }

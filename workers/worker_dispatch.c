@@ -60,7 +60,9 @@ typedef struct HandlerProc
 	HandlerJobKind			kind;
 	XLogRecPtr				live_lsn;	 /* a catch-up's stream end */
 	XLogRecPtr				through_lsn; /* where a stream job brings it */
-	int64					nevents;	 /* of a stream job */
+	uint64					from;		 /* a stream job: the 'serial' of
+										  * what it took from */
+	int64					nevents;	 /* events it took */
 	int						ntxns_done;	 /* whole transactions it ends */
 	TxnCursor				cursor;		 /* where the rest starts */
 } HandlerProc;
@@ -72,6 +74,7 @@ typedef struct HandlerProc
  */
 typedef struct WorkerPending
 {
+	uint64		 serial; /* unique among the worker's */
 	DecodedTxn **txns;
 	int			 ntxns;
 	int			 cap;
@@ -247,18 +250,22 @@ worker_job_done(HandlerProc *h, HandlerJobResult result,
 		}
 		return;
 	}
+	/*
+	 * What the job took must still be what waits: not so when the
+	 * subscription was read again meanwhile without keeping it (its
+	 * progress is then read from the table too)
+	 */
 	p = sub->pending;
-	if (p == NULL || h->nevents > sub->npending || h->ntxns_done > p->ntxns)
+	if (p == NULL || p->serial != h->from || h->nevents > sub->npending ||
+		h->ntxns_done > p->ntxns)
 	{
-		/* can't happen: its pending events changed under the job */
 		sub->stale = true;
 		return;
 	}
 	for (int i = 0; i < h->ntxns_done; i++)
 		txns_release(p->txns[i]);
 	p->ntxns -= h->ntxns_done;
-	memmove(p->txns, p->txns + h->ntxns_done,
-			sizeof(DecodedTxn *) * p->ntxns);
+	memmove(p->txns, p->txns + h->ntxns_done, sizeof(DecodedTxn *) * p->ntxns);
 	p->cursor = h->cursor;
 	sub->npending -= h->nevents;
 	Assert(sub->npending > 0 || p->ntxns == 0);
@@ -328,8 +335,13 @@ dispatch_feed(WorkerSub *sub)
 	int			   t = 0;
 
 	if (p == NULL)
-		p = sub->pending = MemoryContextAllocZero(pending_cxt,
-												  sizeof(WorkerPending));
+	{
+		static uint64 serial = 0;
+
+		p = sub->pending =
+			MemoryContextAllocZero(pending_cxt, sizeof(WorkerPending));
+		p->serial = ++serial;
+	}
 	while (t < decoded.ntxns && decoded.txns[t]->end_lsn <= sub->stream_lsn)
 		t++;
 	for (; t < decoded.ntxns; t++)
@@ -348,10 +360,11 @@ dispatch_feed(WorkerSub *sub)
 			if (p->ntxns == p->cap)
 			{
 				p->cap = p->cap == 0 ? 16 : p->cap * 2;
-				p->txns = p->txns == NULL
-							  ? MemoryContextAlloc(pending_cxt,
-												   sizeof(DecodedTxn *) * p->cap)
-							  : repalloc(p->txns, sizeof(DecodedTxn *) * p->cap);
+				p->txns =
+					p->txns == NULL
+						? MemoryContextAlloc(pending_cxt,
+											 sizeof(DecodedTxn *) * p->cap)
+						: repalloc(p->txns, sizeof(DecodedTxn *) * p->cap);
 			}
 			if (p->ntxns == 0)
 				txns_seek(txn, &p->cursor, skip);
@@ -406,6 +419,7 @@ worker_job_runs(WorkerSub *sub, HandlerProc *h, HandlerRun *runs)
 	h->through_lsn = sub->done_lsn;
 	if (p == NULL)
 		return 0;
+	h->from = p->serial;
 	cur = p->cursor;
 	while (t < p->ntxns && h->nevents < HANDLER_JOB_MAX)
 	{
@@ -461,6 +475,7 @@ worker_give_job(WorkerSub *sub, HandlerProc *h, int index)
 	h->generation = sub->generation;
 	h->kind = sub->live ? JOB_STREAM : JOB_CATCHUP;
 	h->live_lsn = decode_lsn;
+	h->from = 0;
 	h->nevents = 0;
 	h->ntxns_done = 0;
 	if (sub->live)

@@ -7,10 +7,10 @@
  * The worker needs from the WAL only the commit order and the positions
  * each transaction wrote: the events themselves are committed, and the
  * handler processes read their rows from strata.events by position.  A
- * transaction's positions come as runs of consecutive positions (a call
- * of strata.append takes its positions in one step, so a bulk load of
- * millions of events in one transaction is a few runs, often one), and a
- * run is all the worker keeps: 16 bytes, however many events it holds.
+ * transaction's positions come as runs of consecutive positions: they
+ * come from one sequence, so a bulk load of millions of events that no
+ * other session's appends interleave with is a single run.  A run is all
+ * the worker keeps: 16 bytes, however many events it holds.
  *
  * The runs of all the transactions held stay within strata.worker_memory
  * (kB).  A transaction whose runs would take more, because another
@@ -52,9 +52,6 @@ static MemoryContext txns_cxt = NULL;
 /* Bytes of runs in memory, over all the transactions held or open */
 static Size txns_bytes = 0;
 
-/* Transactions whose runs are in a file */
-static int txns_nspilled = 0;
-
 /* The transaction being decoded, and how many of its runs are buffered */
 static DecodedTxn *open_txn = NULL;
 static int64	   open_buffered = 0;
@@ -63,23 +60,9 @@ static int64	   open_buffered = 0;
 void
 txns_init(void)
 {
-	txns_cxt = AllocSetContextCreate(TopMemoryContext,
-									 "strata worker transactions",
-									 ALLOCSET_DEFAULT_SIZES);
-}
-
-/* Bytes of runs held in memory */
-Size
-txns_memory(void)
-{
-	return txns_bytes;
-}
-
-/* Transactions held whose runs are in a temporary file */
-int
-txns_spilled(void)
-{
-	return txns_nspilled;
+	txns_cxt =
+		AllocSetContextCreate(TopMemoryContext, "strata worker transactions",
+							  ALLOCSET_DEFAULT_SIZES);
 }
 
 /* Write 'n' runs to the end of the file of 'txn' */
@@ -116,10 +99,10 @@ txns_make_room(DecodedTxn *txn)
 	grow = (cap - txn->runs_cap) * sizeof(DecodedRun);
 	if (txn->nruns < TXNS_SMALL_RUNS || txns_bytes + grow <= budget)
 	{
-		txn->runs = txn->runs == NULL
-						? MemoryContextAllocHuge(txns_cxt,
-												 cap * sizeof(DecodedRun))
-						: repalloc_huge(txn->runs, cap * sizeof(DecodedRun));
+		txn->runs =
+			txn->runs == NULL
+				? MemoryContextAllocHuge(txns_cxt, cap * sizeof(DecodedRun))
+				: repalloc_huge(txn->runs, cap * sizeof(DecodedRun));
 		txn->runs_cap = cap;
 		txns_bytes += grow;
 		return;
@@ -129,7 +112,6 @@ txns_make_room(DecodedTxn *txn)
 	old = MemoryContextSwitchTo(txns_cxt);
 	txn->file = BufFileCreateTemp(true);
 	MemoryContextSwitchTo(old);
-	txns_nspilled++;
 	txns_write(txn, txn->runs, open_buffered);
 	open_buffered = 0;
 	pfree(txn->runs);
@@ -159,8 +141,10 @@ txns_add_event(int64 position)
 	}
 	/* a subscription's checkpoint counts the events of a txn in an int */
 	if (txn->nevents >= PG_INT32_MAX)
-		elog(ERROR, "a transaction of more than %d events cannot be "
-			 "handed to subscriptions", PG_INT32_MAX);
+		elog(ERROR,
+			 "a transaction of more than %d events cannot be "
+			 "handed to subscriptions",
+			 PG_INT32_MAX);
 
 	last = open_buffered > 0 ? &txn->runs[open_buffered - 1] : NULL;
 	if (last != NULL && last->first + last->count == position)
@@ -184,7 +168,6 @@ txns_free(DecodedTxn *txn)
 	if (txn->file != NULL)
 	{
 		BufFileClose(txn->file);
-		txns_nspilled--;
 	}
 	if (txn->runs != NULL)
 	{
@@ -270,22 +253,19 @@ txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
 		return;
 	}
 	if (BufFileSeekBlock(txn->file, offset / BLCKSZ) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not seek in the temporary file of a "
-						"transaction decoded by the strata worker")));
+		ereport(ERROR, (errcode_for_file_access(),
+						errmsg("could not seek in the temporary file of a "
+							   "transaction decoded by the strata worker")));
 	want = offset % BLCKSZ;
 	if (want > 0 && BufFileRead(txn->file, skip, want) != want)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read the temporary file of a "
-						"transaction decoded by the strata worker")));
+		ereport(ERROR, (errcode_for_file_access(),
+						errmsg("could not read the temporary file of a "
+							   "transaction decoded by the strata worker")));
 	want = sizeof(DecodedRun) * n;
 	if (BufFileRead(txn->file, out, want) != want)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not read the temporary file of a "
-						"transaction decoded by the strata worker")));
+		ereport(ERROR, (errcode_for_file_access(),
+						errmsg("could not read the temporary file of a "
+							   "transaction decoded by the strata worker")));
 }
 
 /* Set 'cur' at the event of index 'event' of 'txn' */

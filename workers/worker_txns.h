@@ -36,9 +36,9 @@ typedef struct DecodedTxn
 	int			  refs; /* holders: the round, subscriptions waiting */
 
 	/* its runs, in memory ('runs') or in its own temporary file */
-	DecodedRun			*runs;
-	int64				 runs_cap;
-	struct BufFile		*file;
+	DecodedRun	   *runs;
+	int64			runs_cap;
+	struct BufFile *file;
 } DecodedTxn;
 
 /* A place in a transaction's events: the next one, and its run */
@@ -56,9 +56,7 @@ extern void		   txns_forget_open(void);
 extern void		   txns_hold(DecodedTxn *txn);
 extern void		   txns_release(DecodedTxn *txn);
 extern void		   txns_seek(DecodedTxn *txn, TxnCursor *cur, int64 event);
-extern int	txns_take(DecodedTxn *txn, TxnCursor *cur, int64 max_events,
-					  DecodedRun *out);
-extern Size txns_memory(void);
-extern int	txns_spilled(void);
+extern int		   txns_take(DecodedTxn *txn, TxnCursor *cur, int64 max_events,
+							 DecodedRun *out);
 
 #endif /* STRATA_WORKER_TXNS_H */

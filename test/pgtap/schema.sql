@@ -2,7 +2,7 @@
 -- object: tables, columns, constraints, indexes, function properties,
 -- comments on every public object, and privileges.
 BEGIN;
-SELECT plan(64);
+SELECT plan(66);
 
 SELECT has_schema('strata');
 SELECT has_table('strata', 'events', 'strata.events exists');
@@ -147,6 +147,9 @@ SELECT is(
 SELECT is(current_setting('strata.max_event_size'), '1MB', 'strata.max_event_size defaults to 1MB');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'strata.max_event_size'), 'superuser',
 	'only a superuser may change strata.max_event_size');
+SELECT is(current_setting('strata.worker_memory'), '32MB', 'strata.worker_memory defaults to 32MB');
+SELECT is((SELECT context || ' ' || unit || ' ' || min_val FROM pg_settings WHERE name = 'strata.worker_memory'),
+	'sighup kB 64', 'strata.worker_memory is set in kB, from 64kB, at reload');
 
 SELECT * FROM finish();
 ROLLBACK;
