@@ -101,7 +101,7 @@ void
 decode_new_round(void)
 {
 	for (int i = 0; i < decoded.ntxns; i++)
-		txns_release(decoded.txns[i]);
+		txns_round_release(decoded.txns[i]);
 	decoded.ntxns = 0;
 	decoded.nevents = 0;
 	txns_forget_open();

@@ -13,11 +13,11 @@
  * waits for a subscription is the decoded transactions themselves
  * (worker_txns.c), held, not copied: a transaction of millions of events
  * is a few runs however many subscriptions wait for it, and reaches
- * each of them a job at a time.  A
- * subscription has at most one job out, so its events run one at a time
- * and in order; different subscriptions run side by side.  Jobs travel
- * in the handler processes' shared slots (worker_internal.h); the
- * handler process's side is handler.c.
+ * each of them a job at a time.  A subscription has at most one job
+ * out, so its events run one at a time and in order; different
+ * subscriptions run side by side.  Jobs travel in the handler processes'
+ * shared slots (worker_internal.h); the handler process's side is
+ * handler.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,9 +40,8 @@
 #include "worker_txns.h"
 
 /*
- * Most transactions waiting for a handler process, per subscription:
- * what they take is their runs (within strata.worker_memory, see
- * worker_txns.c) and about a hundred bytes each
+ * Most transactions waiting for a handler process, per subscription
+ * (what they take is counted against strata.worker_memory too)
  */
 #define WORKER_PENDING_MAX 32768
 
@@ -321,9 +320,11 @@ dispatch_drop_pending(WorkerSub *sub)
 
 /*
  * Add the round's transactions that are past where the stream was
- * dispatched to 'sub' to what waits for its handler, at most
- * WORKER_PENDING_MAX of them: a subscription that is busy for long falls
- * behind and gets the rest by a rewind once its handler is free again.  The first
+ * dispatched to 'sub' to what waits for its handler: at most
+ * WORKER_PENDING_MAX of them, and none but the first while the
+ * transactions held exceed strata.worker_memory (worker_txns.c).  A
+ * subscription that is busy for long falls behind and gets the rest by
+ * a rewind once its handler is free again.  The first
  * transaction after the subscription's checkpoint starts after the
  * events the checkpoint says are done (a crash in the middle of a large
  * transaction resumes where its last batch ended).
@@ -349,7 +350,9 @@ dispatch_feed(WorkerSub *sub)
 		DecodedTxn *txn = decoded.txns[t];
 		int64		skip = 0;
 
-		if (p->ntxns >= WORKER_PENDING_MAX)
+		/* one transaction at least; more within the bounds */
+		if (p->ntxns >= WORKER_PENDING_MAX ||
+			(p->ntxns > 0 && txns_over_budget()))
 			break;
 		/* the next transaction after the checkpoint: part may be done */
 		if (sub->npending == 0 &&

@@ -77,7 +77,7 @@ typedef struct WorkerSlot
 	TimestampTz last_error_at;
 } WorkerSlot;
 
-/* Most events in one job (and so most runs: a job's runs are in shared memory) */
+/* Most events in one job, and so most runs (they are in shared memory) */
 #define HANDLER_JOB_MAX 2048
 
 /* Longest identity of a stream (strata._stream), with its zero */

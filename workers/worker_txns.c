@@ -10,23 +10,31 @@
  * transaction's positions come as runs of consecutive positions: they
  * come from one sequence, so a bulk load of millions of events that no
  * other session's appends interleave with is a single run.  A run is all
- * the worker keeps: 16 bytes, however many events it holds.
+ * the worker keeps of its events: 16 bytes, however many events it holds
+ * (and the transaction's own entry, DecodedTxn).
  *
- * The runs of all the transactions held stay within strata.worker_memory
- * (kB).  A transaction whose runs would take more, because another
+ * What the transactions held take (their entries, their runs in memory,
+ * the buffers of their files) is counted against strata.worker_memory
+ * (kB).  A transaction whose runs would take the budget, because another
  * session's appends interleaved with its own at every event, say, writes
- * them to a temporary file of its own as they are decoded (a BufFile, in
- * base/pgsql_tmp, counted by temp_file_limit and pg_stat_database), and
- * jobs read them back from there, a job's worth at a time.  A
- * transaction of at most TXNS_SMALL_RUNS runs always stays in memory: the
- * number of events waiting per subscription (worker_dispatch.c) bounds
- * those.
+ * them to a temporary file of its own as they are decoded (a BufFile in
+ * the pgsql_tmp of the database's default tablespace, counted by
+ * temp_file_limit and pg_stat_database), and jobs read them back from
+ * there, a job's worth at a time.  A transaction of at most
+ * TXNS_SMALL_RUNS runs always stays in memory, so that many small
+ * transactions never make files.  Those are bounded another way: while
+ * what subscriptions wait for beyond the current round exceeds the
+ * budget, a subscription that already has transactions waiting is given
+ * no more (worker_dispatch.c, txns_over_budget); it falls behind and
+ * catches up by a rewind.  The round itself is bounded by its number of
+ * events (worker_decode.c).
  *
- * A transaction is held by the round that decoded it and by every
- * subscription that waits for it (txns_hold, txns_release); it is freed,
- * and its file deleted, with the last.  The memory logical decoding
- * itself uses (the reorder buffer) is bounded apart, by
- * logical_decoding_work_mem: see docs/architecture.md, "Worker memory".
+ * A transaction is held by the round that decoded it (until
+ * txns_round_release) and by every subscription that waits for it
+ * (txns_hold, txns_release); it is freed, and its file deleted, with the
+ * last.  The memory logical decoding itself uses (the reorder buffer) is
+ * bounded apart, by logical_decoding_work_mem: see docs/architecture.md,
+ * "Worker memory".
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +42,7 @@
 
 #include "storage/buffile.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "settings.h"
 #include "worker_txns.h"
@@ -44,13 +53,20 @@
 /* Runs of one block: the write buffer of a transaction that spills */
 #define TXNS_BLOCK_RUNS (BLCKSZ / sizeof(DecodedRun))
 
-StaticAssertDecl(BLCKSZ % sizeof(DecodedRun) == 0,
-				 "a run must not straddle two blocks of a spill file");
-
 static MemoryContext txns_cxt = NULL;
 
-/* Bytes of runs in memory, over all the transactions held or open */
+/*
+ * The owner of the temporary files: they outlive the transaction the
+ * reorder buffer replays a transaction in, during which they are made
+ */
+static ResourceOwner txns_owner = NULL;
+
+/*
+ * Bytes taken by all the transactions held or open (see the header), and
+ * by those a subscription holds: what outlives the round
+ */
 static Size txns_bytes = 0;
+static Size txns_waiting_bytes = 0;
 
 /* The transaction being decoded, and how many of its runs are buffered */
 static DecodedTxn *open_txn = NULL;
@@ -63,6 +79,26 @@ txns_init(void)
 	txns_cxt =
 		AllocSetContextCreate(TopMemoryContext, "strata worker transactions",
 							  ALLOCSET_DEFAULT_SIZES);
+	txns_owner = ResourceOwnerCreate(NULL, "strata worker transactions");
+}
+
+/*
+ * Do the transactions that subscriptions wait for take more than
+ * strata.worker_memory?  Those of the current round alone do not count:
+ * they go with it, and the round's size is bounded apart.
+ */
+bool
+txns_over_budget(void)
+{
+	return txns_waiting_bytes > (Size) worker_memory * 1024;
+}
+
+/* What a complete transaction takes */
+static Size
+txns_size(DecodedTxn *txn)
+{
+	return sizeof(DecodedTxn) + txn->runs_cap * sizeof(DecodedRun) +
+		   (txn->file != NULL ? BLCKSZ : 0);
 }
 
 /* Write 'n' runs to the end of the file of 'txn' */
@@ -86,6 +122,7 @@ txns_make_room(DecodedTxn *txn)
 	int64		  cap;
 	Size		  grow;
 	MemoryContext old;
+	ResourceOwner old_owner;
 
 	if (txn->file != NULL)
 	{
@@ -95,7 +132,7 @@ txns_make_room(DecodedTxn *txn)
 		return;
 	}
 
-	cap = txn->runs_cap == 0 ? 16 : txn->runs_cap * 2;
+	cap = txn->runs_cap == 0 ? 4 : txn->runs_cap * 2;
 	grow = (cap - txn->runs_cap) * sizeof(DecodedRun);
 	if (txn->nruns < TXNS_SMALL_RUNS || txns_bytes + grow <= budget)
 	{
@@ -110,8 +147,12 @@ txns_make_room(DecodedTxn *txn)
 
 	/* beyond strata.worker_memory: its runs go to a temporary file */
 	old = MemoryContextSwitchTo(txns_cxt);
+	old_owner = CurrentResourceOwner;
+	CurrentResourceOwner = txns_owner;
 	txn->file = BufFileCreateTemp(true);
+	CurrentResourceOwner = old_owner;
 	MemoryContextSwitchTo(old);
+	txns_bytes += BLCKSZ; /* the BufFile's own buffer */
 	txns_write(txn, txn->runs, open_buffered);
 	open_buffered = 0;
 	pfree(txn->runs);
@@ -119,9 +160,10 @@ txns_make_room(DecodedTxn *txn)
 	txn->runs = MemoryContextAlloc(txns_cxt, BLCKSZ);
 	txn->runs_cap = TXNS_BLOCK_RUNS;
 	txns_bytes += BLCKSZ;
-	ereport(DEBUG1, (errmsg("strata worker: the runs of a transaction "
-							"beyond strata.worker_memory go to a temporary "
-							"file")));
+	ereport(DEBUG1,
+			(errmsg_internal("strata worker: the runs of a transaction "
+							 "beyond strata.worker_memory go to a "
+							 "temporary file")));
 }
 
 /*
@@ -137,6 +179,7 @@ txns_add_event(int64 position)
 	if (txn == NULL)
 	{
 		txn = open_txn = MemoryContextAllocZero(txns_cxt, sizeof(DecodedTxn));
+		txns_bytes += sizeof(DecodedTxn);
 		open_buffered = 0;
 	}
 	/* a subscription's checkpoint counts the events of a txn in an int */
@@ -168,18 +211,21 @@ txns_free(DecodedTxn *txn)
 	if (txn->file != NULL)
 	{
 		BufFileClose(txn->file);
+		txns_bytes -= BLCKSZ;
 	}
 	if (txn->runs != NULL)
 	{
 		txns_bytes -= txn->runs_cap * sizeof(DecodedRun);
 		pfree(txn->runs);
 	}
+	txns_bytes -= sizeof(DecodedTxn);
 	pfree(txn);
 }
 
 /*
  * The transaction being decoded committed at 'end_lsn': it is complete.
- * Returns it, held once (by the caller), or NULL if it had no event.
+ * Returns it, held by the round (txns_round_release lets go), or NULL if
+ * it had no event.
  */
 DecodedTxn *
 txns_commit(TransactionId xid, XLogRecPtr end_lsn)
@@ -191,7 +237,8 @@ txns_commit(TransactionId xid, XLogRecPtr end_lsn)
 		return NULL;
 	txn->xid = xid;
 	txn->end_lsn = end_lsn;
-	txn->refs = 1;
+	txn->refs = 0;
+	txn->in_round = true;
 	if (txn->file != NULL)
 	{
 		/* the rest to the file; the write buffer is no longer needed */
@@ -201,10 +248,17 @@ txns_commit(TransactionId xid, XLogRecPtr end_lsn)
 		txn->runs = NULL;
 		txn->runs_cap = 0;
 		ereport(DEBUG1,
-				(errmsg("strata worker: transaction %u has " INT64_FORMAT
-						" events in " INT64_FORMAT " runs, in a temporary "
-						"file",
-						xid, txn->nevents, txn->nruns)));
+				(errmsg_internal(
+					"strata worker: transaction %u has " INT64_FORMAT
+					" events in " INT64_FORMAT " runs, in a temporary file",
+					xid, txn->nevents, txn->nruns)));
+	}
+	else if (txn->runs_cap > txn->nruns)
+	{
+		/* what it holds from now on is what it needs */
+		txns_bytes -= (txn->runs_cap - txn->nruns) * sizeof(DecodedRun);
+		txn->runs = repalloc_huge(txn->runs, txn->nruns * sizeof(DecodedRun));
+		txn->runs_cap = txn->nruns;
 	}
 	open_buffered = 0;
 	return txn;
@@ -220,24 +274,40 @@ txns_forget_open(void)
 	open_buffered = 0;
 }
 
+/* A subscription waits for 'txn' */
 void
 txns_hold(DecodedTxn *txn)
 {
-	txn->refs++;
+	if (txn->refs++ == 0)
+		txns_waiting_bytes += txns_size(txn);
 }
 
-/* Let go of 'txn': the last holder frees it */
+/* A subscription no longer waits for 'txn': the last holder frees it */
 void
 txns_release(DecodedTxn *txn)
 {
 	Assert(txn->refs > 0);
 	if (--txn->refs == 0)
+	{
+		txns_waiting_bytes -= txns_size(txn);
+		if (!txn->in_round)
+			txns_free(txn);
+	}
+}
+
+/* The round that decoded 'txn' ends: the last holder frees it */
+void
+txns_round_release(DecodedTxn *txn)
+{
+	Assert(txn->in_round);
+	txn->in_round = false;
+	if (txn->refs == 0)
 		txns_free(txn);
 }
 
 /*
  * Read 'n' runs of 'txn' from run 'from' into 'out': from memory, or
- * from its file (a run never straddles two blocks of it).
+ * from its file.
  */
 static void
 txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
@@ -245,6 +315,7 @@ txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
 	int64 offset = from * (int64) sizeof(DecodedRun);
 	char  skip[BLCKSZ];
 	Size  want;
+	Size  got;
 
 	Assert(from + n <= txn->nruns);
 	if (txn->file == NULL)
@@ -252,20 +323,29 @@ txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
 		memcpy(out, txn->runs + from, sizeof(DecodedRun) * n);
 		return;
 	}
+	/* BufFile reports I/O errors itself: what is left is a short file */
 	if (BufFileSeekBlock(txn->file, offset / BLCKSZ) != 0)
-		ereport(ERROR, (errcode_for_file_access(),
-						errmsg("could not seek in the temporary file of a "
-							   "transaction decoded by the strata worker")));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not seek to block %lld of the temporary file "
+						"of a transaction decoded by the strata worker",
+						(long long) (offset / BLCKSZ))));
 	want = offset % BLCKSZ;
-	if (want > 0 && BufFileRead(txn->file, skip, want) != want)
-		ereport(ERROR, (errcode_for_file_access(),
-						errmsg("could not read the temporary file of a "
-							   "transaction decoded by the strata worker")));
+	if (want > 0 && (got = BufFileRead(txn->file, skip, want)) != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not read the temporary file of a transaction "
+						"decoded by the strata worker: read only %zu of %zu "
+						"bytes",
+						got, want)));
 	want = sizeof(DecodedRun) * n;
-	if (BufFileRead(txn->file, out, want) != want)
-		ereport(ERROR, (errcode_for_file_access(),
-						errmsg("could not read the temporary file of a "
-							   "transaction decoded by the strata worker")));
+	if ((got = BufFileRead(txn->file, out, want)) != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not read the temporary file of a transaction "
+						"decoded by the strata worker: read only %zu of %zu "
+						"bytes",
+						got, want)));
 }
 
 /* Set 'cur' at the event of index 'event' of 'txn' */

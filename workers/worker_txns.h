@@ -33,7 +33,8 @@ typedef struct DecodedTxn
 	XLogRecPtr	  end_lsn; /* of its commit record */
 	int64		  nevents;
 	int64		  nruns;
-	int			  refs; /* holders: the round, subscriptions waiting */
+	int			  refs;		/* subscriptions waiting for it */
+	bool		  in_round; /* and the round that decoded it */
 
 	/* its runs, in memory ('runs') or in its own temporary file */
 	DecodedRun	   *runs;
@@ -50,11 +51,13 @@ typedef struct TxnCursor
 } TxnCursor;
 
 extern void		   txns_init(void);
+extern bool		   txns_over_budget(void);
 extern void		   txns_add_event(int64 position);
 extern DecodedTxn *txns_commit(TransactionId xid, XLogRecPtr end_lsn);
 extern void		   txns_forget_open(void);
 extern void		   txns_hold(DecodedTxn *txn);
 extern void		   txns_release(DecodedTxn *txn);
+extern void		   txns_round_release(DecodedTxn *txn);
 extern void		   txns_seek(DecodedTxn *txn, TxnCursor *cur, int64 event);
 extern int		   txns_take(DecodedTxn *txn, TxnCursor *cur, int64 max_events,
 							 DecodedRun *out);

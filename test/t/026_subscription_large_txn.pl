@@ -15,6 +15,9 @@
 #    keeps its runs in a temporary file of the worker (log_temp_files
 #    shows it); two subscriptions, one of them taking only one type of
 #    event, each get their events exactly once, in order.
+# 3. Still at 64kB, 4,000 small transactions from pgbench exceed the
+#    budget with their entries: a subscription gets them exactly once,
+#    in the commit order of a reference slot.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -236,6 +239,52 @@ is($node->safe_psql('postgres', q{
 	'none of them is missing');
 ok($node->wait_for_log(qr/temporary file: path "base\/pgsql_tmp\/pgsql_tmp$pid3\./, $log_offset),
 	'the worker kept the runs in a temporary file, and deleted it');
+
+# ---- 3. over the budget: subscriptions fall behind and catch up ---------
+# Thousands of small transactions at 64kB, for a handler that takes a
+# millisecond an event: the transactions waiting for it exceed the
+# budget, so it is given no more and catches up later by a rewind;
+# still exactly once, in commit order.
+$node->safe_psql('postgres', q{
+	CREATE TABLE seen_small (n bigserial PRIMARY KEY, position bigint NOT NULL);
+	CREATE FUNCTION record_small(e strata.events) RETURNS void
+	LANGUAGE sql SET search_path = public, pg_temp AS $$
+		INSERT INTO seen_small (position) VALUES (e.position);
+		SELECT pg_sleep(0.001);
+	$$;
+	SELECT strata.subscribe('small', 'record_small(strata.events)',
+							categories => ARRAY['cat1', 'cat2', 'cat3']);
+});
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'live' FROM strata.subscription_status WHERE name = 'small'}),
+	'a third subscription goes live');
+$node->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('check', 'strata')});
+$log_offset = -s $node->logfile;
+my ($pgb_out, $pgb_err);
+my $writers = strata_writers($node, 1000, \$pgb_out, \$pgb_err);
+$writers->finish;
+like($pgb_out, qr/number of failed transactions: 0/, '4,000 small transactions committed')
+  or diag($pgb_err);
+ok($node->poll_query_until('postgres', q{
+	SELECT strata.wait_for('small', (SELECT max(position) FROM strata.events), '60s')}),
+	'the subscription processed them');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || count(DISTINCT position) FROM seen_small}),
+	$node->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || count(*) FROM strata.events WHERE category LIKE 'cat%'}),
+	'every event reached it once');
+is($node->safe_psql('postgres', q{SELECT string_agg(position::text, ',' ORDER BY n) FROM seen_small}),
+	$node->safe_psql('postgres', q{
+		SELECT string_agg(data::jsonb->>'position', ',' ORDER BY o)
+		FROM pg_logical_slot_get_changes('check', NULL, NULL, 'format', 'json',
+										 'categories', 'cat1,cat2,cat3')
+			 WITH ORDINALITY AS c(lsn, xid, data, o)}),
+	'in commit order (that of a reference slot)');
+$node->safe_psql('postgres', q{SELECT pg_drop_replication_slot('check')});
+my $rewinds = () = slurp_file($node->logfile, $log_offset)
+  =~ /starting logical decoding for slot "strata_/g;
+cmp_ok($rewinds, '>', 0,
+	"the subscription fell behind over the budget and caught up: the worker decoded again $rewinds times");
 
 $node->stop;
 done_testing();
