@@ -321,13 +321,13 @@ dispatch_drop_pending(WorkerSub *sub)
 /*
  * Add the round's transactions that are past where the stream was
  * dispatched to 'sub' to what waits for its handler: at most
- * WORKER_PENDING_MAX of them, and none but the first while the
- * transactions held exceed strata.worker_memory (worker_txns.c).  A
- * subscription that is busy for long falls behind and gets the rest by
- * a rewind once its handler is free again.  The first
- * transaction after the subscription's checkpoint starts after the
- * events the checkpoint says are done (a crash in the middle of a large
- * transaction resumes where its last batch ended).
+ * WORKER_PENDING_MAX of them, and none but the first while what the
+ * subscriptions wait for exceeds strata.worker_memory (worker_txns.c).
+ * A subscription that is busy for long falls behind and gets the rest by
+ * a rewind once its handler is free again.  The first transaction after
+ * the subscription's checkpoint starts after the events the checkpoint
+ * says are done (a crash in the middle of a large transaction resumes
+ * where its last batch ended).
  */
 void
 dispatch_feed(WorkerSub *sub)

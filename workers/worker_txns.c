@@ -306,6 +306,24 @@ txns_round_release(DecodedTxn *txn)
 }
 
 /*
+ * Read 'size' bytes of 'file' at its position.  BufFile reports I/O
+ * errors itself: a short read is a file shorter than what was written.
+ */
+static void
+txns_read_exact(BufFile *file, void *ptr, Size size)
+{
+	Size got;
+
+	if (size > 0 && (got = BufFileRead(file, ptr, size)) != size)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not read the temporary file of a transaction "
+						"decoded by the strata worker: read only %zu of %zu "
+						"bytes",
+						got, size)));
+}
+
+/*
  * Read 'n' runs of 'txn' from run 'from' into 'out': from memory, or
  * from its file.
  */
@@ -314,8 +332,6 @@ txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
 {
 	int64 offset = from * (int64) sizeof(DecodedRun);
 	char  skip[BLCKSZ];
-	Size  want;
-	Size  got;
 
 	Assert(from + n <= txn->nruns);
 	if (txn->file == NULL)
@@ -323,29 +339,14 @@ txns_read_runs(DecodedTxn *txn, int64 from, int64 n, DecodedRun *out)
 		memcpy(out, txn->runs + from, sizeof(DecodedRun) * n);
 		return;
 	}
-	/* BufFile reports I/O errors itself: what is left is a short file */
 	if (BufFileSeekBlock(txn->file, offset / BLCKSZ) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("could not seek to block %lld of the temporary file "
 						"of a transaction decoded by the strata worker",
 						(long long) (offset / BLCKSZ))));
-	want = offset % BLCKSZ;
-	if (want > 0 && (got = BufFileRead(txn->file, skip, want)) != want)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("could not read the temporary file of a transaction "
-						"decoded by the strata worker: read only %zu of %zu "
-						"bytes",
-						got, want)));
-	want = sizeof(DecodedRun) * n;
-	if ((got = BufFileRead(txn->file, out, want)) != want)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("could not read the temporary file of a transaction "
-						"decoded by the strata worker: read only %zu of %zu "
-						"bytes",
-						got, want)));
+	txns_read_exact(txn->file, skip, offset % BLCKSZ);
+	txns_read_exact(txn->file, out, sizeof(DecodedRun) * n);
 }
 
 /* Set 'cur' at the event of index 'event' of 'txn' */
