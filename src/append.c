@@ -24,6 +24,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -279,6 +280,44 @@ append_parse_event(JsonbContainer *obj, int index, AppendEvent *ev)
 						 "or raise strata.max_event_size.")));
 }
 
+/* An id of a batch, and the first of its events that has it */
+typedef struct AppendIdEntry
+{
+	pg_uuid_t id; /* the key */
+	int		  index;
+} AppendIdEntry;
+
+/*
+ * Refuse evs[i] if an earlier event of the batch has its id: one hash
+ * lookup per id (made on the first id), so that a batch of any size is
+ * checked in linear time.
+ */
+static void
+append_check_repeated_id(HTAB **ids, AppendEvent *evs, int i)
+{
+	AppendIdEntry *entry;
+	bool		   found;
+
+	if (*ids == NULL)
+	{
+		HASHCTL ctl;
+
+		ctl.keysize = sizeof(pg_uuid_t);
+		ctl.entrysize = sizeof(AppendIdEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		*ids = hash_create("strata append ids", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(*ids, &evs[i].id, HASH_ENTER, &found);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events[%d] repeats the id of events[%d]", i,
+						entry->index),
+				 errdetail("Every event needs its own id.")));
+	entry->index = i;
+}
+
 /*
  * Turn the events argument (an array of event objects, or one object)
  * into validated AppendEvents.  Returns their number.
@@ -288,6 +327,7 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 {
 	int			 count;
 	AppendEvent *evs;
+	HTAB		*ids = NULL;
 
 	if (JB_ROOT_IS_SCALAR(events))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -313,20 +353,16 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 	{
 		JsonbValue *v = getIthJsonbValueFromContainer(&events->root, i);
 
+		CHECK_FOR_INTERRUPTS();
 		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("events[%d] must be a JSON object", i)));
 		append_parse_event(v->val.binary.data, i, &evs[i]);
-
-		for (int j = 0; j < i; j++)
-			if (evs[i].has_id && evs[j].has_id &&
-				memcmp(evs[i].id.data, evs[j].id.data, UUID_LEN) == 0)
-				ereport(
-					ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("events[%d] repeats the id of events[%d]", i, j),
-					 errdetail("Every event needs its own id.")));
+		if (evs[i].has_id)
+			append_check_repeated_id(&ids, evs, i);
 	}
+	if (ids != NULL)
+		hash_destroy(ids);
 
 	*out = evs;
 	return count;

@@ -235,7 +235,10 @@ registry_allocate_positions(Oid seqoid, int count, int64 *positions)
 	}
 
 	for (; i < count; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		positions[i] = nextval_internal(seqoid, false);
+	}
 }
 
 /* The lowest in-flight position of this database; the lock is held */
