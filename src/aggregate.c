@@ -384,11 +384,14 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
  * snapshot, fold the events after it, save a snapshot when due.  Returns
  * the state and sets *version to the version it reflects (-1: no event).
  * Reads under a fresh snapshot, so that a retry sees what committed.
- * 'api' is the SQL API version of the caller's entry point.
+ * 'api' is the SQL API version of the caller's entry point.  With
+ * 'may_save' false no snapshot is written (a command's retry, which holds
+ * the stream's lock, must not wait for another session's snapshot: that
+ * session may be waiting for the lock).
  */
 Jsonb *
 aggregate_load(const char *stream, const char *category, int64 at_version,
-			   int64 *version, StrataApi api)
+			   int64 *version, StrataApi api, bool may_save)
 {
 	AggregateDef def;
 	Jsonb		*state = NULL;
@@ -434,7 +437,8 @@ aggregate_load(const char *stream, const char *category, int64 at_version,
 		state =
 			aggregate_fold(stream, &def, state, start + 1, at_version, &last);
 
-	if (snapshots && last - start >= def.snapshot_every && last >= 0)
+	if (may_save && snapshots && last - start >= def.snapshot_every &&
+		last >= 0)
 		aggregate_save_snapshot(stream, category, &def, last, state);
 
 	priv_exit(&scope);
@@ -483,7 +487,7 @@ aggregate_load_entry(FunctionCallInfo fcinfo, StrataApi api)
 	/* the state is made of the events: the caller must be able to read them */
 	priv_check_read_events(GetUserId(), "strata.load");
 
-	state = aggregate_load(stream, category, at_version, &version, api);
+	state = aggregate_load(stream, category, at_version, &version, api, true);
 	values[0] = JsonbPGetDatum(state);
 	values[1] = Int64GetDatum(version);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));

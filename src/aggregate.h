@@ -18,6 +18,7 @@
 #define AGGREGATE_HEAD PG_INT64_MAX
 
 extern Jsonb *aggregate_load(const char *stream, const char *category,
-							 int64 at_version, int64 *version, StrataApi api);
+							 int64 at_version, int64 *version, StrataApi api,
+							 bool may_save);
 
 #endif /* STRATA_AGGREGATE_H */

@@ -310,11 +310,10 @@ append_check_repeated_id(HTAB **ids, AppendEvent *evs, int i)
 	}
 	entry = hash_search(*ids, &evs[i].id, HASH_ENTER, &found);
 	if (found)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("events[%d] repeats the id of events[%d]", i,
-						entry->index),
-				 errdetail("Every event needs its own id.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("events[%d] repeats the id of events[%d]", i,
+							   entry->index),
+						errdetail("Every event needs its own id.")));
 	entry->index = i;
 }
 

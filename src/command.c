@@ -9,7 +9,9 @@
  * loaded version as expected version.  Each attempt runs in a
  * subtransaction: when another writer got there first (ST001), the
  * attempt is rolled back and the command is reloaded and retried, up to
- * strata.command_retries times.  An error raised by the handler denies
+ * strata.command_retries times.  The first attempt is optimistic; a retry
+ * first takes the stream's row lock (command_lock_stream), so that it
+ * cannot lose again: under contention a command conflicts at most once.  An error raised by the handler denies
  * the command: it propagates, or, for commands defined with
  * record_rejections, a CommandRejected event is appended instead.
  *
@@ -331,6 +333,7 @@ typedef struct CommandAttempt
 	StrataApi	api;	   /* of the entry point */
 	Jsonb	   *rejection; /* non-NULL: append this, no handler */
 	int64		rejection_expected;
+	bool		retry; /* after a conflict, with the stream's lock held */
 	/* set by the attempt */
 	int64				  loaded_version;
 	volatile CommandPhase phase;
@@ -353,7 +356,7 @@ command_attempt_body(CommandAttempt *a)
 							 a->rejection_expected, a->api);
 
 	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
-						   &a->loaded_version, a->api);
+						   &a->loaded_version, a->api, !a->retry);
 
 	usercall_prepare(&uf, a->def->handler, a->def->owner,
 					 psprintf("handler of command type \"%s\"", a->type),
@@ -415,6 +418,33 @@ command_attempt(CommandAttempt *a, int64 *version, ErrorData **edata)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * After a conflict: take the stream's row lock, the one strata.append
+ * takes, in the calling transaction (not the attempt's subtransaction,
+ * whose rollback would release it), waiting for the writer that got
+ * there first.  The next attempt then loads the state that writer left,
+ * under a new snapshot, and no other append of the stream can come in
+ * between: a command conflicts at most once.  A stream that does not
+ * exist yet has no row to lock; its first appends race at its creation.
+ */
+static void
+command_lock_stream(const char *stream)
+{
+	static SPIPlanPtr plan = NULL;
+
+	SPI_connect();
+	if (SPI_execute_plan(
+			strata_prepare(&plan,
+						   "SELECT 1 FROM strata.streams "
+						   "WHERE stream OPERATOR(pg_catalog.=) $1 "
+						   "FOR NO KEY UPDATE",
+						   1, (Oid[]){TEXTOID}),
+			(Datum[]){CStringGetTextDatum(stream)}, NULL, false,
+			0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock stream \"%s\"", stream);
+	SPI_finish();
 }
 
 /*
@@ -507,6 +537,10 @@ command_execute(FunctionCallInfo fcinfo, StrataApi api)
 		FreeErrorData(edata);
 		edata = NULL;
 		CHECK_FOR_INTERRUPTS();
+
+		/* the next attempt goes after the writer that won (see above) */
+		command_lock_stream(a.stream);
+		a.retry = true;
 
 		/* The same command, executed concurrently, may have won the race */
 		if (a.has_id && command_done(a.stream, &id, &version))
