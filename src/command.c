@@ -11,9 +11,10 @@
  * attempt is rolled back and the command is reloaded and retried, up to
  * strata.command_retries times.  The first attempt is optimistic; a retry
  * first takes the stream's row lock (command_lock_stream), so that it
- * cannot lose again: under contention a command conflicts at most once.  An error raised by the handler denies
- * the command: it propagates, or, for commands defined with
- * record_rejections, a CommandRejected event is appended instead.
+ * cannot lose again: under contention a command conflicts at most once.
+ * An error raised by the handler denies the command: it propagates, or,
+ * for commands defined with record_rejections, a CommandRejected event is
+ * appended instead.
  *
  * A command may carry an id; the event it produces takes that id, so the
  * idempotency of strata.append makes a repeated command append once.
