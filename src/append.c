@@ -357,7 +357,7 @@ append_parse_events(Jsonb *events, AppendEvent **out)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("events[%d] must be a JSON object", i)));
 		append_parse_event(v->val.binary.data, i, &evs[i]);
-		if (evs[i].has_id)
+		if (evs[i].has_id && count > 1)
 			append_check_repeated_id(&ids, evs, i);
 	}
 	if (ids != NULL)

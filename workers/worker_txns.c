@@ -358,6 +358,10 @@ txns_seek(DecodedTxn *txn, TxnCursor *cur, int64 event)
 
 	Assert(event >= 0 && event <= txn->nevents);
 	cur->event = event;
+	cur->run = 0;
+	cur->in_run = 0;
+	if (event == 0)
+		return; /* the usual case: no need to read the runs */
 	for (int64 run = 0; run < txn->nruns; run += TXNS_BLOCK_RUNS)
 	{
 		int64 n = Min((int64) TXNS_BLOCK_RUNS, txn->nruns - run);
