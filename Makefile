@@ -13,6 +13,15 @@
 
 EXTENSION = strata
 MODULE_big = strata
+# The source tree: here, or VPATH in a build directory of its own (what
+# `pg_buildext build build-%v` does: make -C build-15 -f ../Makefile
+# VPATH=..).  Such a build gets the directories of its objects and
+# outputs, and the file the suites include (\i test/helpers.sql, read from
+# the directory pg_regress runs in).
+STRATA_SRC = $(or $(VPATH),.)
+ifneq ($(STRATA_SRC),.)
+$(shell mkdir -p src workers examples sql test && cp $(STRATA_SRC)/test/helpers.sql test/)
+endif
 SRC_OBJS = src/strata.o src/settings.o src/registry.o src/stream.o \
 	src/append.o src/read.o src/define.o src/aggregate.o src/command.o \
 	src/projection.o src/version.o src/decoder.o src/subscription.o \
@@ -27,9 +36,9 @@ OBJS = $(SRC_OBJS) $(WORKER_OBJS)
 # as sql/strata--<default_version of strata.control>.sql; the others are the
 # upgrade scripts and the first release's install script (the upgrade
 # chain starts from it).
-EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" strata.control)
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(STRATA_SRC)/strata.control)
 DATA_built = sql/strata--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/strata--*.sql))
+DATA = $(filter-out $(DATA_built),$(patsubst $(STRATA_SRC)/%,%,$(wildcard $(STRATA_SRC)/sql/strata--*.sql)))
 PGFILEDESC = "pg_strata - event sourcing inside PostgreSQL"
 # What strata.so links: nothing but the C library, for now.  The server
 # provides everything else; jansson, libcurl and OpenSSL come with
@@ -72,9 +81,9 @@ endif
 REGRESS = setup append expected_version idempotency bad_input reads \
 	immutability transactions privileges aggregates commands \
 	projections decoder subscriptions upgrade security grant_sets
-REGRESS_OPTS = --inputdir=test --outputdir=test/out
-ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
+REGRESS_OPTS = --inputdir=$(STRATA_SRC)/test --outputdir=test/out
+ISOLATION = $(patsubst $(STRATA_SRC)/test/specs/%.spec,%,$(sort $(wildcard $(STRATA_SRC)/test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=$(STRATA_SRC)/test --outputdir=test/out_iso --load-extension=strata
 # The suites need a server that preloads strata, with wal_level logical
 # and the other settings of test/strata.conf.  installcheck (below) runs
 # them against the server PGHOST/PGPORT name when it is set up so, and
@@ -106,7 +115,7 @@ $(DATA_built): sql/strata.sql strata.control
 	cp $< $@
 
 # PGXS does not track headers: rebuild every object when one changes.
-$(OBJS): $(wildcard src/*.h workers/*.h)
+$(OBJS): $(wildcard $(STRATA_SRC)/src/*.h $(STRATA_SRC)/workers/*.h)
 
 # The seam between src/ and workers/: nothing in src/ includes a header of
 # workers/ (checked before every build, so `make test` fails on it too).

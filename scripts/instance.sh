@@ -55,6 +55,9 @@ if [ -n "$ready" ]; then
 		AND setting <> boot_val ORDER BY name" 2>/dev/null || true)
 fi
 
+[ -n "$moved" ] && [ "$mode" != server ] &&
+	echo "installcheck: the extension's files as the server has them:" $moved >&2
+
 # PGV_OPTS is "-o name=value -o name=value ...": one setting a line
 {
 	for opt in $PGV_OPTS; do
