@@ -114,11 +114,15 @@ pkg_step meta scripts/check-meta.pl --self-test
 # strata.so and the example consumer link what they use, nothing more
 pkg_step linkage make -s check-linkage
 # make CC=clang in a copy, every warning an error: our code is clean
-# under clang too (the bitcode, compiled with clang anyway, is skipped)
+# under clang too (the bitcode, compiled with clang anyway, is skipped).
+# clang is Debian's clang package, or the clang-14 that
+# postgresql-server-dev-15 depends on.
 clang_build() {
-	local dir rc
+	local dir rc cc
+	cc=$(command -v clang || command -v clang-14) || { echo "no clang"; return 1; }
+	echo "CC=$cc: $("$cc" --version | head -1)"
 	dir=$(pkg_copy)
-	(cd "$dir" && make -s -j2 CC=clang with_llvm=no STRATA_WERROR=1 \
+	(cd "$dir" && make -s -j2 CC="$cc" with_llvm=no STRATA_WERROR=1 \
 		STRATA_ASSERTS="${STRATA_ASSERTS:-0}" && make -s check-linkage)
 	rc=$?
 	rm -rf "$dir"
