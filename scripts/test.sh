@@ -50,7 +50,7 @@ failed_before=0
 echo "== pg_regress, isolation and pgTAP in a throwaway cluster"
 # shellcheck disable=SC2086
 pg_virtualenv $PGV_OPTS bash -c '
-	make -s installcheck > test/log/installcheck.log 2>&1
+	make -s installcheck STRATA_INSTANCE=server > test/log/installcheck.log 2>&1
 	echo "installcheck exit $?" >> test/log/installcheck.log
 	createdb strata_pgtap &&
 	psql -X -q -d strata_pgtap -c "CREATE EXTENSION pgtap; CREATE EXTENSION strata;" &&
