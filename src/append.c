@@ -568,8 +568,7 @@ append_diff_text(int diff)
  * when no id is stored.
  *
  * One query reads the stored events of every id of the batch; the work
- * is linear in the size of the batch (the query's ordinality gives each
- * row's index in the batch).
+ * is linear in the size of the batch.
  */
 static bool
 append_check_ids(const char *stream, AppendEvent *evs, int count,
@@ -577,8 +576,8 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 {
 	Oid		  argtypes[1] = {UUIDARRAYOID};
 	Datum	 *ids = palloc(sizeof(Datum) * count);
-	int		 *index = palloc(sizeof(int) * count); /* of ids[j] in evs */
 	int		  nids = 0;
+	int		 *row_k; /* the index in evs of each row's event */
 	Datum	  arg;
 	int		  ret;
 	TupleDesc desc;
@@ -592,7 +591,7 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	/* the columns of the query */
 	enum
 	{
-		IDS_ORDINAL = 1,
+		IDS_ID = 1,
 		IDS_STREAM,
 		IDS_VERSION,
 		IDS_TYPE,
@@ -604,10 +603,7 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (evs[i].has_id)
-		{
-			index[nids] = i;
 			ids[nids++] = UUIDPGetDatum(&evs[i].id);
-		}
 	}
 	if (nids == 0)
 		return false;
@@ -617,9 +613,8 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	ret = SPI_execute_plan(
 		strata_prepare(
 			&plan_ids,
-			"SELECT u.o, e.stream, e.version, e.type, e.data, e.metadata "
-			"FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, o) "
-			"JOIN strata.events AS e ON e.id OPERATOR(pg_catalog.=) u.id",
+			"SELECT id, stream, version, type, data, metadata "
+			"FROM strata.events WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
 			1, argtypes),
 		&arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
@@ -630,12 +625,46 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	desc = SPI_tuptable->tupdesc;
 
 	/*
+	 * Which event of the batch each row is: through a hash table of the
+	 * batch's ids, made only now that some are stored, so that an append
+	 * of new events never builds it.
+	 */
+	row_k = palloc(sizeof(int) * SPI_processed);
+	if (count == 1)
+		row_k[0] = 0;
+	else
+	{
+		HTAB *byid = NULL;
+
+		for (int i = 0; i < count; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (evs[i].has_id)
+				append_check_repeated_id(&byid, evs, i);
+		}
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			AppendIdEntry *entry =
+				hash_search(byid,
+							DatumGetUUIDP(SPI_getbinval(
+								SPI_tuptable->vals[r], desc, IDS_ID, &isnull)),
+							HASH_FIND, NULL);
+
+			CHECK_FOR_INTERRUPTS();
+			if (entry == NULL)
+				elog(ERROR, "stored event id not found in the batch");
+			row_k[r] = entry->index;
+		}
+		hash_destroy(byid);
+	}
+
+	/*
 	 * Where the batch would begin if it is a retry: the version of its
 	 * first stored event, less that event's index.
 	 */
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		int k = index[append_row_int8(r, IDS_ORDINAL) - 1];
+		int k = row_k[r];
 
 		CHECK_FOR_INTERRUPTS();
 		if (k < first_k)
@@ -652,7 +681,7 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple tup = SPI_tuptable->vals[r];
-		int		  k = index[append_row_int8(r, IDS_ORDINAL) - 1];
+		int		  k = row_k[r];
 		int		  diff = 0;
 
 		CHECK_FOR_INTERRUPTS();
