@@ -22,6 +22,8 @@ SELECT strata.append('ledger-42', '{"type": "MoneyWithdrawn", "data": {"amount":
 \echo '=== 4. Idempotent retry: the reply was lost, the client sends the same event id again'
 SELECT strata.append('ledger-42', '{"type": "MoneyDeposited", "data": {"amount": 5}, "id": "0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b"}', 2) AS first_try;
 SELECT strata.append('ledger-42', '{"type": "MoneyDeposited", "data": {"amount": 5}, "id": "0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b"}', 2) AS retry;
+\echo '--- the same id with another amount is not a retry: ST002, nothing written'
+SELECT strata.append('ledger-42', '{"type": "MoneyDeposited", "data": {"amount": 50}, "id": "0190a5d4-7e3a-7b2c-9f1e-3c4d5e6f7a8b"}', 2) AS changed;
 SELECT count(*) AS deposits_of_5 FROM strata.read_stream('ledger-42') WHERE data->>'amount' = '5';
 
 \echo

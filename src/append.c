@@ -487,91 +487,253 @@ append_lock_stream(Datum stream, int count, bool *existed)
 	}
 }
 
+/* The parts of an event that a retry must repeat */
+#define APPEND_DIFF_TYPE	 0x01
+#define APPEND_DIFF_DATA	 0x02
+#define APPEND_DIFF_METADATA 0x04
+
+/*
+ * Is the caller's jsonb 'given' equal, as jsonb (jsonb's '='), to the
+ * stored 'stored'?  The same bytes are the same value, which is the
+ * common case of a retry; other bytes may still be equal (1.0 and 1).
+ */
+static bool
+append_jsonb_equal(Jsonb *given, Datum stored)
+{
+	Jsonb *s = DatumGetJsonbP(stored);
+	bool   equal;
+
+	equal =
+		(VARSIZE(given) == VARSIZE(s) &&
+		 memcmp(VARDATA(given), VARDATA(s), VARSIZE(given) - VARHDRSZ) == 0) ||
+		compareJsonbContainers(&given->root, &s->root) == 0;
+	/* a detoasted copy: a batch's copies would add up */
+	if ((Pointer) s != DatumGetPointer(stored))
+		pfree(s);
+	return equal;
+}
+
+/* Is the text datum 'd' the string 's'? */
+static bool
+append_text_equal(Datum d, const char *s)
+{
+	text  *t = DatumGetTextPP(d);
+	size_t len = VARSIZE_ANY_EXHDR(t);
+
+	return len == strlen(s) && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/* The bigint in column 'col' of row 'r' of SPI_tuptable (never NULL) */
+static int64
+append_row_int8(uint64 r, int col)
+{
+	bool isnull;
+
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+									   SPI_tuptable->tupdesc, col, &isnull));
+}
+
+/* "type", "data and metadata", ...: the parts 'diff' names. */
+static const char *
+append_diff_text(int diff)
+{
+	const char *parts[3];
+	int			n = 0;
+
+	if (diff & APPEND_DIFF_TYPE)
+		parts[n++] = "type";
+	if (diff & APPEND_DIFF_DATA)
+		parts[n++] = "data";
+	if (diff & APPEND_DIFF_METADATA)
+		parts[n++] = "metadata";
+	Assert(n > 0);
+	if (n == 1)
+		return parts[0];
+	if (n == 2)
+		return psprintf("%s and %s", parts[0], parts[1]);
+	return psprintf("%s, %s and %s", parts[0], parts[1], parts[2]);
+}
+
 /*
  * If some of the events' ids are already stored, decide between an
- * idempotent retry (all of them stored, in order, at consecutive versions
- * of this stream, where this call's expected version would have put them)
- * and a conflict (ST002).  Returns true and sets *version to the version
- * of the last stored event for a retry; false when no id is stored.
+ * idempotent retry and a conflict.  A retry has all of the batch stored,
+ * in order, at consecutive versions of this stream, with the same type,
+ * data and metadata (compared as jsonb) when 'check_content', and where
+ * this call's expected version would have put them.  Otherwise: ST002
+ * (an id stored elsewhere, part of the batch stored, or the same ids with
+ * other content) or ST001 (the same events, but not where the expected
+ * version would have put them).  Errors name the first event of the
+ * batch, in batch order, that has the problem.  Returns true and sets
+ * *version to the version of the last stored event for a retry; false
+ * when no id is stored.
+ *
+ * One query reads the stored events of every id of the batch; the work
+ * is linear in the size of the batch.
  */
 static bool
 append_check_ids(const char *stream, AppendEvent *evs, int count,
-				 int64 expected, int64 *version)
+				 int64 expected, bool check_content, int64 *version)
 {
-	Oid	   argtypes[1] = {UUIDARRAYOID};
-	Datum *ids = palloc(sizeof(Datum) * count);
-	int	   nids = 0;
-	Datum  arg;
-	int	   ret;
-	int64  first = -1;
-	int	   matched = 0;
+	Oid		  argtypes[1] = {UUIDARRAYOID};
+	Datum	 *ids = palloc(sizeof(Datum) * count);
+	int		  nids = 0;
+	int		 *row_k; /* the index in evs of each row's event */
+	Datum	  arg;
+	int		  ret;
+	TupleDesc desc;
+	int64	  first = -1;
+	int		  first_k = count;
+	int64	  misplaced_r = -1, differing_r = -1;
+	int		  misplaced_k = count, differing_k = count;
+	int		  differing = 0;
+	bool	  isnull;
 
 	/* the columns of the query */
 	enum
 	{
 		IDS_ID = 1,
 		IDS_STREAM,
-		IDS_VERSION
+		IDS_VERSION,
+		IDS_TYPE,
+		IDS_DATA,
+		IDS_METADATA
 	};
 
 	for (int i = 0; i < count; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (evs[i].has_id)
 			ids[nids++] = UUIDPGetDatum(&evs[i].id);
+	}
 	if (nids == 0)
 		return false;
 
 	arg = PointerGetDatum(
 		construct_array(ids, nids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	ret = SPI_execute_plan(
-		strata_prepare(&plan_ids,
-					   "SELECT id, stream, version FROM strata.events "
-					   "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-					   1, argtypes),
+		strata_prepare(
+			&plan_ids,
+			"SELECT id, stream, version, type, data, metadata "
+			"FROM strata.events WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+			1, argtypes),
 		&arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not look up event ids: %s",
 			 SPI_result_code_string(ret));
 	if (SPI_processed == 0)
 		return false;
+	desc = SPI_tuptable->tupdesc;
 
-	for (uint64 r = 0; r < SPI_processed; r++)
+	/*
+	 * Which event of the batch each row is: through a hash table of the
+	 * batch's ids, made only now that some are stored, so that an append
+	 * of new events never builds it.
+	 */
+	row_k = palloc(sizeof(int) * SPI_processed);
+	if (count == 1)
+		row_k[0] = 0;
+	else
 	{
-		HeapTuple  tup = SPI_tuptable->vals[r];
-		TupleDesc  desc = SPI_tuptable->tupdesc;
-		bool	   isnull;
-		pg_uuid_t *id =
-			DatumGetUUIDP(SPI_getbinval(tup, desc, IDS_ID, &isnull));
-		char *s =
-			TextDatumGetCString(SPI_getbinval(tup, desc, IDS_STREAM, &isnull));
-		int64 v =
-			DatumGetInt64(SPI_getbinval(tup, desc, IDS_VERSION, &isnull));
-		int k;
+		HTAB *byid = NULL;
 
-		for (k = 0; k < count; k++)
-			if (evs[k].has_id &&
-				memcmp(evs[k].id.data, id->data, UUID_LEN) == 0)
-				break;
-		Assert(k < count);
+		for (int i = 0; i < count; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (evs[i].has_id)
+				append_check_repeated_id(&byid, evs, i);
+		}
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			AppendIdEntry *entry =
+				hash_search(byid,
+							DatumGetUUIDP(SPI_getbinval(
+								SPI_tuptable->vals[r], desc, IDS_ID, &isnull)),
+							HASH_FIND, NULL);
 
-		if (strcmp(s, stream) != 0 || (r > 0 && v - k != first) ||
-			(r == 0 && v - k < 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
-					 errmsg("event id %s is already used by another event",
-							DatumGetCString(DirectFunctionCall1(
-								uuid_out, UUIDPGetDatum(id)))),
-					 errdetail("The id is stored in stream \"%s\" at "
-							   "version " INT64_FORMAT ".",
-							   s, v),
-					 errhint("Give each event a new id; reuse an id only to "
-							 "retry the very same append.")));
-		if (r == 0)
-			first = v - k;
-		matched++;
+			CHECK_FOR_INTERRUPTS();
+			if (entry == NULL)
+				elog(ERROR, "stored event id not found in the batch");
+			row_k[r] = entry->index;
+		}
+		hash_destroy(byid);
 	}
 
+	/*
+	 * Where the batch would begin if it is a retry: the version of its
+	 * first stored event, less that event's index.
+	 */
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		int k = row_k[r];
+
+		CHECK_FOR_INTERRUPTS();
+		if (k < first_k)
+		{
+			first_k = k;
+			first = append_row_int8(r, IDS_VERSION) - k;
+		}
+	}
+
+	/*
+	 * Find the first event of the batch stored elsewhere (another stream,
+	 * another version), and the first stored with other content.
+	 */
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[r];
+		int		  k = row_k[r];
+		int		  diff = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (first < 0 || append_row_int8(r, IDS_VERSION) - k != first ||
+			!append_text_equal(SPI_getbinval(tup, desc, IDS_STREAM, &isnull),
+							   stream))
+		{
+			if (k < misplaced_k)
+			{
+				misplaced_k = k;
+				misplaced_r = r;
+			}
+			continue;
+		}
+		if (!check_content || misplaced_r >= 0 || k > differing_k)
+			continue;
+
+		if (!append_text_equal(SPI_getbinval(tup, desc, IDS_TYPE, &isnull),
+							   evs[k].type))
+			diff |= APPEND_DIFF_TYPE;
+		if (!append_jsonb_equal(evs[k].data,
+								SPI_getbinval(tup, desc, IDS_DATA, &isnull)))
+			diff |= APPEND_DIFF_DATA;
+		if (!append_jsonb_equal(
+				evs[k].metadata,
+				SPI_getbinval(tup, desc, IDS_METADATA, &isnull)))
+			diff |= APPEND_DIFF_METADATA;
+		if (diff != 0)
+		{
+			differing_k = k;
+			differing_r = r;
+			differing = diff;
+		}
+	}
+
+	if (misplaced_r >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+				 errmsg("event id %s is already used by another event",
+						DatumGetCString(DirectFunctionCall1(
+							uuid_out, UUIDPGetDatum(&evs[misplaced_k].id)))),
+				 errdetail("The id is stored in stream \"%s\" at "
+						   "version " INT64_FORMAT ".",
+						   TextDatumGetCString(
+							   SPI_getbinval(SPI_tuptable->vals[misplaced_r],
+											 desc, IDS_STREAM, &isnull)),
+						   append_row_int8(misplaced_r, IDS_VERSION)),
+				 errhint("Give each event a new id; reuse an id only to "
+						 "retry the very same append.")));
+
 	/* Some ids of the batch stored, others not: not a retry */
-	if (matched != count)
+	if (SPI_processed != (uint64) count)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
 				 errmsg("append to stream \"%s\" partly repeats stored events",
@@ -579,9 +741,25 @@ append_check_ids(const char *stream, AppendEvent *evs, int count,
 				 errdetail("%d of the %d events are already stored at "
 						   "versions from " INT64_FORMAT "; the others are "
 						   "new or have no id.",
-						   matched, count, first),
+						   (int) SPI_processed, count, first + first_k),
 				 errhint("Retry an append with exactly the same events, or "
 						 "give the new events new ids.")));
+
+	/* The same ids at the same place, with other content: not a retry */
+	if (differing_r >= 0)
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_STRATA_DUPLICATE_EVENT_ID),
+			 errmsg("event id %s is already used with different content",
+					DatumGetCString(DirectFunctionCall1(
+						uuid_out, UUIDPGetDatum(&evs[differing_k].id)))),
+			 errdetail("events[%d] differs in %s from the event stored "
+					   "with that id in stream \"%s\" at version " INT64_FORMAT
+					   ".",
+					   differing_k, append_diff_text(differing), stream,
+					   append_row_int8(differing_r, IDS_VERSION)),
+			 errhint("Retry an append with exactly the same events, or "
+					 "give changed events new ids.")));
 
 	/* The whole batch is stored: a retry, if the expected version fits */
 	if (!append_expected_matches(expected, first - 1))
@@ -764,11 +942,14 @@ append_insert(Datum stream, const char *category_s, AppendEvent *evs,
  * expected version, and return the stream's new version.  The body of
  * strata.append(), also used by strata.execute(), under the SQL API
  * version 'api' of their entry point.  'stream' must have been validated
- * by stream_name_arg().
+ * by stream_name_arg().  With 'check_content', an idempotent retry must
+ * repeat the stored events' type, data and metadata (strata.append);
+ * without, the ids and their place decide alone (strata.execute, whose
+ * command id names the command, not the event its handler returns).
  */
 int64
 append_events(const char *stream, const char *category, Jsonb *events,
-			  int64 expected, StrataApi api)
+			  int64 expected, StrataApi api, bool check_content)
 {
 	Datum		 stream_d;
 	AppendEvent *evs;
@@ -791,7 +972,8 @@ append_events(const char *stream, const char *category, Jsonb *events,
 
 	current = append_lock_stream(stream_d, count, &existed);
 
-	if (append_check_ids(stream, evs, count, expected, &version))
+	if (append_check_ids(stream, evs, count, expected, check_content,
+						 &version))
 	{
 		/* An idempotent retry: write nothing */
 		if (existed)
@@ -840,7 +1022,7 @@ append_entry(FunctionCallInfo fcinfo, StrataApi api)
 
 	stream = stream_name_arg(PG_GETARG_TEXT_PP(0), &category);
 	PG_RETURN_INT64(append_events(stream, category, PG_GETARG_JSONB_P(1),
-								  append_expected_arg(fcinfo), api));
+								  append_expected_arg(fcinfo), api, true));
 }
 
 /* strata.append under 0.1.0: no projections yet */

@@ -23,6 +23,7 @@
 
 extern bool	 append_parse_uuid(const char *s, int len, pg_uuid_t *out);
 extern int64 append_events(const char *stream, const char *category,
-						   Jsonb *events, int64 expected, StrataApi api);
+						   Jsonb *events, int64 expected, StrataApi api,
+						   bool check_content);
 
 #endif /* STRATA_APPEND_H */

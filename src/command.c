@@ -17,7 +17,11 @@
  * appended instead.
  *
  * A command may carry an id; the event it produces takes that id, so the
- * idempotency of strata.append makes a repeated command append once.
+ * idempotency of strata.append makes a repeated command append once.  The
+ * command id names the command: a repeat returns the version of the event
+ * stored with it, without comparing that event with what the handler
+ * returns now (append_events without check_content), nor the commands
+ * (they are not stored).
  *
  *-------------------------------------------------------------------------
  */
@@ -352,9 +356,16 @@ command_attempt_body(CommandAttempt *a)
 	PrivScope	  scope;
 	UserCallEvent ev = {.kind = USERCALL_COMMAND};
 
+	/*
+	 * With a command id, the event takes it and that id names the command:
+	 * an event stored with it is the command's outcome, whatever this
+	 * attempt's handler returned (a repeat that raced the first execution
+	 * returns it, as one that came after, in command_execute).  An id the
+	 * handler gave its event itself is checked as strata.append checks.
+	 */
 	if (a->rejection != NULL)
 		return append_events(a->stream, a->category, a->rejection,
-							 a->rejection_expected, a->api);
+							 a->rejection_expected, a->api, !a->has_id);
 
 	state = aggregate_load(a->stream, a->category, AGGREGATE_HEAD,
 						   &a->loaded_version, a->api, !a->retry);
@@ -387,7 +398,7 @@ command_attempt_body(CommandAttempt *a)
 	return append_events(a->stream, a->category,
 						 command_event(result, a->type, a->command_id,
 									   a->has_id, a->def->handler),
-						 a->loaded_version, a->api);
+						 a->loaded_version, a->api, !a->has_id);
 }
 
 static bool

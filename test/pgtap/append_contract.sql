@@ -1,7 +1,7 @@
 -- append_contract.sql (pgTAP): the append contract as assertions: return
 -- values, SQLSTATEs of every refusal, and that a refusal writes nothing.
 BEGIN;
-SELECT plan(24);
+SELECT plan(31);
 
 SELECT is(strata.append('tap-1', '{"type": "A"}', -1), 0::bigint, 'new stream starts at version 0');
 SELECT is(strata.append('tap-1', '[{"type": "B"}, {"type": "C"}]', 0), 2::bigint, 'a batch returns the last version');
@@ -18,6 +18,17 @@ SELECT is(strata.append('tap-3', '{"type": "A", "id": "11111111-1111-7111-8111-1
 SELECT is(strata.append('tap-3', '{"type": "A", "id": "11111111-1111-7111-8111-111111111111"}'), 0::bigint, 'the retry returns the same version');
 SELECT is((SELECT count(*)::int FROM strata.events WHERE stream = 'tap-3'), 1, 'the retry wrote nothing');
 SELECT throws_ok($$SELECT strata.append('tap-4', '{"type": "A", "id": "11111111-1111-7111-8111-111111111111"}')$$, 'ST002', NULL, 'an id of another stream: ST002');
+SELECT is(strata.append('tap-3', '[{"type": "B", "id": "22222222-2222-7222-8222-222222222222", "data": {"a": 1, "b": [1, 2]}, "metadata": {"m": 1}}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333"}]'), 2::bigint, 'a batch with ids');
+SELECT is(strata.append('tap-3', '[{"metadata": {"m": 1.0}, "data": {"b": [1, 2], "a": 1}, "type": "B", "id": "22222222-2222-7222-8222-222222222222"}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333", "data": {}, "metadata": null}]'), 2::bigint, 'a retry is compared as jsonb: key order and 1.0 for 1 do not matter');
+SELECT is((SELECT count(*)::int FROM strata.events WHERE stream = 'tap-3'), 3, 'the exact retry wrote nothing');
+SELECT throws_ok($$SELECT strata.append('tap-3', '[{"type": "X", "id": "22222222-2222-7222-8222-222222222222", "data": {"a": 1, "b": [1, 2]}, "metadata": {"m": 1}}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333"}]')$$,
+	'ST002', 'event id 22222222-2222-7222-8222-222222222222 is already used with different content', 'the same id with another type: ST002');
+SELECT throws_ok($$SELECT strata.append('tap-3', '[{"type": "B", "id": "22222222-2222-7222-8222-222222222222", "data": {"a": 1, "b": [2, 1]}, "metadata": {"m": 1}}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333"}]')$$,
+	'ST002', NULL, 'the same id with other data: ST002');
+SELECT throws_ok($$SELECT strata.append('tap-3', '[{"type": "B", "id": "22222222-2222-7222-8222-222222222222", "data": {"a": 1, "b": [1, 2]}}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333"}]')$$,
+	'ST002', NULL, 'the same id without its metadata: ST002');
+SELECT throws_ok($$SELECT strata.append('tap-3', '[{"type": "B", "id": "22222222-2222-7222-8222-222222222222", "data": {"a": 1, "b": [1, 2]}, "metadata": {"m": 1}}, {"type": "C", "id": "33333333-3333-7333-8333-333333333333", "metadata": {"m": 2}}]')$$,
+	'ST002', 'event id 33333333-3333-7333-8333-333333333333 is already used with different content', 'a difference in the second event names it: ST002');
 
 SELECT throws_ok($$SELECT strata.append('tap-5', '3')$$, '22023', NULL, 'scalar events: 22023');
 SELECT throws_ok($$SELECT strata.append('tap-5', '[]')$$, '22023', NULL, 'empty array: 22023');

@@ -77,6 +77,16 @@ SELECT strata.execute('todo-2', '{"type": "CreateList", "title": "work", "id": "
 SELECT strata.execute('todo-2', '{"type": "AddItem", "text": "report", "id": "00000000-0000-7000-8000-0000000000c2"}');
 SELECT strata.execute('todo-2', '{"type": "AddItem", "text": "report", "id": "00000000-0000-7000-8000-0000000000c2"}');
 SELECT version, type, id, metadata FROM strata.read_stream('todo-2');
+-- the command id names the command: executed again with another payload, it
+-- returns the version of the event the first execution appended, and the
+-- handler does not run (the command itself is not stored to compare)
+SELECT strata.execute('todo-2', '{"type": "AddItem", "text": "other", "id": "00000000-0000-7000-8000-0000000000c2"}');
+SELECT version, type, data FROM strata.read_stream('todo-2');
+-- an id the handler gives its event itself (the command has none) is an
+-- event id as in strata.append: reused with other content, ST002
+SELECT strata.execute('todo-8', '{"type": "Bad", "result": {"type": "Noted", "id": "00000000-0000-7000-8000-0000000000c8", "data": {"n": 1}}}');
+SELECT strata.execute('todo-8', '{"type": "Bad", "result": {"type": "Noted", "id": "00000000-0000-7000-8000-0000000000c8", "data": {"n": 2}}}');
+SELECT version, type, data FROM strata.read_stream('todo-8');
 -- a command id used on another stream
 SELECT strata.execute('todo-3', '{"type": "CreateList", "title": "x", "id": "00000000-0000-7000-8000-0000000000c1"}');
 -- a rejected command with an id is recorded once too
