@@ -3,6 +3,8 @@
 #   make && make install    build and install strata.so and the SQL files
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
+#   make doctest            the SQL examples of README.md and docs/ (installed
+#                           extension: scripts/doctest.sh)
 #   make bench              the benchmarks of bench/
 #   make test-valgrind      pg_regress and isolation with the server under
 #                           valgrind (scripts/valgrind.sh)
@@ -61,7 +63,7 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso --load-extension=strata
 
-EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/tmp_check \
+EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/out_doc test/tmp_check \
 	examples/strata_consumer .build-flags
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
@@ -112,7 +114,7 @@ examples/strata_consumer: examples/strata_consumer.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 endif
 
-.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout FORCE
+.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout FORCE doctest
 
 tap:
 	$(prove_installcheck)
@@ -129,6 +131,10 @@ test:
 	scripts/deps.sh
 	scripts/build.sh
 	scripts/test.sh
+
+# the SQL examples of the docs, as written, against the installed extension
+doctest:
+	scripts/doctest.sh
 
 # asserts on unless STRATA_ASSERTS=0: this is a checking run
 test-valgrind:
