@@ -3,8 +3,9 @@
 #   make && make install    build and install strata.so and the SQL files
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
-#   make doctest            the SQL examples of README.md and docs/ (installed
-#                           extension: scripts/doctest.sh)
+#   make doctest            the SQL examples of README.md and docs/ against the
+#                           installed extension (scripts/doctest.sh), and every
+#                           SQLSTATE raised in docs/errors.md (scripts/errcodes.pl)
 #   make bench              the benchmarks of bench/
 #   make test-valgrind      pg_regress and isolation with the server under
 #                           valgrind (scripts/valgrind.sh)
@@ -135,6 +136,7 @@ test:
 # the SQL examples of the docs, as written, against the installed extension
 doctest:
 	scripts/doctest.sh
+	scripts/errcodes.pl
 
 # asserts on unless STRATA_ASSERTS=0: this is a checking run
 test-valgrind:

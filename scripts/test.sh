@@ -3,7 +3,9 @@
 # with one line "N passed, N failed" (N counts test files).
 #   1. pg_regress and isolation specs (make installcheck) and pgTAP
 #      (pg_prove) in a throwaway pg_virtualenv cluster;
-#   2. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
+#   2. the SQL blocks of the docs (scripts/doctest.sh) in another one, and
+#      the check that docs/errors.md has every SQLSTATE (scripts/errcodes.pl);
+#   3. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
 #      as the postgres user on a copy of the tree when run as root.
 set -u
 cd "$(dirname "$0")/.."
@@ -74,6 +76,24 @@ if [ -f "$LOG/pgtap.log" ]; then
 else
 	echo "pgTAP did not run"; failed=$((failed + 1))
 fi
+
+# the docs: their SQL blocks as written, one step per file
+# (scripts/doctest.sh), and every SQLSTATE the C code raises documented
+# (scripts/errcodes.pl), one step
+echo "== the SQL examples of the docs, and docs/errors.md"
+scripts/doctest.sh > "$LOG/doctest.log" 2>&1
+doctest_rc=$?
+scripts/errcodes.pl >> "$LOG/doctest.log" 2>&1
+cat "$LOG/doctest.log"
+p=$(grep -cE '^(doctest [^ ]+|errcodes) \.\.\. ok' "$LOG/doctest.log")
+f=$(grep -cE '^(doctest [^ ]+|errcodes) \.\.\. FAILED' "$LOG/doctest.log")
+if [ "$doctest_rc" -ne 0 ] && ! grep -q '^doctest .* FAILED' "$LOG/doctest.log"; then
+	f=$((f + 1))    # it failed outside any file
+fi
+passed=$((passed + p))
+failed=$((failed + f))
+echo "docs: $p passed, $f failed"
+failed_before=$failed
 
 echo "== TAP tests (PostgreSQL::Test::Cluster)"
 if [ "$(id -u)" -eq 0 ]; then
