@@ -13,7 +13,8 @@
 #   -- DETAIL:  ...      -- HINT:  ...       SQLSTATE part is optional
 #   --> text                                 one row of its result, as
 #                                            `psql -At -F ' | '` prints it
-# Any other comment is prose.
+# Any other comment is prose.  A statement ends with `;`, or with a psql
+# command that runs it (`\gexec`, `\gset`).
 package StrataDoc;
 
 use strict;
@@ -124,6 +125,21 @@ sub sql_statements
 			my $cmd = substr($text, $i, $end - $i);
 			$last = {
 				sql => $cmd, meta => 1, line => $line,
+				results => [], errors => []
+			};
+			push @stmts, $last;
+			$cur = '';
+			$i = $end;
+			next;
+		}
+		if ($c eq '\\')
+		{
+			# \g, \gexec, \gset...: the rest of the line runs the statement
+			my $end = index($text, "\n", $i);
+			$end = $len if $end < 0;
+			$cur .= substr($text, $i, $end - $i);
+			$last = {
+				sql => $cur, meta => 0, line => $curline,
 				results => [], errors => []
 			};
 			push @stmts, $last;
