@@ -1,8 +1,11 @@
 # scripts/cluster.sh: sourced by the scripts that start a throwaway cluster.
-# PGV_OPTS holds the pg_virtualenv options every such cluster gets.
-PGV_OPTS="-o shared_preload_libraries=strata -o wal_level=logical \
--o max_prepared_transactions=4 -o max_replication_slots=8 \
--o max_wal_senders=8 -o max_worker_processes=16"
+# PGV_OPTS holds the pg_virtualenv options every such cluster gets: the
+# settings of test/strata.conf, one "-o name=value" each.
+# (bash names the sourced file in BASH_SOURCE; scripts/pgv, a sh script,
+# lives beside this one)
+STRATA_TEST_CONF="$(dirname "${BASH_SOURCE:-$0}")/../test/strata.conf"
+PGV_OPTS=$(sed -n 's/^[[:space:]]*\([a-z_.]*\)[[:space:]]*=[[:space:]]*\([^[:space:]#]*\).*/-o \1=\2/p' \
+	"$STRATA_TEST_CONF" | paste -sd' ')
 # PostgreSQL 15.19 and later allow only the output plugins named in
 # output_plugin_libraries; older servers do not know the parameter and
 # would refuse to start with it, so it is set only where it exists.  No

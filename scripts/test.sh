@@ -3,9 +3,11 @@
 # with one line "N passed, N failed" (N counts test files).
 #   1. pg_regress and isolation specs (make installcheck) and pgTAP
 #      (pg_prove) in a throwaway pg_virtualenv cluster;
-#   2. the SQL blocks of the docs (scripts/doctest.sh) in another one, and
-#      the check that docs/errors.md has every SQLSTATE (scripts/errcodes.pl);
-#   3. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
+#   2. packaging: META.json against the PGXN spec, what strata.so links,
+#      a build with clang, and a packager's `pg_buildext installcheck`;
+#   3. the SQL blocks of the docs (scripts/doctest.sh) in another cluster,
+#      and the check that docs/errors.md has every SQLSTATE (scripts/errcodes.pl);
+#   4. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
 #      as the postgres user on a copy of the tree when run as root.
 set -u
 cd "$(dirname "$0")/.."
@@ -50,7 +52,7 @@ failed_before=0
 echo "== pg_regress, isolation and pgTAP in a throwaway cluster"
 # shellcheck disable=SC2086
 pg_virtualenv $PGV_OPTS bash -c '
-	make -s installcheck > test/log/installcheck.log 2>&1
+	make -s installcheck STRATA_INSTANCE=server > test/log/installcheck.log 2>&1
 	echo "installcheck exit $?" >> test/log/installcheck.log
 	createdb strata_pgtap &&
 	psql -X -q -d strata_pgtap -c "CREATE EXTENSION pgtap; CREATE EXTENSION strata;" &&
@@ -76,6 +78,88 @@ if [ -f "$LOG/pgtap.log" ]; then
 else
 	echo "pgTAP did not run"; failed=$((failed + 1))
 fi
+
+echo "== packaging: META.json, linkage, clang, the packagers' installcheck"
+# Each check counts as one test: "name ... ok" or "name ... FAILED", with
+# its output in test/log/<name>.log.
+pkg_step() {
+	local name=$1 start
+	shift
+	start=$(date +%s)
+	if "$@" > "$LOG/$name.log" 2>&1; then
+		echo "$name ... ok ($(($(date +%s) - start)) s)"
+		passed=$((passed + 1))
+	else
+		echo "$name ... FAILED ($(($(date +%s) - start)) s; test/log/$name.log):"
+		tail -20 "$LOG/$name.log"
+		failed=$((failed + 1))
+	fi
+	failed_before=$failed
+}
+# a copy of the tree without the build's products, for the builds below;
+# owned by postgres when run as root (initdb refuses root)
+pkg_copy() {
+	local dir
+	dir=$(mktemp -d /tmp/strata-pkg.XXXXXX)
+	tar -c --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
+		--exclude=./test/log --exclude=./test/out --exclude=./test/out_iso --exclude=./test/out_doc \
+		--exclude=./test/tmp_check --exclude=./tmp_check --exclude=./.build-flags \
+		--exclude=./examples/strata_consumer . | tar -x -C "$dir"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+	echo "$dir"
+}
+as_builder() {
+	if [ "$(id -u)" -eq 0 ]; then su postgres -c "$1"; else sh -c "$1"; fi
+}
+# the PGXN metadata, against the spec and strata.control
+pkg_step meta scripts/check-meta.pl --self-test
+# strata.so and the example consumer link what they use, nothing more
+pkg_step linkage make -s check-linkage
+# make CC=clang in a copy, every warning an error: our code is clean
+# under clang too (the bitcode, compiled with clang anyway, is skipped).
+# clang is Debian's clang package, or the clang-14 that
+# postgresql-server-dev-15 depends on.
+clang_build() {
+	local dir rc cc
+	cc=$(command -v clang || command -v clang-14) || { echo "no clang"; return 1; }
+	echo "CC=$cc: $("$cc" --version | head -1)"
+	dir=$(pkg_copy)
+	(cd "$dir" && make -s -j2 CC="$cc" with_llvm=no STRATA_WERROR=1 \
+		STRATA_ASSERTS="${STRATA_ASSERTS:-0}" && make -s check-linkage)
+	rc=$?
+	rm -rf "$dir"
+	return $rc
+}
+pkg_step clang clang_build
+# A packager's test, word for word: `pg_buildext installcheck` in the
+# source tree of a package (debian/pgversions names the versions), twice:
+# as a package build runs it, as a user who is not root (make installcheck
+# starts its own instance with test/strata.conf), and as autopkgtest does,
+# as root (make installcheck starts a pg_virtualenv cluster with those
+# settings); see docs/testing.md, "Packaging".  The extension is the one
+# installed above.
+packager_installcheck() {
+	local dir rc=0
+	dir=$(pkg_copy)
+	mkdir -p "$dir/debian" &&
+		"${PG_CONFIG:-pg_config}" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/' > "$dir/debian/pgversions"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir/debian"
+	echo "-- as the build user"
+	as_builder "cd '$dir' && pg_buildext installcheck" || rc=1
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "-- as root"
+		(cd "$dir" && pg_buildext installcheck) || rc=1
+	else
+		echo "-- not as root: this run is not root"
+	fi
+	# pg_buildext cleans the tree after a success (so the Assert check
+	# below sees only the suites' first run); the outputs of a failure
+	cp -r "$dir/test/out" "$LOG/packager-out" 2>/dev/null
+	cp -r "$dir/test/out_iso" "$LOG/packager-out_iso" 2>/dev/null
+	rm -rf "$dir"
+	return $rc
+}
+pkg_step packager-installcheck packager_installcheck
 
 # the docs: their SQL blocks as written, one step per file
 # (scripts/doctest.sh), and every SQLSTATE the C code raises documented

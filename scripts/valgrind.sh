@@ -169,7 +169,8 @@ fi
 # seconds (300) and gives up after twice that; under valgrind a step is
 # 20 to 50 times slower, so allow an hour.
 export PGISOLATIONTIMEOUT=3600
-make -s installcheck "$@" > "$LOG/installcheck.log" 2>&1
+# against this server, never an instance of installcheck's own
+make -s installcheck STRATA_INSTANCE=server "$@" > "$LOG/installcheck.log" 2>&1
 rc=$?
 echo "installcheck exit $rc" >> "$LOG/installcheck.log"
 stop_server

@@ -37,6 +37,7 @@
 #include "define.h"
 #include "events.h"
 #include "privilege.h"
+#include "progress.h"
 #include "projection.h"
 #include "stream.h"
 #include "subscription.h"
@@ -632,7 +633,8 @@ strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 	char			  nulls[2];
 	ProjectionDef	  def;
 	int64			  total;
-	int64			  done = 0;
+	int64			  last = 0;
+	volatile int64	  done = 0;
 	Portal			  portal;
 	TimestampTz		  last_notice;
 	MemoryContext	  eventcxt;
@@ -722,7 +724,9 @@ strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(
 			strata_prepare(
 				&plan_count,
-				"SELECT pg_catalog.count(*) FROM strata.events WHERE "
+				"SELECT pg_catalog.count(*), "
+				"COALESCE(pg_catalog.max(position), 0) "
+				"FROM strata.events WHERE "
 				"($1 IS NULL OR category OPERATOR(pg_catalog.=) ANY ($1)) AND "
 				"($2 IS NULL OR type OPERATOR(pg_catalog.=) ANY ($2))",
 				2, argtypes),
@@ -733,6 +737,8 @@ strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 
 		total = DatumGetInt64(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
 	}
 
 	portal = SPI_cursor_open(
@@ -749,50 +755,65 @@ strata_rebuild_projection_0_4(PG_FUNCTION_ARGS)
 	eventcxt = AllocSetContextCreate(
 		CurrentMemoryContext, "strata rebuild event", ALLOCSET_DEFAULT_SIZES);
 	last_notice = GetCurrentTimestamp();
-	for (;;)
+
+	/* every session sees how far it is in strata.progress */
+	(void) progress_begin(PROGRESS_REBUILD, name, def.owner, 0, last, total);
+	PG_TRY();
 	{
-		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (;;)
 		{
-			bool		  isnull;
-			Datum		  event = SPI_getbinval(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 1, &isnull);
-			Datum		  row[Natts_events];
-			bool		  rownulls[Natts_events];
-			HeapTupleData tmp;
-			TupleDesc	  desc;
-
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(eventcxt);
-
-			/* the columns, for the error context */
-			desc = lookup_rowtype_tupdesc(define_events_type(), -1);
-			events_check_desc(desc);
-			tmp.t_len =
-				HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(event));
-			tmp.t_data = DatumGetHeapTupleHeader(event);
-			heap_deform_tuple(&tmp, desc, row, rownulls);
-			ReleaseTupleDesc(desc);
-
-			projection_call(&def, event, row);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(eventcxt);
-			done++;
-
-			if (TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(),
-										   PROJECTION_PROGRESS_SECS * 1000))
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
 			{
-				ereport(NOTICE,
+				bool		  isnull;
+				Datum		  event = SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1, &isnull);
+				Datum		  row[Natts_events];
+				bool		  rownulls[Natts_events];
+				HeapTupleData tmp;
+				TupleDesc	  desc;
+
+				CHECK_FOR_INTERRUPTS();
+				old = MemoryContextSwitchTo(eventcxt);
+
+				/* the columns, for the error context */
+				desc = lookup_rowtype_tupdesc(define_events_type(), -1);
+				events_check_desc(desc);
+				tmp.t_len = HeapTupleHeaderGetDatumLength(
+					DatumGetHeapTupleHeader(event));
+				tmp.t_data = DatumGetHeapTupleHeader(event);
+				heap_deform_tuple(&tmp, desc, row, rownulls);
+				ReleaseTupleDesc(desc);
+
+				projection_call(&def, event, row);
+				progress_advance(DatumGetInt64(row[Anum_events_position - 1]),
+								 1);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(eventcxt);
+				done++;
+
+				if (TimestampDifferenceExceeds(
+						last_notice, GetCurrentTimestamp(),
+						PROJECTION_PROGRESS_SECS * 1000))
+				{
+					ereport(
+						NOTICE,
 						(errmsg("rebuilding projection \"%s\": " INT64_FORMAT
 								" of " INT64_FORMAT " events",
 								name, done, total)));
-				last_notice = GetCurrentTimestamp();
+					last_notice = GetCurrentTimestamp();
+				}
 			}
+			SPI_freetuptable(SPI_tuptable);
 		}
-		SPI_freetuptable(SPI_tuptable);
 	}
+	PG_FINALLY();
+	{
+		progress_end();
+	}
+	PG_END_TRY();
 	SPI_cursor_close(portal);
 	MemoryContextDelete(eventcxt);
 	SPI_finish();

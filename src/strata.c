@@ -28,6 +28,7 @@
 
 #include "strata.h"
 #include "privilege.h"
+#include "progress.h"
 #include "registry.h"
 #include "settings.h"
 #include "workers.h"
@@ -51,6 +52,7 @@ strata_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	registry_shmem_request();
+	progress_shmem_request();
 	workers_shmem_request();
 }
 
@@ -61,6 +63,7 @@ strata_shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	registry_shmem_init();
+	progress_shmem_init();
 	workers_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -25,6 +25,7 @@
 	MAKE_SQLSTATE('S', 'T', '0', '0', '2')
 #define ERRCODE_STRATA_IMMUTABLE_EVENTS MAKE_SQLSTATE('S', 'T', '0', '0', '3')
 #define ERRCODE_STRATA_INVALID_RESULT	MAKE_SQLSTATE('S', 'T', '0', '0', '4')
+#define ERRCODE_STRATA_EVENT_PARKED		MAKE_SQLSTATE('S', 'T', '0', '0', '5')
 
 /* Schema every SQL object of the extension lives in */
 #define STRATA_SCHEMA "strata"

@@ -36,6 +36,7 @@
 #include "utils/typcache.h"
 
 #include "strata.h"
+#include "health.h"
 #include "define.h"
 #include "privilege.h"
 #include "registry.h"
@@ -50,6 +51,7 @@ PG_FUNCTION_INFO_V1(strata_pause_subscription);
 PG_FUNCTION_INFO_V1(strata_resume_subscription);
 PG_FUNCTION_INFO_V1(strata_retry_parked);
 PG_FUNCTION_INFO_V1(strata_wait_for);
+PG_FUNCTION_INFO_V1(strata_wait_for_0_5);
 PG_FUNCTION_INFO_V1(strata_alter_subscription_owner);
 
 /* ---------- progress ---------- */
@@ -422,19 +424,6 @@ subscription_start(bool beginning, int64 *watermark, Datum *delivered)
 	*delivered = subscription_delivered_datum(&p);
 }
 
-/* Warn when no worker will run the subscription as things stand */
-static void
-subscription_warn_no_worker(void)
-{
-	if (wal_level < WAL_LEVEL_LOGICAL)
-		ereport(WARNING,
-				(errmsg("no strata worker runs while wal_level is \"%s\"",
-						GetConfigOption("wal_level", false, false)),
-				 errdetail("The subscription is stored; it starts once a "
-						   "worker runs."),
-				 errhint("Set wal_level = logical and restart the server.")));
-}
-
 /*
  * Insert a subscription (also used for async projections, 'projection'
  * not NULL).  Connected to SPI.
@@ -472,7 +461,8 @@ subscription_insert(const char *name, Oid handler, Datum categories,
 						errhint("Choose another name, or drop it first with "
 								"strata.unsubscribe.")));
 	workers_wake_at_commit();
-	subscription_warn_no_worker();
+	health_warn(projection != NULL ? "The async projection is stored"
+								   : "The subscription is stored");
 }
 
 /*
@@ -724,35 +714,77 @@ strata_alter_subscription_owner(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* What strata.wait_for waits for */
+/* What strata.wait_for waits for, and what it last learnt */
 typedef struct WaitTarget
 {
-	Datum name;
-	int64 position;
+	Datum		  name;
+	int64		  position;
+	MemoryContext cxt; /* of 'seen', reset before each look */
+	SubcatWait	  seen;
 } WaitTarget;
 
 static bool
 subscription_wait_reached(void *arg)
 {
-	WaitTarget *target = (WaitTarget *) arg;
+	WaitTarget	 *target = (WaitTarget *) arg;
+	MemoryContext old;
 
-	return subcat_reached(target->name, target->position);
+	MemoryContextReset(target->cxt);
+	old = MemoryContextSwitchTo(target->cxt);
+	subcat_reached(target->name, target->position, &target->seen);
+	MemoryContextSwitchTo(old);
+	return target->seen.reached;
+}
+
+/*
+ * Why a wait for 'name' ran into its timeout, as a NOTICE, when the
+ * subscription or the worker says so: paused, stopped (with its error),
+ * no worker running or the worker failing.
+ */
+static void
+subscription_wait_notice(const char *name, SubcatWait *seen)
+{
+	char *trouble;
+
+	if (strcmp(seen->state, "paused") == 0)
+		ereport(NOTICE,
+				(errmsg("subscription \"%s\" is paused", name),
+				 errhint("Resume it with strata.resume_subscription.")));
+	else if (strcmp(seen->state, "stopped") == 0)
+		ereport(NOTICE, (errmsg("subscription \"%s\" is stopped", name),
+						 seen->last_error ? errdetail("Its last error: %s",
+													  seen->last_error)
+										  : 0,
+						 errhint("Fix the cause, then call "
+								 "strata.resume_subscription.")));
+	else if ((trouble = workers_trouble()) != NULL)
+		ereport(NOTICE, (errmsg("%s", trouble),
+						 errdetail("The event was not processed within the "
+								   "timeout.")));
 }
 
 /*
  * strata.wait_for(subscription, position, timeout): wait until the
  * subscription has processed the event at 'position' (true) or the
- * timeout passed (false).  The sleep is the workers' (workers_wait): it
- * ends when this database's worker records progress.
+ * timeout passed (false, with a NOTICE saying why when the subscription
+ * or its worker does not run).  From 0.5.0 ('strict'), a server where no
+ * worker can run raises an error at once, instead of waiting for
+ * nothing, and so does an event the subscription parked (it was passed
+ * over, its handler never succeeded on it); under the SQL of 0.3.0 and
+ * 0.4.0 both are true as they were (a NOTICE says why).  The sleep is the
+ * workers' (workers_wait): it ends when this database's worker records
+ * progress.
  */
-Datum
-strata_wait_for(PG_FUNCTION_ARGS)
+static Datum
+subscription_wait_for(FunctionCallInfo fcinfo, bool strict)
 {
-	WaitTarget	target;
-	Interval   *timeout = PG_GETARG_INTERVAL_P(2);
-	TimestampTz deadline;
-	bool		reached;
-	PrivScope	scope;
+	WaitTarget	   target;
+	Interval	  *timeout = PG_GETARG_INTERVAL_P(2);
+	TimestampTz	   deadline;
+	bool		   reached;
+	PrivScope	   scope;
+	HealthProblem *problem;
+	char		  *name;
 
 	strata_require_preload();
 	if (timeout->month != 0 || timeout->day != 0 || timeout->time < 0)
@@ -763,8 +795,20 @@ strata_wait_for(PG_FUNCTION_ARGS)
 				 errhint("Write it as, for example, '5s' or '2 minutes'.")));
 	target.name = PG_GETARG_DATUM(0);
 	target.position = PG_GETARG_INT64(1);
+	name = TextDatumGetCString(target.name);
+	problem = health_problem();
+	if (problem != NULL)
+		ereport(strict ? ERROR : NOTICE,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s", problem->message),
+				 errdetail("No strata worker can process subscription \"%s\" "
+						   "until %s is changed.",
+						   name, problem->setting),
+				 errhint("%s", problem->hint)));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   timeout->time / 1000);
+	target.cxt = AllocSetContextCreate(CurrentMemoryContext, "strata wait_for",
+									   ALLOCSET_SMALL_SIZES);
 
 	/* progress is no secret for whom may wait: read it as the owner */
 	priv_enter(&scope);
@@ -772,5 +816,33 @@ strata_wait_for(PG_FUNCTION_ARGS)
 	reached = workers_wait(subscription_wait_reached, &target, deadline);
 	SPI_finish();
 	priv_exit(&scope);
+
+	if (reached && target.seen.parked_error != NULL)
+		ereport(strict ? ERROR : NOTICE,
+				(errcode(ERRCODE_STRATA_EVENT_PARKED),
+				 errmsg("subscription \"%s\" parked the event at "
+						"position " INT64_FORMAT,
+						name, target.position),
+				 errdetail("Its handler failed on every attempt: %s",
+						   target.seen.parked_error),
+				 errhint("The event is in strata.parked_events; fix the "
+						 "handler and call strata.retry_parked.")));
+	if (!reached)
+		subscription_wait_notice(name, &target.seen);
+	MemoryContextDelete(target.cxt);
 	PG_RETURN_BOOL(reached);
+}
+
+/* strata.wait_for under 0.3.0 and 0.4.0 */
+Datum
+strata_wait_for(PG_FUNCTION_ARGS)
+{
+	return subscription_wait_for(fcinfo, false);
+}
+
+/* strata.wait_for from 0.5.0 */
+Datum
+strata_wait_for_0_5(PG_FUNCTION_ARGS)
+{
+	return subscription_wait_for(fcinfo, true);
 }

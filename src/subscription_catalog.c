@@ -151,30 +151,43 @@ subcat_load(const char *name, const char *stream_id, MemoryContext cxt,
 }
 
 /*
- * Has subscription 'name' processed 'position'?  Reads the latest
- * committed progress, whatever the caller's snapshot.
+ * How far the subscription 'name' is, for strata.wait_for: whether the
+ * event at 'position' is processed, and if so whether it was parked
+ * (processed without its handler succeeding), with the subscription's
+ * state and last error.  One query, under the latest snapshot, so that
+ * every round of the wait sees the worker's last commit.  The strings
+ * are palloc'd in the caller's context.
  */
-bool
-subcat_reached(Datum name, int64 position)
+void
+subcat_reached(Datum name, int64 position, SubcatWait *out)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid				  argtypes[2] = {TEXTOID, INT8OID};
 	Datum			  args[2];
 	Snapshot		  snapshot;
 	bool			  isnull;
-	bool			  reached;
 	int				  ret;
+	HeapTuple		  tup;
+	TupleDesc		  desc;
+	MemoryContext	  cxt = CurrentMemoryContext;
+	Datum			  d;
 
 	args[0] = name;
 	args[1] = Int64GetDatum(position);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	ret = SPI_execute_snapshot(
-		strata_prepare(&plan,
-					   "SELECT $2 OPERATOR(pg_catalog.<) watermark OR "
-					   "delivered OPERATOR(pg_catalog.@>) $2 "
-					   "FROM strata.subscriptions WHERE name "
-					   "OPERATOR(pg_catalog.=) $1",
-					   2, argtypes),
+		strata_prepare(
+			&plan,
+			"SELECT s.reached, CASE WHEN s.reached THEN "
+			"(SELECT p.error FROM strata.parked_events p WHERE "
+			"p.subscription OPERATOR(pg_catalog.=) $1 AND "
+			"p.position OPERATOR(pg_catalog.=) $2) END, "
+			"s.state, s.last_error FROM (SELECT $2 "
+			"OPERATOR(pg_catalog.<) watermark OR delivered "
+			"OPERATOR(pg_catalog.@>) $2 AS reached, state, last_error "
+			"FROM strata.subscriptions WHERE name "
+			"OPERATOR(pg_catalog.=) $1) s",
+			2, argtypes),
 		args, NULL, snapshot, InvalidSnapshot, true, false, 1);
 	UnregisterSnapshot(snapshot);
 	if (ret != SPI_OK_SELECT)
@@ -183,10 +196,18 @@ subcat_reached(Datum name, int64 position)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("subscription \"%s\" does not exist",
 							   TextDatumGetCString(name))));
-	reached = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1, &isnull));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	out->reached = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	out->parked_error =
+		isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	out->state = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	out->last_error =
+		isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
 	SPI_freetuptable(SPI_tuptable);
-	return reached;
 }
 
 /* ---------- what the SQL functions write ---------- */

@@ -63,9 +63,19 @@ typedef enum SubChange
 } SubChange;
 
 /* Load */
-extern int	subcat_load(const char *name, const char *stream_id,
-						MemoryContext cxt, Subscription ***list);
-extern bool subcat_reached(Datum name, int64 position);
+extern int subcat_load(const char *name, const char *stream_id,
+					   MemoryContext cxt, Subscription ***list);
+
+/* What strata.wait_for learns of a subscription and a position */
+typedef struct SubcatWait
+{
+	bool  reached;		/* the event at the position is processed */
+	char *parked_error; /* ... and was parked, with this error (or NULL) */
+	char *state;		/* active, paused or stopped */
+	char *last_error;	/* the subscription's last error, or NULL */
+} SubcatWait;
+
+extern void subcat_reached(Datum name, int64 position, SubcatWait *out);
 
 /* What the SQL functions write */
 extern bool subcat_insert(Datum *args, const char *nulls);

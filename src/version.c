@@ -25,10 +25,13 @@ static const struct
 	const char *name;
 	StrataApi	api;
 } strata_versions[] = {
+	/* clang-format off */
 	{"0.1.0", STRATA_API_0_1},
 	{"0.2.0", STRATA_API_0_2},
 	{"0.3.0", STRATA_API_0_3},
 	{"0.4.0", STRATA_API_0_4},
+	{"0.5.0", STRATA_API_0_5},
+	/* clang-format on */
 };
 
 /*

@@ -45,6 +45,13 @@ extern bool workers_in_handler_of(const char *subscription);
 extern bool workers_wait(bool (*reached)(void *arg), void *arg,
 						 TimestampTz deadline);
 
+/*
+ * Why this database's worker makes no progress, when it knows: no worker
+ * runs, or it keeps failing (palloc'd message); NULL otherwise and on a
+ * standby.
+ */
+extern char *workers_trouble(void);
+
 /* Before DROP DATABASE 'dbname': stop and hold off its worker */
 extern void workers_before_drop_database(const char *dbname);
 

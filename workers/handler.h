@@ -57,5 +57,6 @@ extern bool handler_commit_progress(WorkerSub *sub, int64 settle, bool go_live,
 
 /* handler_catchup.c */
 extern HandlerJobResult handler_catchup(WorkerSub *sub);
+extern void				handler_catchup_tick(WorkerSub *sub, int64 position);
 
 #endif /* STRATA_HANDLER_H */

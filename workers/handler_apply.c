@@ -226,6 +226,8 @@ worker_run_batch(WorkerSub *sub, WorkerEvent *list, int from, int to,
 				last_position = ev->position;
 			}
 			worker_mark_done(&work, ev);
+			if (job_kind == JOB_CATCHUP)
+				handler_catchup_tick(sub, ev->position);
 		}
 		usercall_context_pop(&errarg);
 
@@ -405,7 +407,8 @@ handler_run_list(WorkerSub *sub, WorkerEvent *list, int n)
 {
 	int from = 0;
 
-	if (n > 0)
+	/* a catch-up reports its own progress (handler_catchup.c) */
+	if (n > 0 && job_kind != JOB_CATCHUP)
 	{
 		char activity[NAMEDATALEN + 64];
 

@@ -13,12 +13,14 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "strata.h"
 #include "events.h"
+#include "progress.h"
 #include "settings.h"
 #include "subscription.h"
 #include "handler.h"
@@ -61,6 +63,93 @@ worker_collect_rows(WorkerSub *sub, WorkerEvent **list, int *n, int *cap,
 	MemoryContextSwitchTo(old);
 }
 
+/* When the handler process's activity last showed the progress */
+static TimestampTz catchup_reported_at = 0;
+
+/* How often the activity shows it (a catch-up step may take long) */
+#define CATCHUP_REPORT_MS 1000
+
+/* The activity line of a catch-up of 'sub' */
+static void
+handler_catchup_report(WorkerSub *sub)
+{
+	char what[NAMEDATALEN + 160];
+
+	snprintf(what, sizeof(what), "strata subscription \"%s\" catching up",
+			 sub->name);
+	pgstat_report_activity(STATE_RUNNING, progress_describe(what));
+	catchup_reported_at = GetCurrentTimestamp();
+}
+
+/*
+ * The catch-up of 'sub' got through the event at 'position' (processed or
+ * not its): strata.progress shows it at once, the activity once a second.
+ */
+void
+handler_catchup_tick(WorkerSub *sub, int64 position)
+{
+	static int n = 0;
+
+	progress_advance(position, 1);
+	if (++n % 256 == 0 &&
+		TimestampDifferenceExceeds(catchup_reported_at, GetCurrentTimestamp(),
+								   CATCHUP_REPORT_MS))
+		handler_catchup_report(sub);
+}
+
+/*
+ * Start or resume reporting the catch-up of 'sub', whose step reads up to
+ * 'settled': a new catch-up (not an entry left by an earlier step) is
+ * logged with where it starts and about how much it has to do.
+ */
+static void
+handler_catchup_begin(WorkerSub *sub, int64 settled)
+{
+	int64			 from = sub->progress.watermark;
+	int64			 left = Max(settled - from, 0);
+	ProgressSnapshot p;
+
+	if (progress_begin(PROGRESS_CATCHUP, sub->name, sub->owner, from, settled,
+					   left) &&
+		left > 0)
+		ereport(LOG, (errmsg("strata subscription \"%s\" catching up from "
+							 "strata.events at position " INT64_FORMAT
+							 ": about " INT64_FORMAT
+							 " events up to position " INT64_FORMAT,
+							 sub->name, from, left, settled)));
+	else if (progress_current(&p))
+		progress_set_target(settled,
+							p.done + Max(settled - Max(p.position, from), 0));
+	handler_catchup_report(sub);
+}
+
+/*
+ * The catch-up of 'sub' handed over to the WAL at 'lsn': log what it did,
+ * and its entry goes.
+ */
+static void
+handler_catchup_live(WorkerSub *sub, XLogRecPtr lsn)
+{
+	ProgressSnapshot p;
+
+	/* one that had nothing to do (start_from 'now') was not logged */
+	if (progress_current(&p) && p.total > 0)
+	{
+		double secs =
+			(double) (GetCurrentTimestamp() - p.started_at) / USECS_PER_SEC;
+
+		ereport(
+			LOG,
+			(errmsg("strata subscription \"%s\" caught up: " INT64_FORMAT
+					" events from position " INT64_FORMAT
+					" in %.1f s (%.0f events/s); it follows the WAL "
+					"from %X/%X",
+					sub->name, p.done, p.start_position, secs,
+					secs > 0 ? p.done / secs : 0.0, LSN_FORMAT_ARGS(lsn))));
+	}
+	progress_end();
+}
+
 /*
  * One step of a catching-up subscription.  Reads, under a snapshot taken
  * with the registry's horizon, up to a batch of settled events past its
@@ -90,10 +179,12 @@ handler_catchup(WorkerSub *sub)
 	int				  cap = 0;
 	bool			  final;
 	bool			  go_live = false;
+	HandlerJobResult  result;
 
 	worker_begin();
 	SPI_connect();
 	settled = subscription_settled(&snapshot);
+	handler_catchup_begin(sub, settled);
 	args[0] = Int64GetDatum(sub->progress.watermark);
 	args[1] = Int64GetDatum(settled);
 	args[2] = Int64GetDatum(worker_batch_size);
@@ -143,16 +234,21 @@ handler_catchup(WorkerSub *sub)
 	worker_commit();
 
 	if (!handler_run_list(sub, list, n))
-		return RESULT_HALTED;
-	if (!final)
-		return handler_commit_progress(sub, last + 1, false, InvalidXLogRecPtr)
-				   ? RESULT_THROUGH
-				   : RESULT_HALTED;
-	if (!go_live)
-		return handler_commit_progress(sub, settled, false, InvalidXLogRecPtr)
-				   ? RESULT_THROUGH
-				   : RESULT_HALTED;
-	return handler_commit_progress(sub, settled, true, job_live_lsn)
-			   ? RESULT_LIVE
-			   : RESULT_HALTED;
+		result = RESULT_HALTED;
+	else if (!final || !go_live)
+		result = handler_commit_progress(sub, final ? settled : last + 1,
+										 false, InvalidXLogRecPtr)
+					 ? RESULT_THROUGH
+					 : RESULT_HALTED;
+	else
+		result = handler_commit_progress(sub, settled, true, job_live_lsn)
+					 ? RESULT_LIVE
+					 : RESULT_HALTED;
+
+	/* the next step goes on from here, maybe in another process */
+	if (result == RESULT_LIVE)
+		handler_catchup_live(sub, job_live_lsn);
+	else
+		progress_detach();
+	return result;
 }

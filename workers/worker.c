@@ -67,6 +67,7 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "progress.h"
 #include "settings.h"
 #include "worker.h"
 #include "worker_decode.h"
@@ -196,6 +197,43 @@ worker_prepare_round(bool reload)
 	return true;
 }
 
+/* Does the catch-up of subscription 'name' go on (strata.progress)? */
+static bool
+worker_catchup_goes_on(const char *name)
+{
+	WorkerSub *sub = worker_find_sub(name);
+
+	return sub != NULL && !sub->live && sub->state == 'a';
+}
+
+/* It does not: say so, with where it got to */
+static void
+worker_catchup_ended(const char *name, int64 position)
+{
+	ereport(LOG, (errmsg("strata subscription \"%s\" stopped catching up "
+						 "at position " INT64_FORMAT
+						 ": it was paused, stopped or dropped",
+						 name, position)));
+}
+
+/*
+ * Drop the progress entries of catch-ups that ended without a hand-over
+ * (the subscription was paused, stopped or dropped): after the
+ * subscriptions were read again, and once a second.
+ */
+static void
+worker_prune_progress(bool reload)
+{
+	static TimestampTz last = 0;
+	TimestampTz		   now = GetCurrentTimestamp();
+
+	if (!reload && !TimestampDifferenceExceeds(last, now, 1000))
+		return;
+	last = now;
+	progress_prune(PROGRESS_CATCHUP, worker_catchup_goes_on,
+				   worker_catchup_ended);
+}
+
 /*
  * One round (see the file's header).  'reload': SQL changed the
  * subscriptions.  Returns how long the worker may sleep: 0 when work
@@ -225,6 +263,7 @@ worker_round(bool reload)
 	decode_round();
 	if (!worker_prepare_round(reload))
 		worker_exit_absent(true);
+	worker_prune_progress(reload);
 	dispatch_start_handlers();
 
 	/* the round's events to every live subscription that follows */

@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "health.h"
 #include "settings.h"
 #include "workers.h"
 #include "worker_internal.h"
@@ -50,6 +51,7 @@
 
 PG_FUNCTION_INFO_V1(strata_worker_notify);
 PG_FUNCTION_INFO_V1(strata_worker_error);
+PG_FUNCTION_INFO_V1(strata_worker_status);
 
 WorkerShared *worker_shared = NULL;
 bool		  worker_self_appended = false;
@@ -465,6 +467,46 @@ workers_wait(bool (*reached)(void *arg), void *arg, TimestampTz deadline)
 	return done;
 }
 
+/* Copy the failure record of 'slot' (failures 0 when none) */
+static int
+worker_failure(WorkerSlot *slot, char *error, char *sub, TimestampTz *at)
+{
+	int failures;
+
+	SpinLockAcquire(&slot->mutex);
+	failures = slot->failures;
+	memcpy(error, slot->last_error, WORKER_ERROR_LEN);
+	memcpy(sub, slot->failed_sub, WORKER_SUB_NAME_LEN);
+	*at = slot->last_error_at;
+	SpinLockRelease(&slot->mutex);
+	error[WORKER_ERROR_LEN - 1] = '\0';
+	sub[WORKER_SUB_NAME_LEN - 1] = '\0';
+	return failures;
+}
+
+char *
+workers_trouble(void)
+{
+	WorkerSlot *slot;
+	char		error[WORKER_ERROR_LEN];
+	char		sub[WORKER_SUB_NAME_LEN];
+	TimestampTz at;
+
+	if (RecoveryInProgress() || worker_shared == NULL)
+		return NULL;
+	slot = worker_slot_for(MyDatabaseId);
+	if (slot == NULL || slot->pid == 0)
+		return pstrdup("no strata worker runs for this database");
+	if (worker_failure(slot, error, sub, &at) == 0)
+		return NULL;
+	if (sub[0] != '\0')
+		return psprintf("the strata worker fails to run subscription "
+						"\"%s\": %s",
+						sub, error);
+	return psprintf("the strata worker of this database is failing: %s",
+					error);
+}
+
 /*
  * Before DROP DATABASE: stop the database's worker (which holds a
  * connection and a replication slot there, either of which makes DROP
@@ -559,6 +601,46 @@ strata_worker_error(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(error);
 		values[2] = TimestampTzGetDatum(at);
 		nulls[1] = nulls[2] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(
+		heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * strata._worker_status() (0.5.0): for strata.subscription_status, the
+ * setting that keeps every worker from running here, if one does
+ * ('problem', with what to do), then the failures in a row of this
+ * database's worker and its last error.
+ */
+Datum
+strata_worker_status(PG_FUNCTION_ARGS)
+{
+	WorkerSlot	  *slot = worker_slot_for(MyDatabaseId);
+	HealthProblem *problem = health_problem();
+	TupleDesc	   desc;
+	Datum		   values[4];
+	bool		   nulls[4] = {true, false, true, true};
+	int			   failures = 0;
+	char		   error[WORKER_ERROR_LEN];
+	char		   sub[WORKER_SUB_NAME_LEN];
+	TimestampTz	   at = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "strata._worker_status must return a composite type");
+	if (problem != NULL)
+	{
+		values[0] = CStringGetTextDatum(
+			psprintf("%s. %s", problem->message, problem->hint));
+		nulls[0] = false;
+	}
+	if (slot != NULL)
+		failures = worker_failure(slot, error, sub, &at);
+	values[1] = Int32GetDatum(failures);
+	if (failures > 0)
+	{
+		values[2] = CStringGetTextDatum(error);
+		values[3] = TimestampTzGetDatum(at);
+		nulls[2] = nulls[3] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(
 		heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

@@ -119,6 +119,13 @@ SELECT * FROM strata.load('up-1');
 SELECT strata.drop_aggregate('up');
 SELECT strata.drop_projection('up_proj');
 
+-- 0.5.0: the status view estimates its backlog and says when no worker
+-- can run; strata.progress; wait_for raises on parked events
+ALTER EXTENSION strata UPDATE TO '0.5.0';
+SELECT extversion FROM pg_extension WHERE extname = 'strata';
+SELECT count(*) >= 0 AS status_reads FROM strata.subscription_status;
+SELECT count(*) AS progress_rows FROM strata.progress;
+
 -- the upgraded extension has exactly the objects of a fresh install
 SELECT object AS missing_after_upgrade FROM fresh
 EXCEPT SELECT pg_describe_object(classid, objid, objsubid)
