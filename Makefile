@@ -3,6 +3,9 @@
 #   make && make install    build and install strata.so and the SQL files
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
+#   make doctest            the SQL examples of README.md and docs/ against the
+#                           installed extension (scripts/doctest.sh), and every
+#                           SQLSTATE raised in docs/errors.md (scripts/errcodes.pl)
 #   make bench              the benchmarks of bench/
 #   make test-valgrind      pg_regress and isolation with the server under
 #                           valgrind (scripts/valgrind.sh)
@@ -95,7 +98,7 @@ NO_INSTALLCHECK = 1
 STRATA_INSTANCE ?=
 STRATA_TMP = test/tmp_check
 
-EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/tmp_check \
+EXTRA_CLEAN = $(DATA_built) test/out test/out_iso test/out_doc test/tmp_check \
 	examples/strata_consumer .build-flags
 
 # TAP tests (PostgreSQL::Test::Cluster) under test/t; run them as a non-root
@@ -192,7 +195,7 @@ installcheck: submake $(REGRESS_PREP)
 	exit $$status
 endif
 
-.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout check-linkage FORCE
+.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout check-linkage FORCE doctest
 
 tap:
 	$(prove_installcheck)
@@ -209,6 +212,11 @@ test:
 	scripts/deps.sh
 	scripts/build.sh
 	scripts/test.sh
+
+# the SQL examples of the docs, as written, against the installed extension
+doctest:
+	scripts/doctest.sh
+	scripts/errcodes.pl
 
 # asserts on unless STRATA_ASSERTS=0: this is a checking run
 test-valgrind:

@@ -5,7 +5,9 @@
 #      (pg_prove) in a throwaway pg_virtualenv cluster;
 #   2. packaging: META.json against the PGXN spec, what strata.so links,
 #      a build with clang, and a packager's `pg_buildext installcheck`;
-#   3. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
+#   3. the SQL blocks of the docs (scripts/doctest.sh) in another cluster,
+#      and the check that docs/errors.md has every SQLSTATE (scripts/errcodes.pl);
+#   4. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
 #      as the postgres user on a copy of the tree when run as root.
 set -u
 cd "$(dirname "$0")/.."
@@ -100,7 +102,7 @@ pkg_copy() {
 	local dir
 	dir=$(mktemp -d /tmp/strata-pkg.XXXXXX)
 	tar -c --exclude=./.git --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
-		--exclude=./test/log --exclude=./test/out --exclude=./test/out_iso \
+		--exclude=./test/log --exclude=./test/out --exclude=./test/out_iso --exclude=./test/out_doc \
 		--exclude=./test/tmp_check --exclude=./tmp_check --exclude=./.build-flags \
 		--exclude=./examples/strata_consumer . | tar -x -C "$dir"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
@@ -158,6 +160,24 @@ packager_installcheck() {
 	return $rc
 }
 pkg_step packager-installcheck packager_installcheck
+
+# the docs: their SQL blocks as written, one step per file
+# (scripts/doctest.sh), and every SQLSTATE the C code raises documented
+# (scripts/errcodes.pl), one step
+echo "== the SQL examples of the docs, and docs/errors.md"
+scripts/doctest.sh > "$LOG/doctest.log" 2>&1
+doctest_rc=$?
+scripts/errcodes.pl >> "$LOG/doctest.log" 2>&1
+cat "$LOG/doctest.log"
+p=$(grep -cE '^(doctest [^ ]+|errcodes) \.\.\. ok' "$LOG/doctest.log")
+f=$(grep -cE '^(doctest [^ ]+|errcodes) \.\.\. FAILED' "$LOG/doctest.log")
+if [ "$doctest_rc" -ne 0 ] && ! grep -q '^doctest .* FAILED' "$LOG/doctest.log"; then
+	f=$((f + 1))    # it failed outside any file
+fi
+passed=$((passed + p))
+failed=$((failed + f))
+echo "docs: $p passed, $f failed"
+failed_before=$failed
 
 echo "== TAP tests (PostgreSQL::Test::Cluster)"
 if [ "$(id -u)" -eq 0 ]; then

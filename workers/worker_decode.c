@@ -20,6 +20,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -450,6 +451,26 @@ worker_reset_caches(XLogRecPtr from)
 }
 
 /*
+ * The end of the WAL inserted so far, as XLogFlush takes it.  When the
+ * insert position is at the start of a page, GetXLogInsertRecPtr points
+ * past that page's header, which is not written until a record goes on
+ * the page: flushing to it fails ("xlog flush request ... is not
+ * satisfied").  The end of what was inserted is then the page boundary
+ * (PostgreSQL 17 has GetXLogInsertEndRecPtr for this).
+ */
+static XLogRecPtr
+wal_insert_end(void)
+{
+	XLogRecPtr ptr = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(ptr, wal_segment_size) == SizeOfXLogLongPHD)
+		ptr -= SizeOfXLogLongPHD;
+	else if (ptr % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		ptr -= SizeOfXLogShortPHD;
+	return ptr;
+}
+
+/*
  * Confirm to the slot what every live subscription has processed, at most
  * every WORKER_CONFIRM_MS; a catch-up out to a handler process may hand
  * its subscription over at the stream end it was given, so that holds the
@@ -472,7 +493,7 @@ decode_confirm(void)
 	confirm = dispatch_catchup_floor(confirm);
 	if (confirm > MyReplicationSlot->data.confirmed_flush)
 	{
-		XLogFlush(GetXLogInsertRecPtr());
+		XLogFlush(wal_insert_end());
 		LogicalConfirmReceivedLocation(confirm);
 		ReplicationSlotMarkDirty();
 	}
