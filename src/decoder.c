@@ -25,13 +25,25 @@
  * errors): categories, types, include-data, include-metadata,
  * include-transaction, format.  See docs/api.md.
  *
+ * Every byte the plugin writes is UTF-8, whatever the database encoding:
+ * nothing in PostgreSQL converts what an output plugin sends a walsender,
+ * and JSON exchanged between systems is UTF-8 (RFC 8259).  A message is
+ * built in the database encoding (every server encoding keeps ASCII bytes
+ * for ASCII characters, so the JSON structure is the same in all of them),
+ * then, unless the database is UTF8, its non-ASCII tail is converted with
+ * the database's default conversion to UTF8, or, in SQL_ASCII, where no
+ * encoding is known, checked as UTF-8, each byte that does not begin a
+ * valid sequence written as U+FFFD.  See decoder_to_utf8.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "replication/reorderbuffer.h"
@@ -84,6 +96,25 @@ typedef enum DecoderFormat
 	DECODER_FORMAT_TEXT
 } DecoderFormat;
 
+/* What an event's text needs to be UTF-8, from the database encoding */
+typedef enum DecoderEncoding
+{
+	DECODER_ENCODING_UTF8,	  /* nothing: the database is UTF8 */
+	DECODER_ENCODING_CONVERT, /* the default conversion to UTF8 */
+	DECODER_ENCODING_CHECK	  /* SQL_ASCII: invalid UTF-8 made U+FFFD */
+} DecoderEncoding;
+
+/*
+ * How much of an event's text is converted in one call of the conversion
+ * function, so that a large event never needs MAX_CONVERSION_GROWTH times
+ * its size at once
+ */
+#define DECODER_CONVERT_CHUNK 65536
+
+/* The replacement character U+FFFD in UTF-8 */
+#define DECODER_REPLACEMENT		"\xEF\xBF\xBD"
+#define DECODER_REPLACEMENT_LEN 3
+
 /* A comma-separated filter option: the names an event must match one of */
 typedef struct DecoderFilter
 {
@@ -104,6 +135,13 @@ typedef struct DecoderData
 	bool		  include_metadata;
 	bool		  include_transaction;
 	DecoderFormat format;
+
+	/* the database encoding, and how events are made UTF-8 */
+	int				db_encoding;
+	DecoderEncoding encoding;
+	bool			have_conversion; /* conversion looked up (CONVERT) */
+	FmgrInfo		conversion;		 /* its function, in ctx->context */
+	StringInfoData	unconverted;	 /* an event's tail, in ctx->context */
 
 	/* the transaction being decoded */
 	bool   sent_begin; /* its begin object was written */
@@ -146,6 +184,8 @@ static void decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						   XLogRecPtr commit_lsn);
 static void decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 						   Relation relation, ReorderBufferChange *change);
+static void decoder_find_conversion(LogicalDecodingContext *ctx,
+									DecoderData *data);
 
 /*
  * The writer of a captured decoding: the plugin never writes text then,
@@ -375,7 +415,34 @@ decoder_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 	data->include_transaction = false;
 	data->format = DECODER_FORMAT_JSON;
 
-	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+	/*
+	 * The output is UTF-8.  PostgreSQL holds a textual plugin's output to
+	 * be valid text in the database encoding (pg_logical_slot_get_changes
+	 * returns it as text, which the client's encoding conversion then
+	 * reads as such): true in UTF8, and in SQL_ASCII, where any bytes are;
+	 * elsewhere the output is declared binary, so that PostgreSQL refuses
+	 * the text functions rather than hand out UTF-8 labelled as, say,
+	 * LATIN1 (pg_logical_slot_get_binary_changes and the replication
+	 * protocol take it).
+	 */
+	data->db_encoding = GetDatabaseEncoding();
+	if (data->db_encoding == PG_UTF8)
+		data->encoding = DECODER_ENCODING_UTF8;
+	else if (data->db_encoding == PG_SQL_ASCII)
+		data->encoding = DECODER_ENCODING_CHECK;
+	else
+		data->encoding = DECODER_ENCODING_CONVERT;
+	if (data->encoding != DECODER_ENCODING_UTF8)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ctx->context);
+
+		initStringInfo(&data->unconverted);
+		MemoryContextSwitchTo(old);
+	}
+
+	opt->output_type = data->encoding == DECODER_ENCODING_CONVERT
+						   ? OUTPUT_PLUGIN_BINARY_OUTPUT
+						   : OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
 	opt->receive_rewrites = false;
 
 	foreach (option, ctx->output_plugin_options)
@@ -424,6 +491,17 @@ decoder_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 							   "include-transaction and format."),
 					 errhint("See the strata output plugin in docs/api.md.")));
 	}
+
+	/*
+	 * A database whose encoding has no conversion to UTF8 (MULE_INTERNAL)
+	 * is refused as soon as possible: when the slot is created or decoding
+	 * starts from SQL.  A walsender starts decoding outside a transaction,
+	 * where pg_conversion cannot be read: there, on the first event.  The
+	 * strata worker's decoding writes no text and needs none.
+	 */
+	if (data->encoding == DECODER_ENCODING_CONVERT &&
+		ctx->write != decoder_capture_write && IsTransactionState())
+		decoder_find_conversion(ctx, data);
 
 	if (!decoder_callbacks_registered)
 	{
@@ -542,6 +620,139 @@ decoder_filter_match(DecoderFilter *filter, Datum value)
 	return false;
 }
 
+/*
+ * Look up the database's default conversion to UTF8, once per decoding
+ * session: at startup when it runs in a transaction, else on the first
+ * event (in the decoding's transaction: the lookup reads pg_conversion).  Every server encoding but MULE_INTERNAL (and
+ * SQL_ASCII, which has none and is checked instead) has one.
+ */
+static void
+decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
+{
+	Oid proc = FindDefaultConversionProc(data->db_encoding, PG_UTF8);
+
+	if (!OidIsValid(proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the strata output plugin cannot convert encoding "
+						"\"%s\" to \"UTF8\"",
+						pg_encoding_to_char(data->db_encoding)),
+				 errdetail("The plugin writes UTF-8, and no default "
+						   "conversion from the database encoding to UTF8 "
+						   "exists."),
+				 errhint("Decode a database of another encoding (UTF8 "
+						 "preferably), or create a default conversion with "
+						 "CREATE DEFAULT CONVERSION.")));
+	fmgr_info_cxt(proc, &data->conversion, ctx->context);
+	data->have_conversion = true;
+}
+
+/*
+ * Append len bytes of the database encoding, converted to UTF-8, to out,
+ * DECODER_CONVERT_CHUNK bytes a call.  A character the conversion cannot
+ * map (none in the LATIN and WIN encodings; a few code points of some
+ * others) is written as U+FFFD rather than stop the feed: an error here
+ * would be raised again on every retry, and the slot could never move past
+ * the event.
+ */
+static void
+decoder_convert(DecoderData *data, StringInfo out, const char *src, int len)
+{
+	while (len > 0)
+	{
+		int chunk = Min(len, DECODER_CONVERT_CHUNK);
+		int done;
+		int charlen;
+
+		enlargeStringInfo(out, chunk * MAX_CONVERSION_GROWTH);
+		done = DatumGetInt32(
+			FunctionCall6(&data->conversion, Int32GetDatum(data->db_encoding),
+						  Int32GetDatum(PG_UTF8), CStringGetDatum(src),
+						  PointerGetDatum(out->data + out->len),
+						  Int32GetDatum(chunk), BoolGetDatum(true)));
+		out->len += strlen(out->data + out->len);
+		src += done;
+		len -= done;
+		if (done == chunk)
+			continue;
+
+		/* stopped at a character: cut by the chunk's end, or unmappable */
+		charlen = pg_encoding_mblen(data->db_encoding, src);
+		if (charlen > chunk - done && charlen <= len)
+			continue;
+		appendBinaryStringInfo(out, DECODER_REPLACEMENT,
+							   DECODER_REPLACEMENT_LEN);
+		charlen = Max(Min(charlen, len), 1);
+		src += charlen;
+		len -= charlen;
+	}
+}
+
+/*
+ * Append len bytes of a SQL_ASCII database to out as valid UTF-8: valid
+ * sequences as they are (SQL_ASCII databases mostly hold what UTF-8
+ * clients wrote), each byte that does not begin one as U+FFFD.
+ */
+static void
+decoder_check_utf8(StringInfo out, const char *src, int len)
+{
+	while (len > 0)
+	{
+		int valid = pg_encoding_verifymbstr(PG_UTF8, src, len);
+
+		appendBinaryStringInfo(out, src, valid);
+		src += valid;
+		len -= valid;
+		if (len > 0)
+		{
+			appendBinaryStringInfo(out, DECODER_REPLACEMENT,
+								   DECODER_REPLACEMENT_LEN);
+			src++;
+			len--;
+		}
+	}
+}
+
+/*
+ * Make the event written to out from offset start UTF-8 (not called in a
+ * UTF8 database).  Its ASCII (or, in SQL_ASCII, valid UTF-8) prefix stays
+ * where it is, which is all of it for most events; the rest is moved
+ * aside and appended back converted.  Only ASCII bytes are JSON syntax in
+ * any server encoding and conversion keeps them, so the result is the
+ * same JSON with its strings in UTF-8.
+ */
+static void
+decoder_to_utf8(LogicalDecodingContext *ctx, DecoderData *data, StringInfo out,
+				int start)
+{
+	const char *s = out->data + start;
+	int			len = out->len - start;
+	int			keep;
+
+	if (data->encoding == DECODER_ENCODING_CHECK)
+		keep = pg_encoding_verifymbstr(PG_UTF8, s, len);
+	else
+	{
+		if (!data->have_conversion)
+			decoder_find_conversion(ctx, data);
+		keep = 0;
+		while (keep < len && !IS_HIGHBIT_SET(s[keep]))
+			keep++;
+	}
+	if (keep == len)
+		return;
+
+	resetStringInfo(&data->unconverted);
+	appendBinaryStringInfo(&data->unconverted, s + keep, len - keep);
+	out->len = start + keep;
+	out->data[out->len] = '\0';
+	if (data->encoding == DECODER_ENCODING_CHECK)
+		decoder_check_utf8(out, data->unconverted.data, data->unconverted.len);
+	else
+		decoder_convert(data, out, data->unconverted.data,
+						data->unconverted.len);
+}
+
 /* Write the begin object of a transaction (include-transaction) */
 static void
 decoder_write_begin(LogicalDecodingContext *ctx, DecoderData *data,
@@ -571,6 +782,7 @@ decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
 {
 	StringInfo out = ctx->out;
 	Datum	  *v = data->values;
+	int		   start;
 
 #define VAL(attnum) (v[AttrNumberGetAttrOffset(attnum)])
 
@@ -583,6 +795,7 @@ decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
 	}
 
 	OutputPluginPrepareWrite(ctx, true);
+	start = out->len;
 
 	if (data->format == DECODER_FORMAT_TEXT)
 	{
@@ -639,6 +852,8 @@ decoder_write_event(LogicalDecodingContext *ctx, DecoderData *data,
 						 decoder_commit_time(data, txn));
 	}
 
+	if (data->encoding != DECODER_ENCODING_UTF8)
+		decoder_to_utf8(ctx, data, out, start);
 	OutputPluginWrite(ctx, true);
 	data->txn_events++;
 
