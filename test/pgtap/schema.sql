@@ -2,7 +2,7 @@
 -- object: tables, columns, constraints, indexes, function properties,
 -- comments on every public object, and privileges.
 BEGIN;
-SELECT plan(66);
+SELECT plan(69);
 
 SELECT has_schema('strata');
 SELECT has_table('strata', 'events', 'strata.events exists');
@@ -89,7 +89,11 @@ SELECT ok(NOT has_function_privilege('public', 'strata.append(text, jsonb, bigin
 -- 0.4.0: owners, the grant sets, and the tables only the extension writes
 SELECT has_function('strata', 'alter_subscription_owner', ARRAY['text', 'regrole']);
 SELECT has_function('strata', 'grant_privileges', ARRAY['regrole', 'text']);
-SELECT has_function('strata', '_worker_error', ARRAY[]::text[]);
+-- 0.5.0: the status view's worker state, progress
+SELECT has_function('strata', '_worker_status', ARRAY[]::text[]);
+SELECT hasnt_function('strata', '_worker_error', ARRAY[]::text[]);
+SELECT has_function('strata', '_progress', ARRAY[]::text[]);
+SELECT has_view('strata', 'progress', 'strata.progress exists');
 SELECT col_type_is('strata', 'aggregates', 'owner', 'regrole', 'aggregates.owner is regrole');
 SELECT col_type_is('strata', 'commands', 'owner', 'regrole', 'commands.owner is regrole');
 SELECT col_type_is('strata', 'projections', 'owner', 'regrole', 'projections.owner is regrole');
@@ -108,16 +112,17 @@ SELECT is(
 	(SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text)
 	 FROM pg_proc p WHERE p.pronamespace = 'strata'::regnamespace
 	 AND has_function_privilege('public', p.oid, 'EXECUTE')),
-	'strata._forbid_change(), strata._worker_error(), strata.category(text), '
+	'strata._forbid_change(), strata._progress(), strata._worker_status(), '
+	'strata.category(text), '
 	'strata.read_all(bigint,integer), strata.read_category(text,bigint,integer), '
 	'strata.read_stream(text,bigint,integer), strata.stream_version(text), '
 	'strata.wait_for(text,bigint,interval)',
-	'PUBLIC executes only the reads (and what the trigger and the status view call)');
+	'PUBLIC executes only the reads (and what the trigger and the status views call)');
 SELECT is(
 	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
 	 FROM pg_class c WHERE c.relnamespace = 'strata'::regnamespace
 	 AND c.relkind IN ('r', 'v', 'S') AND has_table_privilege('public', c.oid, 'SELECT')),
-	'definitions, parked_events, subscription_status, subscriptions',
+	'definitions, parked_events, progress, subscription_status, subscriptions',
 	'PUBLIC reads only the views and the subscription tables');
 SELECT is(
 	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
