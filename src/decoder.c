@@ -42,6 +42,8 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_conversion.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "replication/logical.h"
@@ -621,15 +623,33 @@ decoder_filter_match(DecoderFilter *filter, Datum value)
 }
 
 /*
- * Look up the database's default conversion to UTF8, once per decoding
+ * Look up PostgreSQL's own default conversion to UTF8, once per decoding
  * session: at startup when it runs in a transaction, else on the first
- * event (in the decoding's transaction: the lookup reads pg_conversion).  Every server encoding but MULE_INTERNAL (and
- * SQL_ASCII, which has none and is checked instead) has one.
+ * event (in the decoding's transaction: the lookup reads pg_conversion).
+ * Every server encoding but MULE_INTERNAL (and SQL_ASCII, which has none
+ * and is checked instead) has one.  Only pg_catalog is searched, not the
+ * search_path: a default conversion another role created in its own
+ * schema is never run by a decoding process (the worker's, or a
+ * walsender of any role), so the function called below is always one of
+ * the server's built-in C conversions, not user code (which would have to
+ * go through usercall.c).
  */
 static void
 decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
 {
-	Oid proc = FindDefaultConversionProc(data->db_encoding, PG_UTF8);
+	Oid conv = FindDefaultConversion(PG_CATALOG_NAMESPACE, data->db_encoding,
+									 PG_UTF8);
+	Oid proc = InvalidOid;
+
+	if (OidIsValid(conv))
+	{
+		HeapTuple tup = SearchSysCache1(CONVOID, ObjectIdGetDatum(conv));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for conversion %u", conv);
+		proc = ((Form_pg_conversion) GETSTRUCT(tup))->conproc;
+		ReleaseSysCache(tup);
+	}
 
 	if (!OidIsValid(proc))
 		ereport(ERROR,
@@ -637,12 +657,10 @@ decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
 				 errmsg("the strata output plugin cannot convert encoding "
 						"\"%s\" to \"UTF8\"",
 						pg_encoding_to_char(data->db_encoding)),
-				 errdetail("The plugin writes UTF-8, and no default "
-						   "conversion from the database encoding to UTF8 "
-						   "exists."),
+				 errdetail("The plugin writes UTF-8, and PostgreSQL has no "
+						   "conversion from the database encoding to UTF8."),
 				 errhint("Decode a database of another encoding (UTF8 "
-						 "preferably), or create a default conversion with "
-						 "CREATE DEFAULT CONVERSION.")));
+						 "preferably).")));
 	fmgr_info_cxt(proc, &data->conversion, ctx->context);
 	data->have_conversion = true;
 }

@@ -582,22 +582,16 @@ strata_worker_error(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, true, true};
 	int			failures = 0;
 	char		error[WORKER_ERROR_LEN];
+	char		sub[WORKER_SUB_NAME_LEN];
 	TimestampTz at = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "strata._worker_error must return a composite type");
 	if (slot != NULL)
-	{
-		SpinLockAcquire(&slot->mutex);
-		failures = slot->failures;
-		memcpy(error, slot->last_error, sizeof(error));
-		at = slot->last_error_at;
-		SpinLockRelease(&slot->mutex);
-	}
+		failures = worker_failure(slot, error, sub, &at);
 	values[0] = Int32GetDatum(failures);
 	if (failures > 0)
 	{
-		error[sizeof(error) - 1] = '\0';
 		values[1] = CStringGetTextDatum(error);
 		values[2] = TimestampTzGetDatum(at);
 		nulls[1] = nulls[2] = false;
