@@ -637,19 +637,9 @@ decoder_filter_match(DecoderFilter *filter, Datum value)
 static void
 decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
 {
-	Oid conv = FindDefaultConversion(PG_CATALOG_NAMESPACE, data->db_encoding,
+	/* the conversion's function (FindDefaultConversion returns its proc) */
+	Oid proc = FindDefaultConversion(PG_CATALOG_NAMESPACE, data->db_encoding,
 									 PG_UTF8);
-	Oid proc = InvalidOid;
-
-	if (OidIsValid(conv))
-	{
-		HeapTuple tup = SearchSysCache1(CONVOID, ObjectIdGetDatum(conv));
-
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for conversion %u", conv);
-		proc = ((Form_pg_conversion) GETSTRUCT(tup))->conproc;
-		ReleaseSysCache(tup);
-	}
 
 	if (!OidIsValid(proc))
 		ereport(ERROR,
