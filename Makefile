@@ -3,6 +3,11 @@
 #   make && make install    build and install strata.so and the SQL files
 #   make demo               set up a fresh Debian 12 machine, show it working
 #   make test               the same set-up, then every suite
+#   make test PG=17         every suite against PostgreSQL 17 (or 18), in a
+#                           chroot of the Debian release that ships it
+#                           (scripts/versions.sh; root)
+#   make test-versions      make test on 15, 17 and 18 in turn, and one
+#                           "N passed, N failed" line for all (CI)
 #   make doctest            the SQL examples of README.md and docs/ against the
 #                           installed extension (scripts/doctest.sh), and every
 #                           SQLSTATE raised in docs/errors.md (scripts/errcodes.pl)
@@ -195,7 +200,7 @@ installcheck: submake $(REGRESS_PREP)
 	exit $$status
 endif
 
-.PHONY: deps demo test test-valgrind bench format deps-hint tap check-layout check-linkage FORCE doctest
+.PHONY: deps demo test test-versions test-valgrind bench format deps-hint tap check-layout check-linkage FORCE doctest
 
 tap:
 	$(prove_installcheck)
@@ -208,10 +213,20 @@ demo:
 	scripts/build.sh
 	scripts/demo.sh
 
+# PG=NN: the suites against that major version (scripts/versions.sh: here
+# when it is this machine's, in a chroot otherwise)
+PG ?=
 test:
+ifneq ($(PG),)
+	scripts/versions.sh $(PG)
+else
 	scripts/deps.sh
 	scripts/build.sh
 	scripts/test.sh
+endif
+
+test-versions:
+	scripts/versions.sh all
 
 # the SQL examples of the docs, as written, against the installed extension
 doctest:

@@ -388,6 +388,26 @@ WHERE ip.privtype = 'e'
 		  AND d.deptype = 'e'
 		  AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
 							WHERE e.extname = 'strata'));
+-- PostgreSQL 17 and later also record a role named in initial privileges
+-- as a dependency of the object (pg_shdepend, deptype 'i'); without the
+-- entries the UPDATE above took out, DROP OWNED BY and DROP ROLE would
+-- still find the role in them.  (None exist before 17.)
+DELETE FROM pg_catalog.pg_shdepend sd
+WHERE sd.deptype = 'i'
+  AND sd.dbid = (SELECT db.oid FROM pg_catalog.pg_database db
+				 WHERE db.datname = pg_catalog.current_database())
+  AND (sd.classid, sd.objid) IN (
+		SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+		WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+		  AND d.deptype = 'e'
+		  AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+							WHERE e.extname = 'strata'))
+  AND NOT EXISTS (
+		SELECT FROM pg_catalog.pg_init_privs ip,
+			 pg_catalog.aclexplode(ip.initprivs) x
+		WHERE ip.classoid = sd.classid AND ip.objoid = sd.objid
+		  AND ip.objsubid = sd.objsubid
+		  AND sd.refobjid IN (x.grantee, x.grantor));
 
 -- The worker reads every subscription again (their owners changed type).
 UPDATE strata.subscriptions SET generation = generation + 1;

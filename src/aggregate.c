@@ -54,6 +54,7 @@
 #include "utils/syscache.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "aggregate.h"
 #include "define.h"
 #include "events.h"
@@ -321,7 +322,7 @@ aggregate_fold(const char *stream, AggregateDef *def, Jsonb *state, int64 from,
 						   InvalidOid, InvalidOid, F_INT8LE,
 						   Int64GetDatum(to));
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 3, 0);
+	scan = compat_index_beginscan(rel, index, GetActiveSnapshot(), 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
 
 	cbarg.stream_cstr = stream;

@@ -61,6 +61,7 @@
 #include "utils/uuid.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "decoder.h"
 #include "events.h"
 
@@ -160,9 +161,7 @@ typedef struct DecoderData
 	Datum values[Natts_events];
 	bool  nulls[Natts_events];
 
-#if PG_VERSION_NUM < 160000
-	int changes_since_progress;
-#endif
+	int changes_since_progress; /* COMPAT_PLUGIN_SENDS_PROGRESS only */
 } DecoderData;
 
 /*
@@ -893,9 +892,7 @@ decoder_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	StringInfo		out = ctx->out;
 
 	OutputPluginUpdateProgress(ctx, data->txn_events == 0);
-#if PG_VERSION_NUM < 160000
 	data->changes_since_progress = 0;
-#endif
 
 	if (capture != NULL)
 	{
@@ -939,23 +936,18 @@ decoder_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	TupleDesc		desc;
 	MemoryContext	old;
 
-#if PG_VERSION_NUM < 160000
-	if (++data->changes_since_progress >= DECODER_PROGRESS_EVERY)
+	if (COMPAT_PLUGIN_SENDS_PROGRESS &&
+		++data->changes_since_progress >= DECODER_PROGRESS_EVERY)
 	{
 		OutputPluginUpdateProgress(ctx, false);
 		data->changes_since_progress = 0;
 	}
-#endif
 
 	if (change->action != REORDER_BUFFER_CHANGE_INSERT ||
 		!decoder_is_events(relation))
 		return;
 
-#if PG_VERSION_NUM >= 170000
-	tuple = change->data.tp.newtuple;
-#else
-	tuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
-#endif
+	tuple = compat_change_newtuple(change);
 	if (tuple == NULL)
 		return;
 

@@ -39,6 +39,7 @@
 #include "utils/tuplestore.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "events.h"
 #include "privilege.h"
 #include "read.h"
@@ -128,7 +129,7 @@ read_scan(FunctionCallInfo fcinfo, const char *func, const char *indexname,
 	nkeys = build(keys, index, args);
 
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	scan = compat_index_beginscan(rel, index, snapshot, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (n < max_count &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))

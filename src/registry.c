@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "registry.h"
 #include "workers.h"
 
@@ -184,11 +185,7 @@ registry_my_slot(void)
 	if (registry == NULL || MyProc == NULL)
 		elog(ERROR, "strata registry is not initialized");
 
-#if PG_VERSION_NUM >= 170000
-	procno = MyProcNumber;
-#else
-	procno = MyProc->pgprocno;
-#endif
+	procno = compat_my_procno();
 	if (procno < 0 || procno >= registry->nslots)
 		elog(ERROR, "strata registry has no slot for process number %d",
 			 procno);

@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "settings.h"
 
 int	  strata_max_event_size = 1024 * 1024;
@@ -40,7 +41,8 @@ int	  worker_handler_timeout = 60 * 1000;
 /*
  * strata.databases, parsed: 'count' names, each zero-terminated, one
  * after the other in 'names'.  Kept by the GUC machinery as the setting's
- * "extra" (malloc'd), so it always matches the value in force.
+ * "extra" (compat_guc_extra_alloc), so it always matches the value in
+ * force.
  */
 typedef struct DatabaseList
 {
@@ -73,7 +75,7 @@ settings_check_databases(char **newval, void **extra, GucSource source)
 	foreach (lc, names)
 		size += strlen((char *) lfirst(lc)) + 1;
 
-	list = (DatabaseList *) malloc(size);
+	list = (DatabaseList *) compat_guc_extra_alloc(size);
 	if (list == NULL)
 	{
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);

@@ -17,6 +17,7 @@
 #if PG_VERSION_NUM < 150000
 #error "pg_strata requires PostgreSQL 15 or later"
 #endif
+/* what differs between the versions it supports: compat.h */
 
 /* SQLSTATEs of our own, class "ST" (implementation-defined classes) */
 #define ERRCODE_STRATA_WRONG_EXPECTED_VERSION                                 \

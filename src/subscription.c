@@ -36,6 +36,7 @@
 #include "utils/typcache.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "health.h"
 #include "define.h"
 #include "privilege.h"
@@ -123,11 +124,8 @@ subscription_delivered_datum(SubProgress *p)
 		RangeBound lower = {Int64GetDatum(p->lo[i]), false, true, true};
 		RangeBound upper = {Int64GetDatum(p->hi[i]), false, false, false};
 
-#if PG_VERSION_NUM >= 160000
-		ranges[i] = make_range(typcache->rngtype, &lower, &upper, false, NULL);
-#else
-		ranges[i] = make_range(typcache->rngtype, &lower, &upper, false);
-#endif
+		ranges[i] =
+			compat_make_range(typcache->rngtype, &lower, &upper, false);
 	}
 	return MultirangeTypePGetDatum(make_multirange(
 		INT8MULTIRANGEOID, typcache->rngtype, p->nranges, ranges));

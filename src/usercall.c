@@ -41,6 +41,7 @@
 #include "utils/syscache.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "privilege.h"
 #include "usercall.h"
 
@@ -51,12 +52,7 @@
 bool
 usercall_can_execute(Oid funcid, Oid roleid)
 {
-#if PG_VERSION_NUM >= 160000
-	return object_aclcheck(ProcedureRelationId, funcid, roleid, ACL_EXECUTE) ==
-		   ACLCHECK_OK;
-#else
-	return pg_proc_aclcheck(funcid, roleid, ACL_EXECUTE) == ACLCHECK_OK;
-#endif
+	return compat_proc_executable(funcid, roleid);
 }
 
 /*
@@ -134,13 +130,7 @@ usercall_begin(PrivScope *scope, Oid owner)
 	if (namespace_search_path == NULL ||
 		strcmp(namespace_search_path, STRATA_SAFE_SEARCH_PATH) != 0)
 	{
-#if PG_VERSION_NUM >= 170000
-		RestrictSearchPath();
-#else
-		(void) set_config_option("search_path", STRATA_SAFE_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
-#endif
+		compat_restrict_search_path();
 	}
 	scope->active = true;
 }

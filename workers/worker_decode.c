@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "decoder.h"
 #include "settings.h"
 #include "subscription_catalog.h"
@@ -55,6 +56,10 @@ char		*decode_stream_id = NULL;
 
 static LogicalDecodingContext *worker_ctx = NULL;
 static char					   slot_name[NAMEDATALEN];
+
+/* A confirmation waiting for the standbys (decode_confirm), and its WAL */
+static XLogRecPtr confirm_pending = InvalidXLogRecPtr;
+static XLogRecPtr confirm_pending_flush = InvalidXLogRecPtr;
 
 static void worker_reset_caches(XLogRecPtr from);
 static void worker_relcache_callback(Datum arg, Oid relid);
@@ -179,12 +184,7 @@ worker_page_read(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 static bool
 worker_slot_invalidated(ReplicationSlot *slot)
 {
-#if PG_VERSION_NUM >= 160000
-	return slot->data.invalidated != RS_INVAL_NONE;
-#else
-	return slot->data.invalidated_at != InvalidXLogRecPtr &&
-		   XLogRecPtrIsInvalid(slot->data.restart_lsn);
-#endif
+	return compat_slot_invalidated(slot);
 }
 
 /* Create the database's slot (in a transaction of its own). */
@@ -195,11 +195,8 @@ worker_create_slot(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-#if PG_VERSION_NUM >= 170000
-	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false, false, false);
-#else
-	ReplicationSlotCreate(slot_name, true, RS_EPHEMERAL, false);
-#endif
+	/* on 17 and later, a slot standbys may keep for a failover */
+	compat_slot_create(slot_name, RS_EPHEMERAL, true);
 	ctx = CreateInitDecodingContext(
 		"strata", NIL, false, InvalidXLogRecPtr,
 		XL_ROUTINE(.page_read = read_local_xlog_page,
@@ -296,6 +293,7 @@ decode_start(void)
 		FreeDecodingContext(worker_ctx);
 		worker_ctx = NULL;
 	}
+	confirm_pending = InvalidXLogRecPtr;
 
 	if (MyReplicationSlot == NULL)
 	{
@@ -308,9 +306,21 @@ decode_start(void)
 			decode_new_stream();
 			worker_create_slot();
 		}
-		else if (!worker_read_stream_id())
-			decode_new_stream();
-		ReplicationSlotAcquire(slot_name, true);
+		else
+		{
+			if (!worker_read_stream_id())
+				decode_new_stream();
+			/* a slot made before failover slots existed (17) becomes one */
+			if (COMPAT_HAS_FAILOVER_SLOTS && !compat_slot_failover(slot))
+			{
+				compat_slot_set_failover(slot_name);
+				ereport(LOG,
+						(errmsg("strata worker made replication slot \"%s\" "
+								"a failover slot",
+								slot_name)));
+			}
+		}
+		compat_slot_acquire(slot_name, true);
 	}
 
 	if (worker_slot_invalidated(MyReplicationSlot))
@@ -325,7 +335,7 @@ decode_start(void)
 		ReplicationSlotDrop(slot_name, true);
 		decode_new_stream();
 		worker_create_slot();
-		ReplicationSlotAcquire(slot_name, true);
+		compat_slot_acquire(slot_name, true);
 	}
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -477,6 +487,13 @@ wal_insert_end(void)
  * slot too.  The handler processes commit asynchronously, so the WAL
  * is flushed first: a slot saved past a transaction whose commit a crash
  * then lost would skip that transaction's events.
+ *
+ * A failover slot (17 and later) confirms a position only once the
+ * standbys of synchronized_standby_slots have flushed that same WAL, the
+ * progress of what it confirms included: their synchronized copy of the
+ * slot is then never ahead of their copy of the progress.  The position
+ * waits (pending) while they are behind, and the next ones wait for it,
+ * so that a busy primary whose WAL end always runs ahead still confirms.
  */
 void
 decode_confirm(void)
@@ -487,17 +504,37 @@ decode_confirm(void)
 
 	if (!TimestampDifferenceExceeds(last_confirm, now, WORKER_CONFIRM_MS))
 		return;
+	last_confirm = now;
+	if (confirm_pending != InvalidXLogRecPtr)
+	{
+		if (!compat_standbys_have(confirm_pending_flush, LOG))
+			return;
+		if (confirm_pending > MyReplicationSlot->data.confirmed_flush)
+		{
+			LogicalConfirmReceivedLocation(confirm_pending);
+			ReplicationSlotMarkDirty();
+		}
+		confirm_pending = InvalidXLogRecPtr;
+	}
 	for (int i = 0; i < worker_nsubs; i++)
 		if (worker_subs[i]->live)
 			confirm = Min(confirm, worker_subs[i]->done_lsn);
 	confirm = dispatch_catchup_floor(confirm);
 	if (confirm > MyReplicationSlot->data.confirmed_flush)
 	{
-		XLogFlush(wal_insert_end());
+		XLogRecPtr flush = wal_insert_end();
+
+		XLogFlush(flush);
+		if (compat_slot_failover(MyReplicationSlot) &&
+			!compat_standbys_have(flush, LOG))
+		{
+			confirm_pending = confirm;
+			confirm_pending_flush = flush;
+			return;
+		}
 		LogicalConfirmReceivedLocation(confirm);
 		ReplicationSlotMarkDirty();
 	}
-	last_confirm = now;
 }
 
 /*

@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "compat.h"
 #include "health.h"
 #include "settings.h"
 #include "workers.h"
@@ -523,14 +524,9 @@ workers_before_drop_database(const char *dbname)
 
 	if (!OidIsValid(dbid) || worker_shared == NULL)
 		return;
-		/* only for a role that may drop it: dropdb checks that later */
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(DatabaseRelationId, dbid, GetUserId()))
+	/* only for a role that may drop it: dropdb checks that later */
+	if (!compat_database_owner(dbid, GetUserId()))
 		return;
-#else
-	if (!pg_database_ownercheck(dbid, GetUserId()))
-		return;
-#endif
 
 	LWLockAcquire(worker_shared->lock, LW_EXCLUSIVE);
 	slot = worker_slot_for(dbid);

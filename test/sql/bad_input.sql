@@ -64,7 +64,8 @@ SELECT try($$SELECT strata.append('bad-1', jsonb_build_array(jsonb_build_object(
 SELECT strata.append('bad-size', jsonb_build_object('type', 'Fits', 'data', repeat('x', 500)));
 RESET strata.max_event_size;
 SHOW strata.max_event_size;
-SET strata.max_event_size = 10;
+-- (its message differs between versions: the SQLSTATE only)
+SELECT left(try('SET strata.max_event_size = 10'), 5) AS out_of_range;
 SET strata.no_such_setting = 1;
 
 -- invalid stream names

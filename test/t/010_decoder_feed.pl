@@ -20,8 +20,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
+use File::Basename qw(dirname);
 
-my $consumer = "$ENV{TESTDIR}/examples/strata_consumer";
+# the build directory: TESTDIR up to 16, the parent of TESTDATADIR after
+my $builddir = $ENV{TESTDIR} // dirname($ENV{TESTDATADIR});
+my $consumer = "$builddir/examples/strata_consumer";
 ok(-x $consumer, "example consumer is built ($consumer)")
   or BAIL_OUT('build examples/strata_consumer first (make)');
 
