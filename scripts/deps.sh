@@ -46,7 +46,9 @@ V=${PG:-$major}
 BUILD_PKGS="make gcc postgresql-$V postgresql-server-dev-$V libpq-dev"
 FEDERATION_PKGS="pkg-config libjansson-dev libcurl4-openssl-dev libssl-dev"
 TEST_PKGS="postgresql-$V-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl"
-PKGS="$BUILD_PKGS $FEDERATION_PKGS $TEST_PKGS"
+# and what this release needs beyond them (scripts/releases, 4th column)
+RELEASE_PKGS=$(awk -v c="$codename" '$2 == c && $4 != "-" {print $4}' scripts/releases | tr ',' ' ')
+PKGS="$BUILD_PKGS $FEDERATION_PKGS $TEST_PKGS $RELEASE_PKGS"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS postgresql-$V-wal2json"
 [ "${1:-}" = "--versions" ] && PKGS="$PKGS debootstrap zstd"
 # libc6-dbg: glibc's symbols, for valgrind's stacks through libc (valgrind

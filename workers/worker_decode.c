@@ -481,6 +481,26 @@ wal_insert_end(void)
 }
 
 /*
+ * Have the standbys of synchronized_standby_slots flushed the WAL up to
+ * 'lsn'?  One of them missing or inactive is logged once a minute.
+ */
+static bool
+decode_standbys_have(XLogRecPtr lsn, TimestampTz now)
+{
+	static TimestampTz logged = 0;
+	bool			   caught_up;
+	int				   elevel = DEBUG1;
+
+	/* a missing or inactive standby slot: logged once a minute */
+	if (TimestampDifferenceExceeds(logged, now, 60 * 1000))
+		elevel = LOG;
+	caught_up = compat_standbys_have(lsn, elevel);
+	if (!caught_up && elevel == LOG)
+		logged = now;
+	return caught_up;
+}
+
+/*
  * Confirm to the slot what every live subscription has processed, at most
  * every WORKER_CONFIRM_MS; a catch-up out to a handler process may hand
  * its subscription over at the stream end it was given, so that holds the
@@ -507,7 +527,7 @@ decode_confirm(void)
 	last_confirm = now;
 	if (confirm_pending != InvalidXLogRecPtr)
 	{
-		if (!compat_standbys_have(confirm_pending_flush, LOG))
+		if (!decode_standbys_have(confirm_pending_flush, now))
 			return;
 		if (confirm_pending > MyReplicationSlot->data.confirmed_flush)
 		{
@@ -526,7 +546,7 @@ decode_confirm(void)
 
 		XLogFlush(flush);
 		if (compat_slot_failover(MyReplicationSlot) &&
-			!compat_standbys_have(flush, LOG))
+			!decode_standbys_have(flush, now))
 		{
 			confirm_pending = confirm;
 			confirm_pending_flush = flush;

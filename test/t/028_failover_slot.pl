@@ -22,6 +22,16 @@ plan skip_all => "failover slots need PostgreSQL 17 or later (this is $major)"
 
 my $primary = strata_node('primary',
 	conf => "cluster_name = 'primary'\nsynchronized_standby_slots = 'sb1'\n");
+# the worker's slot exists already, as an ordinary slot (one made before
+# 17, or by an older pg_strata): the worker makes it a failover slot
+my $slot = $primary->safe_psql('postgres',
+	q{SELECT 'strata_' || oid FROM pg_database WHERE datname = 'postgres'});
+$primary->safe_psql('postgres',
+	"SELECT pg_create_logical_replication_slot('$slot', 'strata')");
+is($primary->safe_psql('postgres',
+	"SELECT failover FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	'f', 'an ordinary slot of the worker\'s name');
+my $offset = -s $primary->logfile;
 $primary->safe_psql('postgres', q{
 	SELECT pg_create_physical_replication_slot('sb1');
 	CREATE EXTENSION strata;
@@ -30,8 +40,11 @@ $primary->safe_psql('postgres', q{
 	AS $$ INSERT INTO public.seen VALUES (e.position, pg_catalog.current_setting('cluster_name')) $$;
 	SELECT strata.subscribe('sub', 'seen_apply(strata.events)');
 });
-my $slot = $primary->safe_psql('postgres',
-	q{SELECT 'strata_' || oid FROM pg_database WHERE datname = 'postgres'});
+ok($primary->poll_query_until('postgres',
+	"SELECT active AND failover FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	'the worker took the slot and made it a failover slot');
+like(slurp_file($primary->logfile, $offset),
+	qr/strata worker made replication slot "$slot" a failover slot/, 'and said so');
 
 # append n events, one transaction each; the last one's position
 sub append_events
