@@ -34,7 +34,7 @@ SRC_OBJS = src/strata.o src/settings.o src/registry.o src/stream.o \
 	src/append.o src/read.o src/define.o src/aggregate.o src/command.o \
 	src/projection.o src/version.o src/decoder.o src/subscription.o \
 	src/subscription_catalog.o src/usercall.o \
-	src/privilege.o src/health.o src/progress.o
+	src/privilege.o src/health.o src/progress.o src/epoch.o
 WORKER_OBJS = workers/workers.o workers/launcher.o workers/worker.o \
 	workers/worker_decode.o workers/worker_txns.o workers/worker_dispatch.o \
 	workers/worker_subs.o workers/handler.o workers/handler_call.o \

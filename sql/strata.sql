@@ -26,6 +26,35 @@ CREATE SEQUENCE strata._position_seq AS bigint START 1 NO CYCLE
 COMMENT ON SEQUENCE strata._position_seq IS
 	'Private: source of global event positions, used by strata.append only.';
 
+-- Epochs (0.6.0): the stretches of positions issued on one system and
+-- timeline.  A new one opens before any position is issued when the
+-- database finds itself on another system or timeline than its last
+-- epoch's (a promotion, a restore of a physical backup, pg_upgrade): its
+-- first position is far above the last that survived, so that no
+-- position is handed out twice, and the positions in between
+-- (survived_position, first_position) are the epoch's lost range, where
+-- strata.read_all, strata.read_category and strata.wait_for refuse a
+-- cursor (ST006).  Written by the extension only (docs/architecture.md,
+-- "Epochs").
+CREATE TABLE strata.epochs (
+	system_identifier	text		NOT NULL,
+	timeline			integer		NOT NULL,
+	first_position		bigint		NOT NULL,
+	survived_position	bigint,
+	started_at			timestamptz	NOT NULL,
+	PRIMARY KEY (system_identifier, timeline)
+);
+COMMENT ON TABLE strata.epochs IS
+	'Epochs: positions issued on one system and timeline; the positions between survived_position and first_position were lost at a failover.';
+COMMENT ON COLUMN strata.epochs.system_identifier IS
+	'The system identifier of the server (pg_control_system()).';
+COMMENT ON COLUMN strata.epochs.timeline IS 'The timeline of the WAL.';
+COMMENT ON COLUMN strata.epochs.first_position IS
+	'The first position the epoch may issue.';
+COMMENT ON COLUMN strata.epochs.survived_position IS
+	'The last position that survived from the epochs before (0: none); NULL for the first epoch, which lost nothing.';
+COMMENT ON COLUMN strata.epochs.started_at IS 'When the epoch opened.';
+
 CREATE TABLE strata.events (
 	position	bigint		NOT NULL,
 	stream		text		NOT NULL,
@@ -84,7 +113,7 @@ CREATE FUNCTION strata.append(stream text, events jsonb,
 							  expected_version bigint DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE c VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_append_0_4';
+	AS 'MODULE_PATHNAME', 'strata_append_0_6';
 COMMENT ON FUNCTION strata.append(text, jsonb, bigint) IS
 	'Append events (an array of {type, data, metadata, id} objects, or one) to a stream atomically; returns the stream''s new version. expected_version: NULL or -2 any, -1 no stream, -4 stream exists, n exactly n.';
 
@@ -112,16 +141,16 @@ CREATE FUNCTION strata.read_all(after_position bigint DEFAULT 0,
 								max_count int DEFAULT 1000)
 	RETURNS SETOF strata.events
 	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE ROWS 1000
-	AS 'MODULE_PATHNAME', 'strata_read_all';
+	AS 'MODULE_PATHNAME', 'strata_read_all_0_6';
 COMMENT ON FUNCTION strata.read_all(bigint, int) IS
-	'Committed events after a position, in position order, at most max_count; never skips an event that commits later with a lower position.';
+	'Committed events after a position, in position order, at most max_count; never skips an event that commits later with a lower position; raises ST006 for a position lost at a failover.';
 
 CREATE FUNCTION strata.read_category(category text,
 									 after_position bigint DEFAULT 0,
 									 max_count int DEFAULT 1000)
 	RETURNS SETOF strata.events
 	LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE ROWS 1000
-	AS 'MODULE_PATHNAME', 'strata_read_category';
+	AS 'MODULE_PATHNAME', 'strata_read_category_0_6';
 COMMENT ON FUNCTION strata.read_category(text, bigint, int) IS
 	'Like strata.read_all, for the streams of one category.';
 
@@ -298,7 +327,7 @@ COMMENT ON FUNCTION strata.drop_command(text) IS 'Drop a command definition.';
 
 CREATE FUNCTION strata.execute(stream text, command jsonb) RETURNS bigint
 	LANGUAGE c VOLATILE PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_execute_0_4';
+	AS 'MODULE_PATHNAME', 'strata_execute_0_6';
 COMMENT ON FUNCTION strata.execute(text, jsonb) IS
 	'Execute a command on a stream: load, handle, append the one resulting event; retries on conflicts; returns the new version.';
 
@@ -473,9 +502,9 @@ COMMENT ON FUNCTION strata.alter_subscription_owner(text, regrole) IS
 CREATE FUNCTION strata.wait_for(subscription text, "position" bigint,
 								timeout interval DEFAULT '5s')
 	RETURNS boolean LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
-	AS 'MODULE_PATHNAME', 'strata_wait_for_0_5';
+	AS 'MODULE_PATHNAME', 'strata_wait_for_0_6';
 COMMENT ON FUNCTION strata.wait_for(text, bigint, interval) IS
-	'Wait until the subscription has processed the event at that position (true) or the timeout passed (false, with a NOTICE when the subscription or its worker does not run); raises ST005 when the event was parked, 55000 when no worker can run on this server; works on standbys.';
+	'Wait until the subscription has processed the event at that position (true) or the timeout passed (false, with a NOTICE when the subscription or its worker does not run); raises ST005 when the event was parked, ST006 for a position lost at a failover, 55000 when no worker can run on this server; works on standbys.';
 
 -- The worker
 CREATE FUNCTION strata._worker_notify() RETURNS void
@@ -695,9 +724,10 @@ COMMENT ON FUNCTION strata.grant_privileges(regrole, text) IS
 -- strata.definitions, the subscriptions row by row (the policies above).
 REVOKE ALL ON strata.events, strata.streams, strata._position_seq,
 	strata.aggregates, strata.snapshots, strata.commands, strata.projections,
-	strata._definition_seq, strata._stream FROM PUBLIC;
+	strata._definition_seq, strata._stream, strata.epochs FROM PUBLIC;
 GRANT SELECT ON strata.subscriptions, strata.parked_events,
-	strata.definitions, strata.subscription_status, strata.progress TO PUBLIC;
+	strata.definitions, strata.subscription_status, strata.progress,
+	strata.epochs TO PUBLIC;
 
 -- Every function that writes is for the roles a DBA grants it to; reads
 -- stay PUBLIC (they check SELECT on strata.events themselves).
@@ -725,7 +755,8 @@ FROM PUBLIC;
 
 --
 -- What pg_dump keeps: the log, the streams, the position sequence, the
--- definitions, the subscriptions and their parked events (not _stream:
+-- definitions, the subscriptions and their parked events, the epochs
+-- (a restore opens a new one at the first append; not _stream:
 -- a restored database gets a new decoding stream).  In the order the
 -- releases added them, which is the order of pg_extension.extconfig.
 --
@@ -739,6 +770,7 @@ SELECT pg_catalog.pg_extension_config_dump('strata.projections', '');
 SELECT pg_catalog.pg_extension_config_dump('strata._definition_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('strata.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('strata.parked_events', '');
+SELECT pg_catalog.pg_extension_config_dump('strata.epochs', '');
 
 -- Wake the launcher when this transaction commits: this database has a
 -- worker to run now.

@@ -32,6 +32,7 @@
 #include "utils/uuid.h"
 
 #include "strata.h"
+#include "epoch.h"
 #include "settings.h"
 #include "append.h"
 #include "events.h"
@@ -45,6 +46,7 @@ PG_FUNCTION_INFO_V1(strata_append);
 PG_FUNCTION_INFO_V1(strata_append_0_2);
 PG_FUNCTION_INFO_V1(strata_append_0_3);
 PG_FUNCTION_INFO_V1(strata_append_0_4);
+PG_FUNCTION_INFO_V1(strata_append_0_6);
 PG_FUNCTION_INFO_V1(strata_forbid_change);
 
 /* One event of an append call, validated */
@@ -970,6 +972,10 @@ append_events(const char *stream, const char *category, Jsonb *events,
 	priv_enter(&scope);
 	SPI_connect();
 
+	/* positions never go back across a failover (before any stream lock) */
+	if (api >= STRATA_API_0_6)
+		epoch_ensure();
+
 	current = append_lock_stream(stream_d, count, &existed);
 
 	if (append_check_ids(stream, evs, count, expected, check_content,
@@ -1051,6 +1057,13 @@ Datum
 strata_append_0_4(PG_FUNCTION_ARGS)
 {
 	return append_entry(fcinfo, STRATA_API_0_4);
+}
+
+/* under 0.6.0: a new epoch after a failover (epoch.c) */
+Datum
+strata_append_0_6(PG_FUNCTION_ARGS)
+{
+	return append_entry(fcinfo, STRATA_API_0_6);
 }
 
 /*

@@ -58,6 +58,7 @@ PG_FUNCTION_INFO_V1(strata_drop_command);
 PG_FUNCTION_INFO_V1(strata_drop_command_0_4);
 PG_FUNCTION_INFO_V1(strata_execute);
 PG_FUNCTION_INFO_V1(strata_execute_0_4);
+PG_FUNCTION_INFO_V1(strata_execute_0_6);
 
 /* A command definition */
 typedef struct CommandDef
@@ -598,6 +599,13 @@ Datum
 strata_execute_0_4(PG_FUNCTION_ARGS)
 {
 	return command_execute_entry(fcinfo, STRATA_API_0_4);
+}
+
+/* under 0.6.0: its append opens a new epoch after a failover */
+Datum
+strata_execute_0_6(PG_FUNCTION_ARGS)
+{
+	return command_execute_entry(fcinfo, STRATA_API_0_6);
 }
 
 /*

@@ -39,16 +39,20 @@
 #include "utils/tuplestore.h"
 
 #include "strata.h"
+#include "epoch.h"
 #include "compat.h"
 #include "events.h"
 #include "privilege.h"
 #include "read.h"
 #include "registry.h"
+#include "version.h"
 #include "stream.h"
 
 PG_FUNCTION_INFO_V1(strata_read_stream);
 PG_FUNCTION_INFO_V1(strata_read_all);
 PG_FUNCTION_INFO_V1(strata_read_category);
+PG_FUNCTION_INFO_V1(strata_read_all_0_6);
+PG_FUNCTION_INFO_V1(strata_read_category_0_6);
 
 static int32
 read_max_count_arg(FunctionCallInfo fcinfo, int argno)
@@ -195,19 +199,24 @@ strata_read_stream(PG_FUNCTION_ARGS)
 
 /*
  * strata.read_all(after_position bigint, max_count int): committed
- * events after a position, in position order, below the horizon.
+ * events after a position, in position order, below the horizon.  From
+ * 0.6.0 a position lost at a failover is refused (epoch.c).
  */
-Datum
-strata_read_all(PG_FUNCTION_ARGS)
+static Datum
+read_all_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	Datum	 args[2];
 	int32	 max_count;
 	Snapshot snapshot;
+	int64	 after;
 
 	strata_require_preload();
-	args[0] = Int64GetDatum(read_nonnegative_arg(fcinfo, 0, "after_position"));
+	after = read_nonnegative_arg(fcinfo, 0, "after_position");
+	args[0] = Int64GetDatum(after);
 	max_count = read_max_count_arg(fcinfo, 1);
 	read_refuse_in_recovery("strata.read_all()");
+	if (api >= STRATA_API_0_6)
+		epoch_check_cursor(after, "strata.read_all");
 
 	args[1] = Int64GetDatum(registry_read_horizon(&snapshot));
 	read_scan(fcinfo, "strata.read_all", "events_pkey", max_count, snapshot,
@@ -216,30 +225,62 @@ strata_read_all(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* strata.read_all up to 0.5.0 */
+Datum
+strata_read_all(PG_FUNCTION_ARGS)
+{
+	return read_all_entry(fcinfo, STRATA_API_0_1);
+}
+
+/* from 0.6.0 */
+Datum
+strata_read_all_0_6(PG_FUNCTION_ARGS)
+{
+	return read_all_entry(fcinfo, STRATA_API_0_6);
+}
+
 /*
  * strata.read_category(category text, after_position bigint, max_count
  * int): like read_all, for the streams of one category.
  */
-Datum
-strata_read_category(PG_FUNCTION_ARGS)
+static Datum
+read_category_entry(FunctionCallInfo fcinfo, StrataApi api)
 {
 	Datum	 args[3];
 	int32	 max_count;
 	Snapshot snapshot;
 	text	*arg = PG_GETARG_TEXT_PP(0);
 	char	*category;
+	int64	 after;
 
 	strata_require_preload();
 	category =
 		stream_validate_category(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg));
 	args[0] = CStringGetTextDatum(category);
-	args[1] = Int64GetDatum(read_nonnegative_arg(fcinfo, 1, "after_position"));
+	after = read_nonnegative_arg(fcinfo, 1, "after_position");
+	args[1] = Int64GetDatum(after);
 	max_count = read_max_count_arg(fcinfo, 2);
 	read_refuse_in_recovery("strata.read_category()");
+	if (api >= STRATA_API_0_6)
+		epoch_check_cursor(after, "strata.read_category");
 
 	args[2] = Int64GetDatum(registry_read_horizon(&snapshot));
 	read_scan(fcinfo, "strata.read_category", "events_category_position_idx",
 			  max_count, snapshot, read_category_keys, args);
 	UnregisterSnapshot(snapshot);
 	return (Datum) 0;
+}
+
+/* strata.read_category up to 0.5.0 */
+Datum
+strata_read_category(PG_FUNCTION_ARGS)
+{
+	return read_category_entry(fcinfo, STRATA_API_0_1);
+}
+
+/* from 0.6.0 */
+Datum
+strata_read_category_0_6(PG_FUNCTION_ARGS)
+{
+	return read_category_entry(fcinfo, STRATA_API_0_6);
 }

@@ -27,6 +27,7 @@
 #define ERRCODE_STRATA_IMMUTABLE_EVENTS MAKE_SQLSTATE('S', 'T', '0', '0', '3')
 #define ERRCODE_STRATA_INVALID_RESULT	MAKE_SQLSTATE('S', 'T', '0', '0', '4')
 #define ERRCODE_STRATA_EVENT_PARKED		MAKE_SQLSTATE('S', 'T', '0', '0', '5')
+#define ERRCODE_STRATA_POSITION_LOST	MAKE_SQLSTATE('S', 'T', '0', '0', '6')
 
 /* Schema every SQL object of the extension lives in */
 #define STRATA_SCHEMA "strata"

@@ -37,6 +37,7 @@
 
 #include "strata.h"
 #include "compat.h"
+#include "epoch.h"
 #include "health.h"
 #include "define.h"
 #include "privilege.h"
@@ -53,6 +54,7 @@ PG_FUNCTION_INFO_V1(strata_resume_subscription);
 PG_FUNCTION_INFO_V1(strata_retry_parked);
 PG_FUNCTION_INFO_V1(strata_wait_for);
 PG_FUNCTION_INFO_V1(strata_wait_for_0_5);
+PG_FUNCTION_INFO_V1(strata_wait_for_0_6);
 PG_FUNCTION_INFO_V1(strata_alter_subscription_owner);
 
 /* ---------- progress ---------- */
@@ -769,13 +771,15 @@ subscription_wait_notice(const char *name, SubcatWait *seen)
  * worker can run raises an error at once, instead of waiting for
  * nothing, and so does an event the subscription parked (it was passed
  * over, its handler never succeeded on it); under the SQL of 0.3.0 and
- * 0.4.0 both are true as they were (a NOTICE says why).  The sleep is the
+ * 0.4.0 both are true as they were (a NOTICE says why).  From 0.6.0 a
+ * position lost at a failover raises ST006 (epoch.c).  The sleep is the
  * workers' (workers_wait): it ends when this database's worker records
  * progress.
  */
 static Datum
-subscription_wait_for(FunctionCallInfo fcinfo, bool strict)
+subscription_wait_for(FunctionCallInfo fcinfo, StrataApi api)
 {
+	bool		   strict = api >= STRATA_API_0_5;
 	WaitTarget	   target;
 	Interval	  *timeout = PG_GETARG_INTERVAL_P(2);
 	TimestampTz	   deadline;
@@ -794,6 +798,9 @@ subscription_wait_for(FunctionCallInfo fcinfo, bool strict)
 	target.name = PG_GETARG_DATUM(0);
 	target.position = PG_GETARG_INT64(1);
 	name = TextDatumGetCString(target.name);
+	/* an event at a position lost at a failover never comes (0.6.0) */
+	if (api >= STRATA_API_0_6)
+		epoch_check_cursor(target.position, "strata.wait_for");
 	problem = health_problem();
 	if (problem != NULL)
 		ereport(strict ? ERROR : NOTICE,
@@ -835,12 +842,19 @@ subscription_wait_for(FunctionCallInfo fcinfo, bool strict)
 Datum
 strata_wait_for(PG_FUNCTION_ARGS)
 {
-	return subscription_wait_for(fcinfo, false);
+	return subscription_wait_for(fcinfo, STRATA_API_0_3);
 }
 
-/* strata.wait_for from 0.5.0 */
+/* strata.wait_for under 0.5.0 */
 Datum
 strata_wait_for_0_5(PG_FUNCTION_ARGS)
 {
-	return subscription_wait_for(fcinfo, true);
+	return subscription_wait_for(fcinfo, STRATA_API_0_5);
+}
+
+/* strata.wait_for from 0.6.0: positions lost at a failover */
+Datum
+strata_wait_for_0_6(PG_FUNCTION_ARGS)
+{
+	return subscription_wait_for(fcinfo, STRATA_API_0_6);
 }

@@ -31,6 +31,7 @@ static const struct
 	{"0.3.0", STRATA_API_0_3},
 	{"0.4.0", STRATA_API_0_4},
 	{"0.5.0", STRATA_API_0_5},
+	{"0.6.0", STRATA_API_0_6},
 	/* clang-format on */
 };
 

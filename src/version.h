@@ -34,11 +34,12 @@ typedef enum StrataApi
 	STRATA_API_0_3,		 /* subscriptions, async projections (mode) */
 	STRATA_API_0_4,		 /* owners of definitions and subscriptions */
 	STRATA_API_0_5,		 /* wait_for raises on parked events */
+	STRATA_API_0_6,		 /* epochs: positions never go back at a failover */
 	STRATA_API_NEWER	 /* a version this library does not know */
 } StrataApi;
 
 /* The version of the newest scripts, default_version of strata.control */
-#define STRATA_API_LATEST STRATA_API_0_5
+#define STRATA_API_LATEST STRATA_API_0_6
 
 extern StrataApi strata_installed_api(void);
 

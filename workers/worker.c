@@ -67,8 +67,10 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "epoch.h"
 #include "progress.h"
 #include "settings.h"
+#include "version.h"
 #include "worker.h"
 #include "worker_decode.h"
 #include "worker_dispatch.h"
@@ -183,6 +185,9 @@ worker_prepare_round(bool reload)
 	if (reload || worker_subs == NULL)
 	{
 		SPI_connect();
+		/* a promoted node opens its epoch before the first append does */
+		if (worker_subs == NULL && strata_installed_api() >= STRATA_API_0_6)
+			epoch_ensure();
 		worker_load_subs();
 		SPI_finish();
 	}

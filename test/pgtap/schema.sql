@@ -2,7 +2,7 @@
 -- object: tables, columns, constraints, indexes, function properties,
 -- comments on every public object, and privileges.
 BEGIN;
-SELECT plan(69);
+SELECT plan(73);
 
 SELECT has_schema('strata');
 SELECT has_table('strata', 'events', 'strata.events exists');
@@ -94,6 +94,11 @@ SELECT has_function('strata', '_worker_status', ARRAY[]::text[]);
 SELECT hasnt_function('strata', '_worker_error', ARRAY[]::text[]);
 SELECT has_function('strata', '_progress', ARRAY[]::text[]);
 SELECT has_view('strata', 'progress', 'strata.progress exists');
+-- 0.6.0: epochs
+SELECT has_table('strata', 'epochs', 'strata.epochs exists');
+SELECT has_pk('strata', 'epochs', 'strata.epochs has a primary key');
+SELECT col_is_null('strata', 'epochs', 'survived_position', 'epochs.survived_position may be NULL (the first epoch)');
+SELECT ok(NOT has_table_privilege('public', 'strata.epochs', 'INSERT'), 'PUBLIC cannot write epochs');
 SELECT col_type_is('strata', 'aggregates', 'owner', 'regrole', 'aggregates.owner is regrole');
 SELECT col_type_is('strata', 'commands', 'owner', 'regrole', 'commands.owner is regrole');
 SELECT col_type_is('strata', 'projections', 'owner', 'regrole', 'projections.owner is regrole');
@@ -122,8 +127,8 @@ SELECT is(
 	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
 	 FROM pg_class c WHERE c.relnamespace = 'strata'::regnamespace
 	 AND c.relkind IN ('r', 'v', 'S') AND has_table_privilege('public', c.oid, 'SELECT')),
-	'definitions, parked_events, progress, subscription_status, subscriptions',
-	'PUBLIC reads only the views and the subscription tables');
+	'definitions, epochs, parked_events, progress, subscription_status, subscriptions',
+	'PUBLIC reads only the views, the subscription tables and the epochs');
 SELECT is(
 	(SELECT string_agg(c.relname, ', ' ORDER BY c.relname)
 	 FROM pg_class c WHERE c.relnamespace = 'strata'::regnamespace AND c.relrowsecurity),
@@ -146,9 +151,10 @@ SELECT is(
 SELECT is(
 	(SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_extension e,
 	 unnest(e.extconfig) cfg JOIN pg_class c ON c.oid = cfg WHERE e.extname = 'strata'),
-	ARRAY['_definition_seq', '_position_seq', 'aggregates', 'commands', 'events',
-		  'parked_events', 'projections', 'snapshots', 'streams', 'subscriptions'],
-	'pg_dump keeps the log, the streams, the positions, the definitions, the snapshots and the subscriptions');
+	ARRAY['_definition_seq', '_position_seq', 'aggregates', 'commands', 'epochs',
+		  'events', 'parked_events', 'projections', 'snapshots', 'streams',
+		  'subscriptions'],
+	'pg_dump keeps the log, the streams, the positions, the definitions, the snapshots, the subscriptions and the epochs');
 SELECT is(current_setting('strata.max_event_size'), '1MB', 'strata.max_event_size defaults to 1MB');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'strata.max_event_size'), 'superuser',
 	'only a superuser may change strata.max_event_size');

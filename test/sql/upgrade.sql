@@ -126,6 +126,14 @@ SELECT extversion FROM pg_extension WHERE extname = 'strata';
 SELECT count(*) >= 0 AS status_reads FROM strata.subscription_status;
 SELECT count(*) AS progress_rows FROM strata.progress;
 
+-- 0.6.0: epochs; the first opens at the first append after the update
+ALTER EXTENSION strata UPDATE TO '0.6.0';
+SELECT extversion FROM pg_extension WHERE extname = 'strata';
+SELECT count(*) AS epochs_before FROM strata.epochs;
+SELECT strata.append('up-6', '{"type": "E"}');
+SELECT timeline > 0 AS has_timeline, first_position, survived_position
+FROM strata.epochs;
+
 -- the upgraded extension has exactly the objects of a fresh install
 SELECT object AS missing_after_upgrade FROM fresh
 EXCEPT SELECT pg_describe_object(classid, objid, objsubid)

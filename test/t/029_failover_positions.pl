@@ -1,0 +1,124 @@
+# 029_failover_positions.pl: positions never go back across a failover
+# (issue #16, epochs).  A primary and an asynchronous standby that falls
+# behind (stopped): the primary appends events the standby never gets,
+# and a consumer of the primary reads them; the primary is stopped in
+# immediate mode and the standby promoted.  Every position the new
+# primary issues is above every position the old one issued; the epoch
+# in strata.epochs names the lost range; the old consumer's cursor gets
+# ST006 from read_all, read_category and wait_for, while a cursor at the
+# last surviving position reads on; the subscription handles every
+# surviving event and every new one exactly once.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use StrataNode;
+
+my $primary = strata_node('primary');
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION strata;
+	CREATE TABLE handled (position bigint NOT NULL);
+	CREATE FUNCTION rec(e strata.events) RETURNS void LANGUAGE sql
+	AS $$ INSERT INTO public.handled VALUES (e.position) $$;
+	SELECT strata.subscribe('rec', 'rec(strata.events)');
+});
+
+# append n events to category acct, one transaction each; the positions
+sub append_events
+{
+	my ($node, $prefix, $n) = @_;
+	$node->safe_psql('postgres', join('', map {
+		"SELECT strata.append('acct-$prefix$_', '{\"type\": \"E\"}');\n"
+	} 1 .. $n));
+	return split /\n/, $node->safe_psql('postgres',
+		"SELECT position FROM strata.events WHERE stream LIKE 'acct-$prefix%' ORDER BY position");
+}
+
+my @kept = append_events($primary, 'k', 20);
+is($primary->safe_psql('postgres', "SELECT strata.wait_for('rec', $kept[-1], '30s')"), 't',
+	'the subscription runs on the primary');
+my $epoch1 = $primary->safe_psql('postgres',
+	'SELECT timeline || \'/\' || first_position || \'/\' || coalesce(survived_position::text, \'none\') FROM strata.epochs');
+is($epoch1, '1/1/none', 'the first epoch: timeline 1, from position 1, nothing lost');
+
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->start;
+$primary->wait_for_catchup($standby);
+# the standby falls behind for good
+$standby->stop('fast');
+
+my @lost = append_events($primary, 'lost', 30);
+my $old_cursor = $lost[-1];
+# a consumer of the primary has read them all
+is($primary->safe_psql('postgres', "SELECT max(position) FROM strata.read_all($kept[-1])"),
+	$old_cursor, "a consumer of the old primary read up to $old_cursor");
+my $old_max = $primary->safe_psql('postgres',
+	q{SELECT last_value FROM strata._position_seq});
+$primary->stop('immediate');
+
+# ---- the promotion ----------------------------------------------------
+$standby->start;
+my $offset = -s $standby->logfile;
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'the standby was not promoted';
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM strata.events'), '20',
+	'the 30 events the standby never got are gone');
+
+my @new = append_events($standby, 'n', 10);
+cmp_ok($new[0], '>', $old_max,
+	"every new position ($new[0] and on) is above every position the old primary issued (up to $old_max)");
+
+my $epoch = $standby->safe_psql('postgres', q{
+	SELECT timeline || '/' || survived_position || '/' || first_position
+	FROM strata.epochs ORDER BY first_position DESC LIMIT 1});
+my ($tli, $survived, $first) = split m{/}, $epoch;
+is($tli, '2', 'a new epoch on timeline 2');
+is($survived, $kept[-1], "it names the last surviving position ($kept[-1])");
+is($first, $kept[-1] + 2**40, 'and starts 2^40 above it');
+is($new[0], $first, 'the first new position is the epoch\'s first');
+like(slurp_file($standby->logfile, $offset),
+	qr/strata positions continue at $first on timeline 2/, 'the log says where positions continue');
+
+# ---- readers with a cursor from the old primary ---------------------------
+for my $call ("strata.read_all($old_cursor)", "strata.read_category('acct', $old_cursor)",
+	"strata.wait_for('rec', $old_cursor, '1s')")
+{
+	my ($ret, $out, $err) = $standby->psql('postgres',
+		"\\set VERBOSITY verbose\nSELECT count(*) FROM $call");
+	like($err, qr/ERROR:  ST006: position $old_cursor was lost at a failover/,
+		"$call raises ST006");
+}
+my ($ret, $out, $err) = $standby->psql('postgres',
+	"SELECT count(*) FROM strata.read_all($lost[0])");
+like($err, qr/DETAIL:  strata.read_all was given position $lost[0]\. Positions @{[$kept[-1] + 1]} to @{[$first - 1]} may have been issued/,
+	'the detail gives the lost range');
+is($standby->safe_psql('postgres', "SELECT count(*) FROM strata.read_all($kept[-1])"), '10',
+	'a cursor at the last surviving position reads the new events');
+like($err, qr/HINT:  .*from the events up to position $kept[-1] and go on from there/,
+	'the hint says where to go on from');
+
+# ---- the subscription, exactly once -------------------------------------
+is($standby->safe_psql('postgres', "SELECT strata.wait_for('rec', $new[-1], '60s')"), 't',
+	'the subscription handles the new events on the new primary');
+is($standby->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE n <> 1) || '/' || count(*) FILTER (WHERE n IS NULL)
+	FROM (SELECT e.position, h.n FROM strata.events e
+		  LEFT JOIN (SELECT position, count(*) AS n FROM handled GROUP BY position) h
+		  USING (position)) x}),
+	'0/0', 'every surviving event and every new one handled exactly once');
+
+# ---- the epochs after a restart, and a second failover's step -------------
+$standby->restart;
+my @more = append_events($standby, 'm', 1);
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM strata.epochs'), '2',
+	'a restart on the same timeline opens no epoch');
+cmp_ok($more[0], '>', $new[-1], 'and positions go on');
+
+$standby->stop;
+done_testing();
