@@ -347,7 +347,7 @@ if ($self_test)
 		[ 'no provides', sub { delete $_[0]{provides} }, qr/"provides" is missing/ ],
 		[ 'meta-spec 2.0.0', sub { $_[0]{'meta-spec'}{version} = '2.0.0' }, qr/meta-spec\.version/ ],
 		[ 'version 0.5', sub { $_[0]{version} = '0.5' }, qr/semantic version/ ],
-		[ 'version 0.6.0', sub { $_[0]{version} = '0.6.0' }, qr/default_version/ ],
+		[ 'version 9.9.9', sub { $_[0]{version} = '9.9.9' }, qr/default_version/ ],
 		[ 'extension version', sub { $_[0]{provides}{strata}{version} = '0.4.0' }, qr/is not the distribution's/ ],
 		[ 'no file', sub { delete $_[0]{provides}{strata}{file} }, qr/file is required/ ],
 		[ 'missing file', sub { $_[0]{provides}{strata}{file} = 'sql/nothing.sql' }, qr/no file sql\/nothing\.sql/ ],

@@ -44,6 +44,13 @@ REVOKE ALL ON strata.epochs FROM PUBLIC;
 GRANT SELECT ON strata.epochs TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('strata.epochs', '');
 
+-- The worker's slot belongs to the node: the timeline it was last taken
+-- on, beside the stream's identity (which begins with the system
+-- identifier); unknown for the current stream until the worker takes it
+ALTER TABLE strata._stream ADD COLUMN timeline integer;
+COMMENT ON COLUMN strata._stream.timeline IS
+	'The timeline the stream''s slot was last taken on (0.6.0): a slot found on another one that is no synchronized copy is replaced.';
+
 -- The functions that append (a new epoch first) and the readers (lost
 -- positions): the C entry points of 0.6.0; CREATE OR REPLACE keeps their
 -- privileges

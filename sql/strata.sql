@@ -453,11 +453,14 @@ CREATE POLICY parked_events_visible ON strata.parked_events FOR SELECT
 
 -- Not dumped: a restored database gets a new stream.
 CREATE TABLE strata._stream (
-	id					text		NOT NULL
+	id					text		NOT NULL,
+	timeline			integer
 );
 COMMENT ON TABLE strata._stream IS
 	'Private: the identity of the worker''s current decoding stream (its slot), written before the slot is created.';
 COMMENT ON COLUMN strata._stream.id IS 'Identity of the stream.';
+COMMENT ON COLUMN strata._stream.timeline IS
+	'The timeline the stream''s slot was last taken on (0.6.0): a slot found on another one that is no synchronized copy is replaced.';
 
 CREATE FUNCTION strata.subscribe(name text, handler regprocedure,
 								 categories text[] DEFAULT NULL,

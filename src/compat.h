@@ -192,6 +192,21 @@ compat_slot_failover(ReplicationSlot *slot)
 }
 
 /*
+ * Is the slot a standby's synchronized copy of its primary's (17 and
+ * later; it stays marked so after a promotion)?  Never before 17.
+ */
+static inline bool
+compat_slot_synced(ReplicationSlot *slot)
+{
+#if PG_VERSION_NUM >= 170000
+	return slot->data.synced;
+#else
+	(void) slot;
+	return false;
+#endif
+}
+
+/*
  * Make the (unacquired) slot 'name' one that standbys may synchronize, as
  * ALTER_REPLICATION_SLOT name (FAILOVER) does: a slot made before 17, or
  * by an older pg_strata, becomes one.  Nothing before 17.

@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "strata.h"
+#include "version.h"
 #include "compat.h"
 #include "decoder.h"
 #include "settings.h"
@@ -54,6 +55,9 @@ DecodedRound decoded;
 XLogRecPtr	 decode_lsn = InvalidXLogRecPtr;
 char		*decode_stream_id = NULL;
 
+/* The timeline the stream's slot was last taken on (0: unknown) */
+static TimeLineID decode_stream_timeline = 0;
+
 static LogicalDecodingContext *worker_ctx = NULL;
 static char					   slot_name[NAMEDATALEN];
 
@@ -62,6 +66,8 @@ static XLogRecPtr confirm_pending = InvalidXLogRecPtr;
 static XLogRecPtr confirm_pending_flush = InvalidXLogRecPtr;
 
 static void worker_reset_caches(XLogRecPtr from);
+static bool worker_read_stream_id(void);
+static bool worker_slot_belongs(ReplicationSlot *slot);
 static void worker_relcache_callback(Datum arg, Oid relid);
 static void worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue);
 
@@ -239,6 +245,13 @@ decode_new_stream(void)
 							  (Datum[]){CStringGetTextDatum(id)}, NULL, false,
 							  0) != SPI_OK_INSERT)
 		elog(ERROR, "could not start a new stream");
+	/* 0.6.0: the timeline the stream's slot is made on */
+	if (strata_installed_api() >= STRATA_API_0_6 &&
+		SPI_execute_with_args(
+			"UPDATE strata._stream SET timeline = $1", 1, (Oid[]){INT4OID},
+			(Datum[]){Int32GetDatum((int32) GetWALInsertionTimeLine())}, NULL,
+			false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not start a new stream");
 	subcat_restart_live();
 	SPI_finish();
 	PopActiveSnapshot();
@@ -248,33 +261,111 @@ decode_new_stream(void)
 	if (decode_stream_id != NULL)
 		pfree(decode_stream_id);
 	decode_stream_id = MemoryContextStrdup(TopMemoryContext, id);
+	decode_stream_timeline = GetWALInsertionTimeLine();
 	for (int i = 0; i < worker_nsubs; i++)
 		worker_subs[i]->stale = true;
 }
 
-/* Read the identity of the current stream; false if there is none */
+/*
+ * Read the identity of the current stream, and the timeline its slot was
+ * last taken on (0.6.0; 0 when unknown); false if there is none.
+ */
 static bool
 worker_read_stream_id(void)
 {
 	bool found = false;
+	bool has_timeline;
 
 	worker_begin();
 	SPI_connect();
-	if (SPI_execute("SELECT id FROM strata._stream", true, 0) != SPI_OK_SELECT)
+	has_timeline = strata_installed_api() >= STRATA_API_0_6;
+	if (SPI_execute(has_timeline
+						? "SELECT id, timeline FROM strata._stream"
+						: "SELECT id, NULL::integer FROM strata._stream",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read strata._stream");
+	if (decode_stream_id != NULL)
+		pfree(decode_stream_id);
+	decode_stream_id = NULL;
+	decode_stream_timeline = 0;
 	if (SPI_processed == 1)
 	{
-		if (decode_stream_id != NULL)
-			pfree(decode_stream_id);
+		bool  isnull;
+		Datum tli = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								  2, &isnull);
+
 		decode_stream_id = MemoryContextStrdup(
 			TopMemoryContext,
 			SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		if (!isnull)
+			decode_stream_timeline = (TimeLineID) DatumGetInt32(tli);
 		found = true;
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	worker_commit();
 	return found;
+}
+
+/* Record that the stream's slot is taken on the current timeline */
+static void
+worker_record_timeline(void)
+{
+	TimeLineID tli = GetWALInsertionTimeLine();
+
+	worker_begin();
+	SPI_connect();
+	if (strata_installed_api() >= STRATA_API_0_6 &&
+		SPI_execute_with_args("UPDATE strata._stream SET timeline = $1", 1,
+							  (Oid[]){INT4OID},
+							  (Datum[]){Int32GetDatum((int32) tli)}, NULL,
+							  false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update strata._stream");
+	SPI_finish();
+	PopActiveSnapshot();
+	worker_commit();
+	decode_stream_timeline = tli;
+}
+
+/*
+ * Is the existing slot the one of the current stream, on this node?  The
+ * stream's identity begins with the system identifier it was made on, and
+ * strata._stream records the timeline its slot was last taken on.  A slot
+ * of another system (pg_upgrade carries slots over from 17 on), or one
+ * found on another timeline that is not a synchronized copy of the
+ * primary's (17 and later) came with a copied data directory or an old
+ * primary that rejoined: its position belongs to other WAL, and decoding
+ * from it could skip events.  A stream of before 0.6.0, whose timeline
+ * is unknown, keeps its slot.  The slot is taken: the timeline recorded.
+ */
+static bool
+worker_slot_belongs(ReplicationSlot *slot)
+{
+	uint64		sysid = strtou64(decode_stream_id, NULL, 10);
+	TimeLineID	tli = GetWALInsertionTimeLine();
+	const char *why = NULL;
+
+	if (sysid != GetSystemIdentifier())
+		why = "its stream was made on another system";
+	else if (decode_stream_timeline != 0 && decode_stream_timeline != tli &&
+			 !compat_slot_synced(slot))
+		why = "it was taken on another timeline and is no synchronized copy";
+	if (why != NULL)
+	{
+		ereport(
+			LOG,
+			(errmsg("strata worker replaces replication slot \"%s\": %s",
+					slot_name, why),
+			 errdetail("Stream %s, timeline %u; this is system " UINT64_FORMAT
+					   " on timeline %u.  Subscriptions catch up from "
+					   "strata.events.",
+					   decode_stream_id, decode_stream_timeline,
+					   GetSystemIdentifier(), tli)));
+		return false;
+	}
+	if (decode_stream_timeline != tli)
+		worker_record_timeline();
+	return true;
 }
 
 /*
@@ -306,9 +397,16 @@ decode_start(void)
 			decode_new_stream();
 			worker_create_slot();
 		}
+		else if (worker_read_stream_id() && !worker_slot_belongs(slot))
+		{
+			/* inherited from another node, or another system's */
+			ReplicationSlotDrop(slot_name, true);
+			decode_new_stream();
+			worker_create_slot();
+		}
 		else
 		{
-			if (!worker_read_stream_id())
+			if (decode_stream_id == NULL)
 				decode_new_stream();
 			/* a slot made before failover slots existed (17) becomes one */
 			if (COMPAT_HAS_FAILOVER_SLOTS && !compat_slot_failover(slot))

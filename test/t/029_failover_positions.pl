@@ -7,7 +7,11 @@
 # in strata.epochs names the lost range; the old consumer's cursor gets
 # ST006 from read_all, read_category and wait_for, while a cursor at the
 # last surviving position reads on; the subscription handles every
-# surviving event and every new one exactly once.
+# surviving event and every new one exactly once.  Then the old primary
+# rejoins as a standby with pg_rewind, keeping its stale slot, and is
+# promoted in turn: its worker replaces that slot instead of decoding
+# from it, positions go on above the second primary's, and the
+# subscription still handles every event exactly once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,7 +21,8 @@ use FindBin;
 use lib $FindBin::RealBin;
 use StrataNode;
 
-my $primary = strata_node('primary');
+# wal_log_hints: the old primary rejoins with pg_rewind at the end
+my $primary = strata_node('primary', conf => "wal_log_hints = on\n");
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION strata;
 	CREATE TABLE handled (position bigint NOT NULL);
@@ -59,7 +64,13 @@ is($primary->safe_psql('postgres', "SELECT max(position) FROM strata.read_all($k
 	$old_cursor, "a consumer of the old primary read up to $old_cursor");
 my $old_max = $primary->safe_psql('postgres',
 	q{SELECT last_value FROM strata._position_seq});
+my $slot = $primary->safe_psql('postgres',
+	q{SELECT 'strata_' || oid FROM pg_database WHERE datname = 'postgres'});
 $primary->stop('immediate');
+# the old primary's slot as it left it, for a copied data directory below
+my $saved_slot = "$PostgreSQL::Test::Utils::tmp_check/saved_$slot";
+system('cp', '-a', $primary->data_dir . "/pg_replslot/$slot", $saved_slot) == 0
+  or die 'could not save the slot';
 
 # ---- the promotion ----------------------------------------------------
 $standby->start;
@@ -120,5 +131,51 @@ is($standby->safe_psql('postgres', 'SELECT count(*) FROM strata.epochs'), '2',
 	'a restart on the same timeline opens no epoch');
 cmp_ok($more[0], '>', $new[-1], 'and positions go on');
 
-$standby->stop;
+# ---- the old primary rejoins with pg_rewind and is promoted in turn ------
+my $stream_b = $standby->safe_psql('postgres', 'SELECT id FROM strata._stream');
+# pg_rewind copies the source's configuration: keep the old primary's own
+my $conf = slurp_file($primary->data_dir . '/postgresql.conf');
+command_ok(['pg_rewind', '--target-pgdata', $primary->data_dir,
+	'--source-server', $standby->connstr('postgres')], 'pg_rewind the old primary');
+open(my $fh, '>', $primary->data_dir . '/postgresql.conf') or die $!;
+print $fh $conf;
+close $fh;
+# pg_rewind leaves the target's slots out; a data directory copied with
+# its pg_replslot (or an old primary rejoined without pg_rewind) keeps
+# the old slot: put it back, as such a node would have it
+ok(!-e $primary->data_dir . "/pg_replslot/$slot", 'pg_rewind removed the old slot');
+system('cp', '-a', $saved_slot, $primary->data_dir . "/pg_replslot/$slot") == 0
+  or die 'could not put the slot back';
+$primary->enable_streaming($standby);
+$primary->start;
+my @b = append_events($standby, 'b', 5);
+$standby->wait_for_catchup($primary);
+my $stale = $primary->safe_psql('postgres',
+	"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'");
+is($stale, '1', 'the rejoined old primary has its old, stale slot');
+$standby->stop('fast');
+
+$offset = -s $primary->logfile;
+$primary->promote;
+$primary->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'the old primary was not promoted';
+my @c = append_events($primary, 'c', 5);
+cmp_ok($c[0], '>', $b[-1], 'positions go on above the second primary\'s');
+is($primary->safe_psql('postgres', "SELECT strata.wait_for('rec', $c[-1], '60s')"), 't',
+	'the subscription goes on on the old primary');
+like(slurp_file($primary->logfile, $offset),
+	qr/strata worker replaces replication slot "$slot": it was taken on another timeline/,
+	'its worker replaced the stale slot');
+isnt($primary->safe_psql('postgres', 'SELECT id FROM strata._stream'), $stream_b,
+	'in a new stream');
+is($primary->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE n <> 1) || '/' || count(*) FILTER (WHERE n IS NULL)
+	FROM (SELECT e.position, h.n FROM strata.events e
+		  LEFT JOIN (SELECT position, count(*) AS n FROM handled GROUP BY position) h
+		  USING (position)) x}),
+	'0/0', 'every event handled exactly once, across both failovers');
+is($primary->safe_psql('postgres', 'SELECT count(*) FROM strata.epochs'), '3',
+	'three epochs: one per timeline');
+
+$primary->stop;
 done_testing();
