@@ -141,8 +141,12 @@ else:
         top_lost = new_by_pos.get(top) != [i for i, p, _, _ in old_acks if p == top][0]
         try:
             cur.execute("SELECT count(*) FROM strata.read_all(after_position => %s, max_count => 1)", (top,))
-            check(not top_lost, "read_all(after_position => %d), the old leader's last acknowledged position%s, "
-                  "returns rows instead of raising ST006" % (top, " (lost)" if top_lost else ""))
+            if top_lost:
+                check(False, "read_all(after_position => %d), the old leader's last acknowledged position, lost, "
+                      "raises ST006 (it returned without an error)" % top)
+            else:
+                check(True, "read_all(after_position => %d), the old leader's last acknowledged position, "
+                      "not lost, returns without an error" % top)
         except psycopg2.Error as e:
             check(top_lost and e.pgcode == "ST006",
                   "read_all(after_position => %d)%s raises %s: %s"

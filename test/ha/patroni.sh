@@ -30,7 +30,8 @@
 # root).  Everything lives under one temporary directory; every process it
 # starts is stopped by its pid on every exit path, and the directory is
 # removed with rm -rf --one-file-system.  The logs are kept in
-# test/log/patroni/ (HA_LOG).  Wall time: about 1.5 minutes.
+# test/log/patroni/ (HA_LOG).  HA_MODES=async runs one mode.  Wall time:
+# about a minute.
 set -eu
 cd "$(dirname "$0")/../.."
 SRC=$(pwd)
@@ -149,6 +150,11 @@ wait_until() {
 }
 psql_at() {      # psql_at PORT SQL: one value, no alignment
 	"$PGBIN/psql" -X -qAt -h 127.0.0.1 -p "$1" -U postgres -d postgres -v ON_ERROR_STOP=1 -c "$2"
+}
+# streaming PORT NAME: the server on PORT has a walsender streaming to NAME
+streaming() {
+	[ "$(psql_at "$1" "SELECT count(*) FROM pg_stat_replication
+		WHERE application_name = '$2' AND state = 'streaming'")" = 1 ]
 }
 http_ok() { curl -sf -o /dev/null "http://127.0.0.1:$1$2"; }
 now() { date +%s.%N; }
@@ -269,8 +275,7 @@ run_mode() {
 	fi
 	# Patroni's /replica answers once PostgreSQL runs; the walsender (which
 	# the asynchronous mode stops) a moment later
-	wait_until 30 "node2 to stream from node1" test "$(psql_at "$pg1" \
-		"SELECT count(*) FROM pg_stat_replication WHERE application_name = 'node2' AND state = 'streaming'")" = 1
+	wait_until 30 "node2 to stream from node1" streaming "$pg1" node2
 	echo "node1 leads on port $pg1, node2 replicates on port $pg2 ($(($(date +%s) - t0)) s)"
 
 	# the extension, the table of handled positions, the subscription
