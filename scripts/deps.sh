@@ -6,6 +6,9 @@
 #   scripts/deps.sh --valgrind   the same, plus valgrind (make test-valgrind)
 #   scripts/deps.sh --versions   the same, plus what scripts/versions.sh
 #                             needs to make chroots of the other releases
+#   scripts/deps.sh --ha      the same, plus Patroni and etcd (the Patroni
+#                             test, test/ha/patroni.sh); fails where the
+#                             release has no such packages
 #   scripts/deps.sh --major   print the PostgreSQL major version of this
 #                             machine's Debian release, and nothing else
 # The packages are those of the PostgreSQL major version that this Debian
@@ -43,6 +46,9 @@ V=${PG:-$major}
 #     make test's clang build uses the clang of postgresql-server-dev-NN.
 #   scripts/versions.sh (make test PG=NN, make test-versions): debootstrap
 #     and zstd (the chroots and their cached base).
+#   test/ha/patroni.sh (a two-node Patroni cluster, docs/ha.md): patroni
+#     (it brings python3-psycopg2, which the test's load generator uses
+#     too), etcd-server (its DCS) and etcd-client (etcdctl, to look).
 BUILD_PKGS="make gcc postgresql-$V postgresql-server-dev-$V libpq-dev"
 FEDERATION_PKGS="pkg-config libjansson-dev libcurl4-openssl-dev libssl-dev"
 TEST_PKGS="postgresql-$V-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl"
@@ -51,6 +57,7 @@ RELEASE_PKGS=$(awk -v c="$codename" '$2 == c && $4 != "-" {print $4}' scripts/re
 PKGS="$BUILD_PKGS $FEDERATION_PKGS $TEST_PKGS $RELEASE_PKGS"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS postgresql-$V-wal2json"
 [ "${1:-}" = "--versions" ] && PKGS="$PKGS debootstrap zstd"
+[ "${1:-}" = "--ha" ] && PKGS="$PKGS patroni etcd-server etcd-client"
 # libc6-dbg: glibc's symbols, for valgrind's stacks through libc (valgrind
 # only recommends it, and recommends are not installed)
 [ "${1:-}" = "--valgrind" ] && PKGS="$PKGS valgrind libc6-dbg"

@@ -8,7 +8,9 @@
 #   3. the SQL blocks of the docs (scripts/doctest.sh) in another cluster,
 #      and the check that docs/errors.md has every SQLSTATE (scripts/errcodes.pl);
 #   4. TAP tests (PostgreSQL::Test::Cluster), which run initdb themselves,
-#      as the postgres user on a copy of the tree when run as root.
+#      as the postgres user on a copy of the tree when run as root;
+#   5. a two-node Patroni cluster killed under load (test/ha/patroni.sh),
+#      where scripts/deps.sh --ha can install Patroni and etcd.
 set -u
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
@@ -195,6 +197,19 @@ scripts/tap.sh > "$LOG/tap.log" 2>&1
 cat "$LOG/tap.log"
 count_prove "$LOG/tap.log" "TAP"
 guard "$LOG/tap.log" "Result: PASS" "TAP"
+
+# A two-node Patroni cluster with etcd, its leader killed under load, in
+# synchronous then asynchronous mode (test/ha/patroni.sh, docs/ha.md): one
+# test, "patroni".  Patroni and etcd-server are packages of Debian 12;
+# where scripts/deps.sh --ha cannot install them (a release without them,
+# no archive) the step is skipped and counts nothing.  Its logs are in
+# test/log/patroni/.
+echo "== high availability: Patroni (test/ha/patroni.sh)"
+if scripts/deps.sh --ha > "$LOG/deps-ha.log" 2>&1; then
+	pkg_step patroni test/ha/patroni.sh
+else
+	echo "patroni ... skipped: scripts/deps.sh --ha could not install patroni and etcd (test/log/deps-ha.log)"
+fi
 
 # A failed Assert (CI builds with them: STRATA_ASSERTS=1) aborts its
 # process; one in a background worker that is restarted could leave the
