@@ -117,11 +117,7 @@ like($err, qr/HINT:  .*from the events up to position $kept[-1] and go on from t
 # ---- the subscription, exactly once -------------------------------------
 is($standby->safe_psql('postgres', "SELECT strata.wait_for('rec', $new[-1], '60s')"), 't',
 	'the subscription handles the new events on the new primary');
-is($standby->safe_psql('postgres', q{
-	SELECT count(*) FILTER (WHERE n <> 1) || '/' || count(*) FILTER (WHERE n IS NULL)
-	FROM (SELECT e.position, h.n FROM strata.events e
-		  LEFT JOIN (SELECT position, count(*) AS n FROM handled GROUP BY position) h
-		  USING (position)) x}),
+is(strata_handled_once($standby, 'handled'),
 	'0/0', 'every surviving event and every new one handled exactly once');
 
 # ---- the epochs after a restart, and a second failover's step -------------
@@ -168,11 +164,7 @@ like(slurp_file($primary->logfile, $offset),
 	'its worker replaced the stale slot');
 isnt($primary->safe_psql('postgres', 'SELECT id FROM strata._stream'), $stream_b,
 	'in a new stream');
-is($primary->safe_psql('postgres', q{
-	SELECT count(*) FILTER (WHERE n <> 1) || '/' || count(*) FILTER (WHERE n IS NULL)
-	FROM (SELECT e.position, h.n FROM strata.events e
-		  LEFT JOIN (SELECT position, count(*) AS n FROM handled GROUP BY position) h
-		  USING (position)) x}),
+is(strata_handled_once($primary, 'handled'),
 	'0/0', 'every event handled exactly once, across both failovers');
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM strata.epochs'), '3',
 	'three epochs: one per timeline');

@@ -10,7 +10,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(strata_node strata_writers);
+our @EXPORT = qw(strata_node strata_writers strata_handled_once);
 
 # strata_node(name, conf => 'extra postgresql.conf lines',
 #             init => [extra initdb options]): a started node.
@@ -70,6 +70,20 @@ COMMIT;
 			'postgres'
 		],
 		'>', $out, '2>', $err);
+}
+
+# strata_handled_once(node, table): "n/m", where n is how many events of
+# strata.events the table of handled positions (a column "position")
+# holds more than once, and m how many it misses: "0/0" when each event
+# was handled exactly once.
+sub strata_handled_once
+{
+	my ($node, $table) = @_;
+	return $node->safe_psql('postgres', qq{
+	SELECT count(*) FILTER (WHERE n <> 1) || '/' || count(*) FILTER (WHERE n IS NULL)
+	FROM (SELECT e.position, h.n FROM strata.events e
+		  LEFT JOIN (SELECT position, count(*) AS n FROM $table GROUP BY position) h
+		  USING (position)) x});
 }
 
 1;
