@@ -2,8 +2,9 @@
 # bench/run.sh: the benchmarks of pg_strata (`make bench`): the append
 # benchmarks below, then the decoding benchmark of bench/decode.sh, then
 # the subscription benchmarks of bench/subscribe.sh, the status view's
-# cost with a large backlog (bench/status.sh), then the worker's
-# memory for large transactions (bench/memory.sh).
+# cost with a large backlog (bench/status.sh), what the epochs cost an
+# append and a read (bench/epochs.sh), then the worker's memory for large
+# transactions (bench/memory.sh).
 #
 # Starts one throwaway cluster (pg_virtualenv with the options of
 # scripts/cluster.sh, so pg_virtualenv's own defaults apply: fsync=off),
@@ -31,7 +32,7 @@
 #   BENCH_WAL_EVENTS  events per WAL measurement         (default 20000)
 #   BENCH_PGV_OPTS    more pg_virtualenv options, for example
 #                     "-o fsync=on"                       (default none)
-#   BENCH_ONLY        append, load, decode, subscribe, status, memory or all
+#   BENCH_ONLY        append, load, decode, subscribe, status, epochs, memory or all
 #                                                        (default all)
 #   BENCH_DIAG        1: also run bench/raw_single_stream.sql (the raw
 #                     INSERT plus the UPDATE of a stream row that
@@ -56,8 +57,9 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 		subscribe) exec bench/subscribe.sh ;;
 		memory) exec bench/memory.sh ;;
 		status) exec bench/status.sh ;;
+		epochs) exec bench/epochs.sh ;;
 		append | all) ;;
-		*) echo "bench: BENCH_ONLY must be append, load, decode, subscribe, status, memory or all" >&2; exit 2 ;;
+		*) echo "bench: BENCH_ONLY must be append, load, decode, subscribe, status, epochs, memory or all" >&2; exit 2 ;;
 	esac
 	# shellcheck disable=SC2086
 	pg_virtualenv $PGV_OPTS ${BENCH_PGV_OPTS:-} "$0" "$@"
@@ -67,6 +69,7 @@ if [ -z "${BENCH_IN_CLUSTER:-}" ]; then
 	bench/decode.sh
 	bench/subscribe.sh
 	bench/status.sh
+	bench/epochs.sh
 	# ten million events in one transaction: in make bench only
 	BENCH_MEM_SIZES=${BENCH_MEM_SIZES:-1000 100000 1000000 10000000} exec bench/memory.sh
 fi
