@@ -43,7 +43,9 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_conversion.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "replication/logical.h"
@@ -629,9 +631,10 @@ decoder_filter_match(DecoderFilter *filter, Datum value)
  * and is checked instead) has one.  Only pg_catalog is searched, not the
  * search_path: a default conversion another role created in its own
  * schema is never run by a decoding process (the worker's, or a
- * walsender of any role), so the function called below is always one of
- * the server's built-in C conversions, not user code (which would have to
- * go through usercall.c).
+ * walsender of any role).  And the function must be C (or internal)
+ * code, which only a superuser can install: so the function called below
+ * is one of the server's conversions, never a role's code (which would
+ * have to go through usercall.c).
  */
 static void
 decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
@@ -640,6 +643,19 @@ decoder_find_conversion(LogicalDecodingContext *ctx, DecoderData *data)
 	Oid proc = FindDefaultConversion(PG_CATALOG_NAMESPACE, data->db_encoding,
 									 PG_UTF8);
 
+	if (OidIsValid(proc))
+	{
+		HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(proc));
+		Oid		  lang = InvalidOid;
+
+		if (HeapTupleIsValid(tup))
+		{
+			lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
+			ReleaseSysCache(tup);
+		}
+		if (lang != ClanguageId && lang != INTERNALlanguageId)
+			proc = InvalidOid;
+	}
 	if (!OidIsValid(proc))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),

@@ -139,7 +139,8 @@ epoch_load(void)
 		callbacks = true;
 	}
 	epochs_relid = strata_relid("epochs");
-	list = MemoryContextAlloc(CacheMemoryContext, sizeof(Epoch) * size);
+	/* built where an error frees it; kept in CacheMemoryContext at the end */
+	list = palloc(sizeof(Epoch) * size);
 	rel = table_open(epochs_relid, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -178,7 +179,9 @@ epoch_load(void)
 
 	if (epochs != NULL)
 		pfree(epochs);
-	epochs = list;
+	epochs = MemoryContextAlloc(CacheMemoryContext, sizeof(Epoch) * Max(n, 1));
+	memcpy(epochs, list, sizeof(Epoch) * n);
+	pfree(list);
 	nepochs = n;
 	epochs_valid = true;
 }

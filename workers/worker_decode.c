@@ -67,6 +67,7 @@ static XLogRecPtr confirm_pending_flush = InvalidXLogRecPtr;
 
 static void worker_reset_caches(XLogRecPtr from);
 static bool worker_read_stream_id(void);
+static void worker_save_timeline(void);
 static bool worker_slot_belongs(ReplicationSlot *slot);
 static void worker_relcache_callback(Datum arg, Oid relid);
 static void worker_syscache_callback(Datum arg, int cacheid, uint32 hashvalue);
@@ -221,6 +222,25 @@ worker_create_slot(void)
 }
 
 /*
+ * Write the current timeline beside the stream (0.6.0's strata._stream;
+ * nothing under an older SQL version).  In a transaction, connected to
+ * SPI.
+ */
+static void
+worker_save_timeline(void)
+{
+	TimeLineID tli = GetWALInsertionTimeLine();
+
+	if (strata_installed_api() >= STRATA_API_0_6 &&
+		SPI_execute_with_args("UPDATE strata._stream SET timeline = $1", 1,
+							  (Oid[]){INT4OID},
+							  (Datum[]){Int32GetDatum((int32) tli)}, NULL,
+							  false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the stream's timeline");
+	decode_stream_timeline = tli;
+}
+
+/*
  * A new stream is about to start (a new slot): give it a new identity,
  * and send every live subscription back to catching up from
  * strata.events: their checkpoints refer to WAL this slot never saw, but
@@ -246,12 +266,7 @@ decode_new_stream(void)
 							  0) != SPI_OK_INSERT)
 		elog(ERROR, "could not start a new stream");
 	/* 0.6.0: the timeline the stream's slot is made on */
-	if (strata_installed_api() >= STRATA_API_0_6 &&
-		SPI_execute_with_args(
-			"UPDATE strata._stream SET timeline = $1", 1, (Oid[]){INT4OID},
-			(Datum[]){Int32GetDatum((int32) GetWALInsertionTimeLine())}, NULL,
-			false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not start a new stream");
+	worker_save_timeline();
 	subcat_restart_live();
 	SPI_finish();
 	PopActiveSnapshot();
@@ -261,7 +276,6 @@ decode_new_stream(void)
 	if (decode_stream_id != NULL)
 		pfree(decode_stream_id);
 	decode_stream_id = MemoryContextStrdup(TopMemoryContext, id);
-	decode_stream_timeline = GetWALInsertionTimeLine();
 	for (int i = 0; i < worker_nsubs; i++)
 		worker_subs[i]->stale = true;
 }
@@ -311,20 +325,12 @@ worker_read_stream_id(void)
 static void
 worker_record_timeline(void)
 {
-	TimeLineID tli = GetWALInsertionTimeLine();
-
 	worker_begin();
 	SPI_connect();
-	if (strata_installed_api() >= STRATA_API_0_6 &&
-		SPI_execute_with_args("UPDATE strata._stream SET timeline = $1", 1,
-							  (Oid[]){INT4OID},
-							  (Datum[]){Int32GetDatum((int32) tli)}, NULL,
-							  false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update strata._stream");
+	worker_save_timeline();
 	SPI_finish();
 	PopActiveSnapshot();
 	worker_commit();
-	decode_stream_timeline = tli;
 }
 
 /*
